@@ -1,0 +1,172 @@
+//! Database access for both backends through one query code path.
+//!
+//! [`Db`] is an enum over a SQLite and a PostgreSQL pool. Queries are written once and run on
+//! either through [`db_run!`](crate::db_run): the macro takes a connection of the right kind and
+//! compiles the same body for each backend. On SQLite, writes go through a single-connection
+//! writer pool so concurrent requests queue instead of failing with "database is locked";
+//! readers use their own pool and never block the writer (WAL).
+
+pub mod models;
+pub mod schema;
+
+use crate::error::{AppError, AppResult};
+use diesel::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use futures_util::FutureExt;
+
+/// The SQLite connection type: diesel's sync connection run on the blocking pool.
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Pragmas applied to every SQLite connection: WAL for concurrent readers, a long busy
+/// timeout as a second line of defence behind the single writer, and foreign keys on.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000; \
+     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// SQLite pools: many readers, exactly one writer.
+#[derive(Clone)]
+pub struct SqlitePools {
+    /// Read-only work (queries that change nothing).
+    pub readers: Pool<SqliteConn>,
+    /// All writes, serialized (max one connection).
+    pub writer: Pool<SqliteConn>,
+}
+
+/// The pooled database, either backend.
+#[derive(Clone)]
+pub enum Db {
+    /// Embedded default.
+    Sqlite(SqlitePools),
+    /// Scale-out backend.
+    Pg(Pool<AsyncPgConnection>),
+}
+
+/// Which backend a [`Db`] runs on, for the few places that must know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// Runs one diesel-async expression on the right backend.
+///
+/// `db_run!(db, read, |conn| body)` or `db_run!(db, write, |conn| body)`; `body` may `.await`
+/// and use `?` and is compiled once per backend, so it must only use diesel's portable DSL.
+#[macro_export]
+macro_rules! db_run {
+    ($db:expr, $mode:ident, |$conn:ident| $body:expr) => {{
+        match $db {
+            $crate::db::Db::Sqlite(pools) => {
+                let mut pooled = $crate::db::sqlite_pool!(pools, $mode).get().await?;
+                let $conn: &mut $crate::db::SqliteConn = &mut *pooled;
+                $body
+            }
+            $crate::db::Db::Pg(pool) => {
+                let mut pooled = pool.get().await?;
+                let $conn: &mut diesel_async::AsyncPgConnection = &mut *pooled;
+                $body
+            }
+        }
+    }};
+}
+
+/// Picks the SQLite pool for a mode (`read` or `write`); used by [`db_run!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __sqlite_pool {
+    ($pools:expr, read) => {
+        $pools.readers
+    };
+    ($pools:expr, write) => {
+        $pools.writer
+    };
+}
+pub use crate::__sqlite_pool as sqlite_pool;
+
+fn sqlite_path(url: &str) -> &str {
+    url.trim_start_matches("sqlite://")
+}
+
+impl Db {
+    /// Opens the pools and runs pending migrations.
+    pub async fn connect(url: &str, pool_size: usize) -> anyhow::Result<Self> {
+        let db = if url.starts_with("sqlite://") {
+            let path = sqlite_path(url).to_string();
+            if let Some(dir) = std::path::Path::new(&path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)?;
+                }
+            }
+            let manager = || {
+                let mut cfg = ManagerConfig::<SqliteConn>::default();
+                cfg.custom_setup = Box::new(|url| {
+                    let url = url.to_string();
+                    async move {
+                        let mut c = SqliteConn::establish(&url).await?;
+                        c.batch_execute(SQLITE_PRAGMAS)
+                            .await
+                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(c)
+                    }
+                    .boxed()
+                });
+                AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path.clone(), cfg)
+            };
+            let writer = Pool::builder(manager()).max_size(1).build()?;
+            let readers = Pool::builder(manager()).max_size(pool_size).build()?;
+            // Migrate on the writer so WAL mode is set before readers open.
+            {
+                let conn = SqliteConn::establish(&path).await?;
+                let mut conn = conn;
+                conn.batch_execute(SQLITE_PRAGMAS).await?;
+                run_migrations(conn, SQLITE_MIGRATIONS).await?;
+            }
+            Db::Sqlite(SqlitePools { readers, writer })
+        } else {
+            let conn = AsyncPgConnection::establish(url).await?;
+            run_migrations(conn, PG_MIGRATIONS).await?;
+            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            Db::Pg(Pool::builder(manager).max_size(pool_size).build()?)
+        };
+        Ok(db)
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Pg(_) => Backend::Postgres,
+        }
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> bool {
+        let r: AppResult<()> = async {
+            db_run!(self, read, |conn| conn.batch_execute("SELECT 1").await.map_err(AppError::from))
+        }
+        .await;
+        r.is_ok()
+    }
+}
+
+/// Runs pending migrations. The harness blocks in place, so this needs the multi-thread runtime
+/// (the server's and the tests'); it runs once at start.
+async fn run_migrations<C>(conn: C, migrations: EmbeddedMigrations) -> anyhow::Result<()>
+where
+    C: AsyncConnection + 'static,
+    AsyncMigrationHarness<C>: MigrationHarness<C::Backend>,
+{
+    let mut harness = AsyncMigrationHarness::new(conn);
+    harness
+        .run_pending_migrations(migrations)
+        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    Ok(())
+}

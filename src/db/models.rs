@@ -1,0 +1,369 @@
+//! Row types for the tables the services use. Timestamps are naive UTC (`Timestamp` columns
+//! exist on both backends); transports render them as RFC 3339 with `Z`.
+
+use super::schema::*;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+/// A person who can log in.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users)]
+pub struct User {
+    /// Primary key.
+    pub id: i64,
+    /// Unique; one of the two login identifiers.
+    pub email: String,
+    /// Unique; the other login identifier (seed 001 calls it `trigramme`).
+    pub username: String,
+    /// Display name (seed 002 `name`).
+    pub name: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// `admin` or `user`.
+    pub role: String,
+    /// Inactive users cannot log in and their tokens stop working.
+    pub is_active: bool,
+    /// Profile picture URL.
+    pub avatar_url: Option<String>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Last profile change.
+    pub updated_at: NaiveDateTime,
+}
+
+impl User {
+    /// Whether the user has the admin role.
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+/// Columns for creating a user.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    /// See [`User::email`].
+    pub email: &'a str,
+    /// See [`User::username`].
+    pub username: &'a str,
+    /// See [`User::name`].
+    pub name: &'a str,
+    /// See [`User::password_hash`].
+    pub password_hash: &'a str,
+    /// See [`User::role`].
+    pub role: &'a str,
+    /// See [`User::is_active`].
+    pub is_active: bool,
+    /// See [`User::avatar_url`].
+    pub avatar_url: Option<&'a str>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Same as created_at at first.
+    pub updated_at: NaiveDateTime,
+}
+
+/// A login session: one refresh-token family, with its CSRF token for cookie clients.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    /// UUID, also the `sid` claim of its tokens and seed 001's `X-Session-ID`.
+    pub id: String,
+    /// Owner.
+    pub user_id: i64,
+    /// sha256 of the only refresh token of this family still valid.
+    pub refresh_hash: String,
+    /// CSRF token for cookie-authenticated requests (seed 003).
+    pub csrf_token: Option<String>,
+    /// Client's User-Agent at login.
+    pub user_agent: Option<String>,
+    /// Client's address at login.
+    pub ip_address: Option<String>,
+    /// Which door opened it: `api`, `cookie`, `graphql`.
+    pub client: String,
+    /// Login time.
+    pub created_at: NaiveDateTime,
+    /// Last authenticated request (updated at most once a minute).
+    pub last_activity: NaiveDateTime,
+    /// When the refresh token family stops being accepted.
+    pub expires_at: NaiveDateTime,
+    /// Set by logout, terminate, reuse detection or user deactivation.
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// A machine credential. Only the sha256 of the secret is stored.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKey {
+    /// Primary key.
+    pub id: i64,
+    /// Owner; the key acts as this user.
+    pub user_id: i64,
+    /// Label.
+    pub name: String,
+    /// First characters of the secret, to recognise it in lists.
+    pub prefix: String,
+    /// sha256 hex of the secret.
+    pub key_hash: String,
+    /// JSON array of `read`/`write`/`admin`.
+    pub permissions: String,
+    /// Requests per minute the owner asked for (seed 002), informational for now.
+    pub rate_limit: Option<i32>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Refused after this instant.
+    pub expires_at: Option<NaiveDateTime>,
+    /// Last successful use.
+    pub last_used_at: Option<NaiveDateTime>,
+    /// Refused once set.
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// Columns for creating an API key.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct NewApiKey<'a> {
+    /// Owner.
+    pub user_id: i64,
+    /// Label.
+    pub name: &'a str,
+    /// Display prefix.
+    pub prefix: &'a str,
+    /// sha256 hex of the secret.
+    pub key_hash: &'a str,
+    /// JSON array.
+    pub permissions: &'a str,
+    /// Informational rate limit.
+    pub rate_limit: Option<i32>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Optional expiry.
+    pub expires_at: Option<NaiveDateTime>,
+}
+
+/// An assistant persona: prompt, model and sampling settings.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = agents)]
+pub struct Agent {
+    /// Primary key.
+    pub id: i64,
+    /// Creator; only they (or an admin) may change it.
+    pub owner_id: i64,
+    /// URL name, unique per owner; seed 002 addresses agents by it (`agent_type`).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// One-line description (seed 002).
+    pub description: String,
+    /// Prepended to every chat with this agent.
+    pub system_prompt: String,
+    /// Preferred model key; `None` means the configured default.
+    pub model: Option<String>,
+    /// Sampling temperature.
+    pub temperature: f64,
+    /// Cap on generated tokens; `None` means the model's default.
+    pub max_tokens: Option<i32>,
+    /// Picture URL.
+    pub avatar_url: Option<String>,
+    /// Keep a memory of past exchanges.
+    pub learn_from_interaction: bool,
+    /// Visible (read-only) to every user.
+    pub is_public: bool,
+    /// JSON array of capability names (seed 002).
+    pub capabilities: String,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Last change.
+    pub updated_at: NaiveDateTime,
+}
+
+/// Columns for creating an agent.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = agents)]
+pub struct NewAgent {
+    /// Owner.
+    pub owner_id: i64,
+    /// Unique per owner.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// System prompt.
+    pub system_prompt: String,
+    /// Model key.
+    pub model: Option<String>,
+    /// Temperature.
+    pub temperature: f64,
+    /// Token cap.
+    pub max_tokens: Option<i32>,
+    /// Picture.
+    pub avatar_url: Option<String>,
+    /// Memory switch.
+    pub learn_from_interaction: bool,
+    /// Visibility.
+    pub is_public: bool,
+    /// JSON array.
+    pub capabilities: String,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Same as created_at at first.
+    pub updated_at: NaiveDateTime,
+}
+
+/// Partial update of an agent; `None` leaves a column unchanged.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = agents)]
+pub struct AgentChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New system prompt.
+    pub system_prompt: Option<String>,
+    /// New model (`Some(None)` clears it).
+    pub model: Option<Option<String>>,
+    /// New temperature.
+    pub temperature: Option<f64>,
+    /// New token cap (`Some(None)` clears it).
+    pub max_tokens: Option<Option<i32>>,
+    /// New picture (`Some(None)` clears it).
+    pub avatar_url: Option<Option<String>>,
+    /// New memory switch.
+    pub learn_from_interaction: Option<bool>,
+    /// New visibility.
+    pub is_public: Option<bool>,
+    /// Always set on update.
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// A workspace grouping chats (seed 002 `/projects`).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = projects)]
+pub struct Project {
+    /// Primary key.
+    pub id: i64,
+    /// Owner.
+    pub owner_id: i64,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Seed 002 `type` (`rag`, `general`, …).
+    pub kind: String,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Last change.
+    pub updated_at: NaiveDateTime,
+}
+
+/// Columns for creating a project.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = projects)]
+pub struct NewProject<'a> {
+    /// Owner.
+    pub owner_id: i64,
+    /// Name.
+    pub name: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// Type.
+    pub kind: &'a str,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Same at first.
+    pub updated_at: NaiveDateTime,
+}
+
+/// A conversation of one user, optionally with an agent.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = chats)]
+pub struct Chat {
+    /// Primary key.
+    pub id: i64,
+    /// Owner; chats are private to them.
+    pub user_id: i64,
+    /// Agent, if any (its prompt and model apply).
+    pub agent_id: Option<i64>,
+    /// Project, if any.
+    pub project_id: Option<i64>,
+    /// Title (automatic after the first exchange unless renamed).
+    pub title: String,
+    /// Model override for agent-less chats.
+    pub model: Option<String>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Last change (rename or new message).
+    pub updated_at: NaiveDateTime,
+    /// Time of the newest message.
+    pub last_message_at: Option<NaiveDateTime>,
+}
+
+/// Columns for creating a chat.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = chats)]
+pub struct NewChat {
+    /// Owner.
+    pub user_id: i64,
+    /// Agent.
+    pub agent_id: Option<i64>,
+    /// Project.
+    pub project_id: Option<i64>,
+    /// Title.
+    pub title: String,
+    /// Model.
+    pub model: Option<String>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Same at first.
+    pub updated_at: NaiveDateTime,
+}
+
+/// One message of a chat.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, QueryableByName)]
+#[diesel(table_name = messages)]
+pub struct Message {
+    /// Primary key; increases with time inside a chat.
+    pub id: i64,
+    /// Chat.
+    pub chat_id: i64,
+    /// `user`, `assistant`, `system` or `tool`.
+    pub role: String,
+    /// Text.
+    pub content: String,
+    /// Model that wrote an assistant message.
+    pub model: Option<String>,
+    /// `complete`, `cancelled` or `error`.
+    pub status: String,
+    /// Prompt tokens of the turn.
+    pub prompt_tokens: Option<i32>,
+    /// Generated tokens.
+    pub completion_tokens: Option<i32>,
+    /// Wall time of the turn.
+    pub latency_ms: Option<i64>,
+    /// JSON of tool calls made during the turn.
+    pub tool_calls: Option<String>,
+    /// JSON array of attached document ids.
+    pub files: String,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}
+
+/// Columns for creating a message.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = messages)]
+pub struct NewMessage<'a> {
+    /// Chat.
+    pub chat_id: i64,
+    /// Role.
+    pub role: &'a str,
+    /// Text.
+    pub content: &'a str,
+    /// Model.
+    pub model: Option<&'a str>,
+    /// Status.
+    pub status: &'a str,
+    /// Attached document ids as JSON.
+    pub files: &'a str,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+}

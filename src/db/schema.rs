@@ -1,0 +1,273 @@
+//! Diesel table definitions shared by both backends. Written by hand against
+//! `migrations/{sqlite,postgres}`: every column uses a type both backends map the same way.
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        username -> Text,
+        name -> Text,
+        password_hash -> Text,
+        role -> Text,
+        is_active -> Bool,
+        avatar_url -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> BigInt,
+        refresh_hash -> Text,
+        csrf_token -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        ip_address -> Nullable<Text>,
+        client -> Text,
+        created_at -> Timestamp,
+        last_activity -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        permissions -> Text,
+        rate_limit -> Nullable<Integer>,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    agents (id) {
+        id -> BigInt,
+        owner_id -> BigInt,
+        slug -> Text,
+        name -> Text,
+        description -> Text,
+        system_prompt -> Text,
+        model -> Nullable<Text>,
+        temperature -> Double,
+        max_tokens -> Nullable<Integer>,
+        avatar_url -> Nullable<Text>,
+        learn_from_interaction -> Bool,
+        is_public -> Bool,
+        capabilities -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    projects (id) {
+        id -> BigInt,
+        owner_id -> BigInt,
+        name -> Text,
+        description -> Text,
+        kind -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    chats (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        agent_id -> Nullable<BigInt>,
+        project_id -> Nullable<BigInt>,
+        title -> Text,
+        model -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_message_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        chat_id -> BigInt,
+        role -> Text,
+        content -> Text,
+        model -> Nullable<Text>,
+        status -> Text,
+        prompt_tokens -> Nullable<Integer>,
+        completion_tokens -> Nullable<Integer>,
+        latency_ms -> Nullable<BigInt>,
+        tool_calls -> Nullable<Text>,
+        files -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    collections (id) {
+        id -> BigInt,
+        owner_id -> BigInt,
+        name -> Text,
+        description -> Text,
+        embedding_model -> Text,
+        dimensions -> Integer,
+        index_watermark -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    documents (id) {
+        id -> BigInt,
+        owner_id -> BigInt,
+        collection_id -> Nullable<BigInt>,
+        entity_type -> Nullable<Text>,
+        entity_id -> Nullable<BigInt>,
+        filename -> Text,
+        storage_name -> Text,
+        mime_type -> Text,
+        file_size -> BigInt,
+        sha256 -> Text,
+        pages -> Nullable<Integer>,
+        status -> Text,
+        error -> Nullable<Text>,
+        metadata -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    chunks (id) {
+        id -> BigInt,
+        document_id -> BigInt,
+        collection_id -> Nullable<BigInt>,
+        ordinal -> Integer,
+        text -> Text,
+        span_start -> BigInt,
+        span_end -> BigInt,
+        page -> Nullable<Integer>,
+        embedding -> Nullable<Binary>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    memory_entries (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        agent_id -> Nullable<BigInt>,
+        content -> Text,
+        metadata -> Text,
+        embedding -> Nullable<Binary>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    plugins (id) {
+        id -> BigInt,
+        name -> Text,
+        version -> Text,
+        description -> Text,
+        owner_id -> Nullable<BigInt>,
+        state -> Text,
+        manifest -> Text,
+        wasm_sha256 -> Text,
+        storage_name -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    plugin_kv (plugin_id, key) {
+        plugin_id -> BigInt,
+        key -> Text,
+        value -> Binary,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> BigInt,
+        owner_id -> Nullable<BigInt>,
+        kind -> Text,
+        payload -> Text,
+        schedule -> Nullable<Text>,
+        status -> Text,
+        cancel_requested -> Bool,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        run_at -> Timestamp,
+        locked_by -> Nullable<Text>,
+        locked_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    job_runs (id) {
+        id -> BigInt,
+        job_id -> BigInt,
+        status -> Text,
+        output -> Nullable<Text>,
+        error -> Nullable<Text>,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    models (id) {
+        id -> BigInt,
+        key -> Text,
+        name -> Text,
+        provider -> Text,
+        kind -> Text,
+        family -> Nullable<Text>,
+        path -> Nullable<Text>,
+        base_url -> Nullable<Text>,
+        api_key -> Nullable<Text>,
+        size_bytes -> Nullable<BigInt>,
+        version -> Nullable<Text>,
+        context_length -> Integer,
+        cost_per_1k_input -> Double,
+        cost_per_1k_output -> Double,
+        max_concurrent -> Integer,
+        enabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    settings (key) {
+        key -> Text,
+        value -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(agents -> users (owner_id));
+diesel::joinable!(chats -> users (user_id));
+diesel::joinable!(chats -> agents (agent_id));
+diesel::joinable!(messages -> chats (chat_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users, sessions, api_keys, agents, projects, chats, messages, collections, documents, chunks,
+    memory_entries, plugins, plugin_kv, jobs, job_runs, models, settings,
+);

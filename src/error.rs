@@ -1,0 +1,199 @@
+//! The one error table. Every failure in Hearth is an [`AppError`] carrying an [`ErrorCode`];
+//! the code decides the HTTP status, the GraphQL `extensions.code` and the REST error bodies
+//! (see `rest::errors` for the per-API shapes). Internal details are logged, never returned.
+
+use axum::http::StatusCode;
+use serde_json::Value;
+
+/// Stable, snake_case error codes. Clients match on these; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The request is malformed in a way no more specific code covers.
+    BadRequest,
+    /// The body is not valid JSON.
+    InvalidJson,
+    /// The body parsed but a field is missing, of the wrong type or out of range.
+    ValidationError,
+    /// No credentials were presented.
+    Unauthenticated,
+    /// Login with a wrong identifier or password.
+    InvalidCredentials,
+    /// A token that is malformed, tampered with, of the wrong kind or signed badly.
+    InvalidToken,
+    /// A token whose `exp` has passed.
+    TokenExpired,
+    /// A refresh token that was already rotated: its whole session family is now revoked.
+    RefreshTokenReused,
+    /// The session behind the credentials was logged out or terminated.
+    SessionRevoked,
+    /// The API key was revoked or has expired.
+    ApiKeyRevoked,
+    /// The account is deactivated.
+    AccountDisabled,
+    /// Authenticated, but the role does not allow this.
+    Forbidden,
+    /// The API key lacks the permission (`read`/`write`/`admin`) this call needs.
+    InsufficientPermissions,
+    /// Cookie-authenticated state change without a valid `X-CSRF-Token`.
+    CsrfInvalid,
+    /// A per-user limit (agents per user, …) is reached.
+    QuotaExceeded,
+    /// Missing object, or one the caller may not see (both look the same on purpose).
+    NotFound,
+    /// Unique constraint: email, username, name already taken.
+    Conflict,
+    /// The body or a field is larger than allowed.
+    PayloadTooLarge,
+    /// The HTTP method is not allowed here (e.g. a GraphQL mutation over GET).
+    MethodNotAllowed,
+    /// The content type is not accepted on this route.
+    UnsupportedMediaType,
+    /// A GraphQL query over the depth/complexity/batch limits.
+    QueryTooComplex,
+    /// Too many requests in the window.
+    RateLimited,
+    /// A model backend is down or refuses connections.
+    LlmUnavailable,
+    /// A dependency (database, …) is unavailable.
+    Unavailable,
+    /// A bug or an I/O failure; details are in the log only.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The stable wire name.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            BadRequest => "bad_request",
+            InvalidJson => "invalid_json",
+            ValidationError => "validation_error",
+            Unauthenticated => "unauthenticated",
+            InvalidCredentials => "invalid_credentials",
+            InvalidToken => "invalid_token",
+            TokenExpired => "token_expired",
+            RefreshTokenReused => "refresh_token_reused",
+            SessionRevoked => "session_revoked",
+            ApiKeyRevoked => "api_key_revoked",
+            AccountDisabled => "account_disabled",
+            Forbidden => "forbidden",
+            InsufficientPermissions => "insufficient_permissions",
+            CsrfInvalid => "csrf_invalid",
+            QuotaExceeded => "quota_exceeded",
+            NotFound => "not_found",
+            Conflict => "conflict",
+            PayloadTooLarge => "payload_too_large",
+            MethodNotAllowed => "method_not_allowed",
+            UnsupportedMediaType => "unsupported_media_type",
+            QueryTooComplex => "query_too_complex",
+            RateLimited => "rate_limited",
+            LlmUnavailable => "llm_unavailable",
+            Unavailable => "unavailable",
+            Internal => "internal_error",
+        }
+    }
+
+    /// The HTTP status every REST dialect uses for this code.
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            BadRequest | InvalidJson | QueryTooComplex => StatusCode::BAD_REQUEST,
+            ValidationError => StatusCode::UNPROCESSABLE_ENTITY,
+            Unauthenticated | InvalidCredentials | InvalidToken | TokenExpired
+            | RefreshTokenReused | SessionRevoked | ApiKeyRevoked => StatusCode::UNAUTHORIZED,
+            AccountDisabled | Forbidden | InsufficientPermissions | CsrfInvalid
+            | QuotaExceeded => StatusCode::FORBIDDEN,
+            NotFound => StatusCode::NOT_FOUND,
+            Conflict => StatusCode::CONFLICT,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            LlmUnavailable | Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A failure with a stable code, a human message and optional structured details.
+#[derive(Debug, Clone)]
+pub struct AppError {
+    /// Decides status and wire code.
+    pub code: ErrorCode,
+    /// Safe to show to the caller.
+    pub message: String,
+    /// Field-level details (`{"field": "email"}`), shown where the dialect has room.
+    pub details: Option<Value>,
+}
+
+/// Result alias used across services and transports.
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    /// Builds an error with a code and a caller-safe message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), details: None }
+    }
+    /// Attaches structured details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+    /// Missing or hidden object.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+    /// Invalid field value, naming the field.
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ValidationError, message)
+            .with_details(serde_json::json!({ "field": field }))
+    }
+    /// No credentials.
+    pub fn unauthenticated() -> Self {
+        Self::new(ErrorCode::Unauthenticated, "authentication required")
+    }
+    /// Role or ownership refuses the action.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+    /// Logs the real cause and returns a generic internal error.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(ErrorCode::Internal, "internal server error")
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => AppError::not_found("object"),
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                tracing::debug!(message = info.message(), "unique violation");
+                AppError::new(ErrorCode::Conflict, "already exists")
+            }
+            other => AppError::internal(other),
+        }
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
+    fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        tracing::error!(error = %e, "database pool");
+        AppError::new(ErrorCode::Unavailable, "database unavailable")
+    }
+}
+
+impl From<async_graphql::Error> for AppError {
+    fn from(e: async_graphql::Error) -> Self {
+        AppError::internal(e.message)
+    }
+}

@@ -1,0 +1,18 @@
+//! Transport-agnostic use cases. GraphQL resolvers and REST handlers both call these, so
+//! validation, ownership and permission rules live here once.
+
+pub mod agents;
+pub mod api_keys;
+pub mod auth;
+pub mod chats;
+pub mod pagination;
+pub mod projects;
+pub mod users;
+pub mod validate;
+
+/// Current time as stored in the database (naive UTC, microsecond precision so both
+/// backends round-trip the same value).
+pub fn now() -> chrono::NaiveDateTime {
+    use chrono::{SubsecRound, Utc};
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
