@@ -90,7 +90,10 @@ pub struct ConfigError {
 }
 
 fn bad(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.into(), message: message.into() }
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 impl Config {
@@ -110,15 +113,23 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad("config", format!("cannot read {}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e| {
-            let key = e.span().map(|s| text[s].trim().to_string()).unwrap_or_default();
-            bad(if key.is_empty() { "hearth.toml" } else { &key }, e.message().to_string())
+            let key = e
+                .span()
+                .map(|s| text[s].trim().to_string())
+                .unwrap_or_default();
+            bad(
+                if key.is_empty() { "hearth.toml" } else { &key },
+                e.message().to_string(),
+            )
         })
     }
 
     /// Applies `HEARTH_*` overrides; `get` is the environment lookup (injectable for tests).
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parse<T: std::str::FromStr>(key: &str, v: String) -> Result<T, ConfigError> {
-            v.trim().parse().map_err(|_| bad(key, format!("cannot parse {v:?}")))
+            v.trim()
+                .parse()
+                .map_err(|_| bad(key, format!("cannot parse {v:?}")))
         }
         if let Some(v) = get("HEARTH_BIND") {
             self.bind = v;
@@ -158,12 +169,21 @@ impl Config {
 
     /// Rejects values the server cannot run with.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.bind
-            .parse::<SocketAddr>()
-            .map_err(|_| bad("bind", format!("{:?} is not an address like 127.0.0.1:8080", self.bind)))?;
+        self.bind.parse::<SocketAddr>().map_err(|_| {
+            bad(
+                "bind",
+                format!("{:?} is not an address like 127.0.0.1:8080", self.bind),
+            )
+        })?;
         let url = self.database_url();
-        if !(url.starts_with("sqlite://") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(bad("database_url", "must start with sqlite:// or postgres://"));
+        if !(url.starts_with("sqlite://")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(bad(
+                "database_url",
+                "must start with sqlite:// or postgres://",
+            ));
         }
         if let Some(s) = &self.jwt_secret {
             if s.len() < 32 {
@@ -174,7 +194,10 @@ impl Config {
             return Err(bad("access_token_ttl_secs", "must be positive"));
         }
         if self.refresh_token_ttl_secs < self.access_token_ttl_secs {
-            return Err(bad("refresh_token_ttl_secs", "must be at least access_token_ttl_secs"));
+            return Err(bad(
+                "refresh_token_ttl_secs",
+                "must be at least access_token_ttl_secs",
+            ));
         }
         if self.body_limit_bytes < 1024 {
             return Err(bad("body_limit_bytes", "must be at least 1024"));
@@ -184,7 +207,10 @@ impl Config {
         }
         let g = &self.graphql;
         if g.max_depth == 0 || g.max_complexity == 0 || g.max_batch == 0 {
-            return Err(bad("graphql", "max_depth, max_complexity and max_batch must be at least 1"));
+            return Err(bad(
+                "graphql",
+                "max_depth, max_complexity and max_batch must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -204,7 +230,8 @@ mod tests {
     #[test]
     fn env_overrides_and_names_the_bad_key() {
         let mut c = Config::default();
-        c.apply_env(|k| (k == "HEARTH_BIND").then(|| "127.0.0.1:9000".to_string())).unwrap();
+        c.apply_env(|k| (k == "HEARTH_BIND").then(|| "127.0.0.1:9000".to_string()))
+            .unwrap();
         assert_eq!(c.bind, "127.0.0.1:9000");
         let err = c
             .apply_env(|k| (k == "HEARTH_DB_POOL_SIZE").then(|| "many".to_string()))

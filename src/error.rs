@@ -101,8 +101,9 @@ impl ErrorCode {
             ValidationError => StatusCode::UNPROCESSABLE_ENTITY,
             Unauthenticated | InvalidCredentials | InvalidToken | TokenExpired
             | RefreshTokenReused | SessionRevoked | ApiKeyRevoked => StatusCode::UNAUTHORIZED,
-            AccountDisabled | Forbidden | InsufficientPermissions | CsrfInvalid
-            | QuotaExceeded => StatusCode::FORBIDDEN,
+            AccountDisabled | Forbidden | InsufficientPermissions | CsrfInvalid | QuotaExceeded => {
+                StatusCode::FORBIDDEN
+            }
             NotFound => StatusCode::NOT_FOUND,
             Conflict => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -132,7 +133,11 @@ pub type AppResult<T> = Result<T, AppError>;
 impl AppError {
     /// Builds an error with a code and a caller-safe message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), details: None }
+        Self {
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
     /// Attaches structured details.
     pub fn with_details(mut self, details: Value) -> Self {
@@ -165,7 +170,7 @@ impl AppError {
 
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.message)
+        f.write_str(&self.message)
     }
 }
 

@@ -46,7 +46,9 @@ pub struct EventBus {
 impl EventBus {
     /// A bus keeping up to `capacity` undelivered events per subscriber.
     pub fn new(capacity: usize) -> Self {
-        Self { tx: broadcast::channel(capacity).0 }
+        Self {
+            tx: broadcast::channel(capacity).0,
+        }
     }
     /// Publishes; having no subscriber is fine.
     pub fn publish(&self, event: Event) {

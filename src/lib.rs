@@ -16,5 +16,59 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod graphql;
+pub mod http;
+pub mod rest;
 pub mod service;
 pub mod state;
+
+use std::sync::Arc;
+
+/// Entry point for building a running Hearth from a configuration.
+pub struct App;
+
+impl App {
+    /// Opens the database (running migrations), loads or creates the JWT secret and
+    /// assembles the shared state.
+    pub async fn build(config: config::Config) -> anyhow::Result<state::AppState> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let secret = match &config.jwt_secret {
+            Some(s) => s.clone().into_bytes(),
+            None => load_or_create_secret(&config.data_dir.join("jwt_secret"))?,
+        };
+        let db = db::Db::connect(&config.database_url(), config.db_pool_size).await?;
+        Ok(state::AppState {
+            config: Arc::new(config),
+            db,
+            jwt: Arc::new(auth::tokens::JwtKeys::new(&secret)),
+            events: events::EventBus::new(1024),
+            started_at: std::time::Instant::now(),
+        })
+    }
+}
+
+/// Reads the generated JWT secret, creating it (mode 0600) on first start.
+fn load_or_create_secret(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(s) = std::fs::read_to_string(path) {
+        let s = s.trim();
+        if s.len() >= 32 {
+            return Ok(s.as_bytes().to_vec());
+        }
+        anyhow::bail!(
+            "{} is shorter than 32 characters; delete it to regenerate",
+            path.display()
+        );
+    }
+    let secret = auth::secrets::random_token(64);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    use std::io::Write;
+    let mut f = opts.open(path)?;
+    f.write_all(secret.as_bytes())?;
+    Ok(secret.into_bytes())
+}

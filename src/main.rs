@@ -1,1 +1,150 @@
-fn main() {}
+//! The `hearth` command: a thin CLI over the library.
+
+use clap::{Parser, Subcommand};
+use hearth::config::Config;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "hearth",
+    version,
+    about = "Self-hosted, GraphQL-first AI platform"
+)]
+struct Cli {
+    /// Configuration file (default: ./hearth.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite file, uploads, generated secrets).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://…
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server.
+    Serve {
+        /// Listen address, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Applies pending database migrations and exits.
+    Migrate,
+    /// Prints the GraphQL schema (SDL).
+    Schema,
+    /// Manages users.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Creates a user.
+    Create {
+        /// Email address.
+        #[arg(long)]
+        email: String,
+        /// Username.
+        #[arg(long)]
+        username: String,
+        /// Password (8–256 characters).
+        #[arg(long)]
+        password: String,
+        /// Give the admin role.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+fn load_config(cli: &Cli, bind: Option<&String>) -> anyhow::Result<Config> {
+    let mut cfg = Config::load(cli.config.as_deref())?;
+    if let Some(d) = &cli.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(u) = &cli.database_url {
+        cfg.database_url = Some(u.clone());
+    }
+    if let Some(b) = bind {
+        cfg.bind = b.clone();
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .init();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("hearth: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Schema => {
+            print!("{}", hearth::graphql::sdl());
+            Ok(())
+        }
+        Command::Migrate => {
+            let cfg = load_config(&cli, None)?;
+            hearth::App::build(cfg).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User {
+            action:
+                UserCommand::Create {
+                    email,
+                    username,
+                    password,
+                    admin,
+                },
+        } => {
+            let cfg = load_config(&cli, None)?;
+            let state = hearth::App::build(cfg).await?;
+            let user = hearth::service::auth::register(
+                &state,
+                hearth::service::auth::RegisterInput {
+                    email: email.clone(),
+                    password: password.clone(),
+                    username: Some(username.clone()),
+                    name: None,
+                    admin: *admin,
+                },
+                true,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
+            println!(
+                "created user {} ({}) with role {}",
+                user.username, user.email, user.role
+            );
+            Ok(())
+        }
+        Command::Serve { bind } => {
+            let cfg = load_config(&cli, bind.as_ref())?;
+            let addr = cfg.bind.clone();
+            let (state, app) = hearth::http::app_for(cfg).await?;
+            let listener = tokio::net::TcpListener::bind(&addr).await?;
+            tracing::info!(
+                address = %listener.local_addr()?,
+                database = state.db.backend_name(),
+                "Hearth is serving: GraphQL at /graphql"
+            );
+            hearth::http::serve(listener, app, hearth::http::shutdown_signal()).await?;
+            Ok(())
+        }
+    }
+}

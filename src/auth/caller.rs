@@ -71,10 +71,15 @@ impl Caller {
 
     /// Refuses read-only credentials on state changes.
     pub fn require_write(&self) -> AppResult<()> {
-        if self.permissions.contains(&Permission::Write) || self.permissions.contains(&Permission::Admin) {
+        if self.permissions.contains(&Permission::Write)
+            || self.permissions.contains(&Permission::Admin)
+        {
             Ok(())
         } else {
-            Err(AppError::new(ErrorCode::InsufficientPermissions, "this API key is read-only"))
+            Err(AppError::new(
+                ErrorCode::InsufficientPermissions,
+                "this API key is read-only",
+            ))
         }
     }
 
@@ -83,7 +88,10 @@ impl Caller {
         if self.is_admin() {
             Ok(())
         } else if self.user.is_admin() {
-            Err(AppError::new(ErrorCode::InsufficientPermissions, "this API key lacks the admin permission"))
+            Err(AppError::new(
+                ErrorCode::InsufficientPermissions,
+                "this API key lacks the admin permission",
+            ))
         } else {
             Err(AppError::forbidden("admin role required"))
         }

@@ -1,7 +1,9 @@
 //! argon2id password hashing, run off the async runtime (it is deliberately slow).
 
 use crate::error::{AppError, AppResult};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 /// Hashes a password into a PHC string with a fresh salt.
@@ -22,8 +24,12 @@ pub async fn hash(password: &str) -> AppResult<String> {
 pub async fn verify(password: &str, phc: &str) -> AppResult<bool> {
     let (password, phc) = (password.to_owned(), phc.to_owned());
     tokio::task::spawn_blocking(move || {
-        let Ok(parsed) = PasswordHash::new(&phc) else { return false };
-        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+        let Ok(parsed) = PasswordHash::new(&phc) else {
+            return false;
+        };
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
     })
     .await
     .map_err(AppError::internal)

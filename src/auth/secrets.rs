@@ -9,7 +9,11 @@ pub const API_KEY_PREFIX: &str = "sk-hearth-";
 
 /// `len` random alphanumeric characters from the OS-seeded thread RNG.
 pub fn random_token(len: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 /// A new API key secret (shown to its owner once).

@@ -67,7 +67,14 @@ impl JwtKeys {
     }
 
     /// Signs a token of `kind` for a user and session, valid `ttl_secs`.
-    pub fn issue(&self, kind: TokenKind, user_id: i64, role: &str, sid: &str, ttl_secs: i64) -> AppResult<String> {
+    pub fn issue(
+        &self,
+        kind: TokenKind,
+        user_id: i64,
+        role: &str,
+        sid: &str,
+        ttl_secs: i64,
+    ) -> AppResult<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -85,10 +92,15 @@ impl JwtKeys {
 
     /// Verifies signature, algorithm, `exp`/`iss`/`aud` and the expected kind.
     pub fn verify(&self, token: &str, kind: TokenKind) -> AppResult<Claims> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => AppError::new(ErrorCode::TokenExpired, "token expired"),
-            _ => AppError::new(ErrorCode::InvalidToken, "invalid token"),
-        })?;
+        let data =
+            decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => {
+                        AppError::new(ErrorCode::TokenExpired, "token expired")
+                    }
+                    _ => AppError::new(ErrorCode::InvalidToken, "invalid token"),
+                }
+            })?;
         if data.claims.typ != kind {
             return Err(AppError::new(ErrorCode::InvalidToken, "wrong token type"));
         }

@@ -14,7 +14,9 @@ use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{
+    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection,
+};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
 
@@ -147,10 +149,21 @@ impl Db {
         }
     }
 
+    /// `sqlite` or `postgres`, for health output.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Pg(_) => "postgres",
+        }
+    }
+
     /// A cheap round trip, for health checks.
     pub async fn ping(&self) -> bool {
         let r: AppResult<()> = async {
-            db_run!(self, read, |conn| conn.batch_execute("SELECT 1").await.map_err(AppError::from))
+            db_run!(self, read, |conn| conn
+                .batch_execute("SELECT 1")
+                .await
+                .map_err(AppError::from))
         }
         .await;
         r.is_ok()

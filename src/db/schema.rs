@@ -268,6 +268,21 @@ diesel::joinable!(chats -> agents (agent_id));
 diesel::joinable!(messages -> chats (chat_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    users, sessions, api_keys, agents, projects, chats, messages, collections, documents, chunks,
-    memory_entries, plugins, plugin_kv, jobs, job_runs, models, settings,
+    users,
+    sessions,
+    api_keys,
+    agents,
+    projects,
+    chats,
+    messages,
+    collections,
+    documents,
+    chunks,
+    memory_entries,
+    plugins,
+    plugin_kv,
+    jobs,
+    job_runs,
+    models,
+    settings,
 );

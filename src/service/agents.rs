@@ -61,7 +61,10 @@ pub struct AgentPatch {
 
 fn check_max_tokens(v: i64) -> AppResult<i32> {
     if !(1..=1_000_000).contains(&v) {
-        return Err(AppError::validation("max_tokens", "max_tokens must be between 1 and 1000000"));
+        return Err(AppError::validation(
+            "max_tokens",
+            "max_tokens must be between 1 and 1000000",
+        ));
     }
     Ok(v as i32)
 }
@@ -82,7 +85,11 @@ pub async fn create(state: &AppState, caller: &Caller, input: AgentInput) -> App
     let description = input.description.unwrap_or_default();
     validate::max_len("description", &description, validate::MAX_DESCRIPTION_CHARS)?;
     let system_prompt = input.system_prompt.unwrap_or_default();
-    validate::max_len("system_prompt", &system_prompt, validate::MAX_SYSTEM_PROMPT_CHARS)?;
+    validate::max_len(
+        "system_prompt",
+        &system_prompt,
+        validate::MAX_SYSTEM_PROMPT_CHARS,
+    )?;
     let model = input.model.as_deref().map(check_model).transpose()?;
     let temperature = validate::temperature(input.temperature.unwrap_or(0.7))?;
     let max_tokens = input.max_tokens.map(check_max_tokens).transpose()?;
@@ -91,7 +98,10 @@ pub async fn create(state: &AppState, caller: &Caller, input: AgentInput) -> App
     }
     let caps = input.capabilities.unwrap_or_default();
     if caps.len() > 50 || caps.iter().any(|c| c.is_empty() || c.len() > 64) {
-        return Err(AppError::validation("capabilities", "at most 50 capabilities of 1-64 characters"));
+        return Err(AppError::validation(
+            "capabilities",
+            "at most 50 capabilities of 1-64 characters",
+        ));
     }
     let capabilities = serde_json::to_string(&caps).map_err(AppError::internal)?;
     let uid = caller.user_id();
@@ -99,11 +109,18 @@ pub async fn create(state: &AppState, caller: &Caller, input: AgentInput) -> App
     let ts = now();
     let db = &state.db;
     db_run!(db, write, |conn| {
-        let owned: i64 = agents::table.filter(agents::owner_id.eq(uid)).count().get_result(conn).await?;
+        let owned: i64 = agents::table
+            .filter(agents::owner_id.eq(uid))
+            .count()
+            .get_result(conn)
+            .await?;
         if owned >= validate::MAX_AGENTS_PER_USER {
             return Err(AppError::new(
                 ErrorCode::QuotaExceeded,
-                format!("a user may own at most {} agents", validate::MAX_AGENTS_PER_USER),
+                format!(
+                    "a user may own at most {} agents",
+                    validate::MAX_AGENTS_PER_USER
+                ),
             ));
         }
         let taken: Vec<String> = agents::table
@@ -146,16 +163,28 @@ pub async fn create(state: &AppState, caller: &Caller, input: AgentInput) -> App
 pub async fn get(state: &AppState, caller: Option<&Caller>, id: i64) -> AppResult<Agent> {
     let db = &state.db;
     let agent: Option<Agent> = db_run!(db, read, |conn| {
-        agents::table.find(id).select(Agent::as_select()).first(conn).await.optional()
+        agents::table
+            .find(id)
+            .select(Agent::as_select())
+            .first(conn)
+            .await
+            .optional()
     })?;
-    agent.filter(|a| visible(a, caller)).ok_or_else(|| AppError::not_found("agent"))
+    agent
+        .filter(|a| visible(a, caller))
+        .ok_or_else(|| AppError::not_found("agent"))
 }
 
 /// Loads agents by id without visibility filtering (callers filter with [`visible`]).
 pub async fn by_ids(state: &AppState, ids: &[i64]) -> AppResult<Vec<Agent>> {
     let db = &state.db;
     db_run!(db, read, |conn| {
-        agents::table.filter(agents::id.eq_any(ids)).select(Agent::as_select()).load(conn).await.map_err(AppError::from)
+        agents::table
+            .filter(agents::id.eq_any(ids))
+            .select(Agent::as_select())
+            .load(conn)
+            .await
+            .map_err(AppError::from)
     })
 }
 
@@ -170,9 +199,17 @@ async fn get_writable(state: &AppState, caller: &Caller, id: i64) -> AppResult<A
 }
 
 /// Applies a partial update (owner or admin).
-pub async fn update(state: &AppState, caller: &Caller, id: i64, patch: AgentPatch) -> AppResult<Agent> {
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    patch: AgentPatch,
+) -> AppResult<Agent> {
     get_writable(state, caller, id).await?;
-    let mut changes = AgentChanges { updated_at: Some(now()), ..Default::default() };
+    let mut changes = AgentChanges {
+        updated_at: Some(now()),
+        ..Default::default()
+    };
     if let Some(n) = &patch.name {
         changes.name = Some(validate::required("name", n, validate::MAX_NAME_CHARS)?);
     }
@@ -217,16 +254,27 @@ pub async fn delete(state: &AppState, caller: &Caller, id: i64) -> AppResult<()>
     get_writable(state, caller, id).await?;
     let db = &state.db;
     db_run!(db, write, |conn| {
-        diesel::delete(agents::table.find(id)).execute(conn).await.map_err(AppError::from)
+        diesel::delete(agents::table.find(id))
+            .execute(conn)
+            .await
+            .map_err(AppError::from)
     })?;
     Ok(())
 }
 
 /// Public agents, oldest first, with the total count.
-pub async fn list_public(state: &AppState, limit: i64, offset: i64) -> AppResult<(Vec<Agent>, i64)> {
+pub async fn list_public(
+    state: &AppState,
+    limit: i64,
+    offset: i64,
+) -> AppResult<(Vec<Agent>, i64)> {
     let db = &state.db;
     db_run!(db, read, |conn| {
-        let total: i64 = agents::table.filter(agents::is_public.eq(true)).count().get_result(conn).await?;
+        let total: i64 = agents::table
+            .filter(agents::is_public.eq(true))
+            .count()
+            .get_result(conn)
+            .await?;
         let rows = agents::table
             .filter(agents::is_public.eq(true))
             .order(agents::id.asc())
@@ -255,7 +303,12 @@ pub async fn list_mine(state: &AppState, caller: &Caller) -> AppResult<Vec<Agent
 }
 
 /// Agents the caller can use (own and public), by id descending, keyset-paged after `after`.
-pub async fn list_visible(state: &AppState, caller: &Caller, limit: i64, after: Option<i64>) -> AppResult<Vec<Agent>> {
+pub async fn list_visible(
+    state: &AppState,
+    caller: &Caller,
+    limit: i64,
+    after: Option<i64>,
+) -> AppResult<Vec<Agent>> {
     let uid = caller.user_id();
     let db = &state.db;
     db_run!(db, read, |conn| {

@@ -38,23 +38,35 @@ pub fn parse_permissions(json: &str) -> Vec<Permission> {
 }
 
 /// Creates a key and returns it with its secret (never retrievable again).
-pub async fn create(state: &AppState, caller: &Caller, input: NewKeyInput) -> AppResult<(ApiKey, String)> {
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    input: NewKeyInput,
+) -> AppResult<(ApiKey, String)> {
     caller.require_write()?;
     let name = validate::required("name", &input.name, validate::MAX_NAME_CHARS)?;
-    let wanted = input.permissions.unwrap_or_else(|| vec!["read".into(), "write".into()]);
+    let wanted = input
+        .permissions
+        .unwrap_or_else(|| vec!["read".into(), "write".into()]);
     if wanted.is_empty() || wanted.len() > 3 {
-        return Err(AppError::validation("permissions", "permissions must list read, write and/or admin"));
+        return Err(AppError::validation(
+            "permissions",
+            "permissions must list read, write and/or admin",
+        ));
     }
     let mut perms = Vec::new();
     for p in &wanted {
-        let parsed = Permission::parse(p)
-            .ok_or_else(|| AppError::validation("permissions", format!("unknown permission {p:?}")))?;
+        let parsed = Permission::parse(p).ok_or_else(|| {
+            AppError::validation("permissions", format!("unknown permission {p:?}"))
+        })?;
         if parsed == Permission::Admin && !caller.is_admin() {
             return Err(AppError::forbidden("only admins can create admin keys"));
         }
         // A key never gets more than the credential that created it.
         if !caller.permissions.contains(&parsed) {
-            return Err(AppError::forbidden(format!("this credential cannot grant {p:?}")));
+            return Err(AppError::forbidden(format!(
+                "this credential cannot grant {p:?}"
+            )));
         }
         if !perms.contains(&parsed) {
             perms.push(parsed);
@@ -62,13 +74,19 @@ pub async fn create(state: &AppState, caller: &Caller, input: NewKeyInput) -> Ap
     }
     let rate_limit = match input.rate_limit {
         Some(r) if !(1..=1_000_000).contains(&r) => {
-            return Err(AppError::validation("rate_limit", "rate_limit must be between 1 and 1000000"))
+            return Err(AppError::validation(
+                "rate_limit",
+                "rate_limit must be between 1 and 1000000",
+            ))
         }
         r => r.map(|r| r as i32),
     };
     let ts = now();
     if input.expires_at.is_some_and(|e| e <= ts) {
-        return Err(AppError::validation("expires_at", "expires_at must be in the future"));
+        return Err(AppError::validation(
+            "expires_at",
+            "expires_at must be in the future",
+        ));
     }
     let secret = new_api_key();
     let hash = sha256_hex(&secret);
@@ -85,7 +103,10 @@ pub async fn create(state: &AppState, caller: &Caller, input: NewKeyInput) -> Ap
             .get_result(conn)
             .await?;
         if live >= MAX_KEYS_PER_USER {
-            return Err(AppError::new(crate::error::ErrorCode::QuotaExceeded, "too many API keys"));
+            return Err(AppError::new(
+                crate::error::ErrorCode::QuotaExceeded,
+                "too many API keys",
+            ));
         }
         diesel::insert_into(api_keys::table)
             .values(NewApiKey {

@@ -80,11 +80,17 @@ pub enum Credential {
 /// instance becomes its admin so a fresh install can be administered.
 pub async fn register(state: &AppState, input: RegisterInput, by_admin: bool) -> AppResult<User> {
     if !by_admin && !state.config.allow_registration {
-        return Err(AppError::forbidden("registration is disabled on this server"));
+        return Err(AppError::forbidden(
+            "registration is disabled on this server",
+        ));
     }
     let email = validate::email(&input.email)?;
     validate::password(&input.password)?;
-    let explicit_username = input.username.as_deref().map(validate::username).transpose()?;
+    let explicit_username = input
+        .username
+        .as_deref()
+        .map(validate::username)
+        .transpose()?;
     let name = match input.name.as_deref() {
         Some(n) => {
             let n = n.trim();
@@ -96,15 +102,24 @@ pub async fn register(state: &AppState, input: RegisterInput, by_admin: bool) ->
     let hash = password::hash(&input.password).await?;
     let db = &state.db;
     db_run!(db, write, |conn| {
-        let taken: i64 = users::table.filter(users::email.eq(&email)).count().get_result(conn).await?;
+        let taken: i64 = users::table
+            .filter(users::email.eq(&email))
+            .count()
+            .get_result(conn)
+            .await?;
         if taken > 0 {
-            return Err(AppError::new(ErrorCode::Conflict, "email already registered")
-                .with_details(serde_json::json!({"field": "email"})));
+            return Err(
+                AppError::new(ErrorCode::Conflict, "email already registered")
+                    .with_details(serde_json::json!({"field": "email"})),
+            );
         }
         let username = match &explicit_username {
             Some(u) => {
-                let taken: i64 =
-                    users::table.filter(users::username.eq(u)).count().get_result(conn).await?;
+                let taken: i64 = users::table
+                    .filter(users::username.eq(u))
+                    .count()
+                    .get_result(conn)
+                    .await?;
                 if taken > 0 {
                     return Err(AppError::new(ErrorCode::Conflict, "username already taken")
                         .with_details(serde_json::json!({"field": "username"})));
@@ -129,7 +144,11 @@ pub async fn register(state: &AppState, input: RegisterInput, by_admin: bool) ->
             }
         };
         let existing: i64 = users::table.count().get_result(conn).await?;
-        let role = if input.admin || existing == 0 { "admin" } else { "user" };
+        let role = if input.admin || existing == 0 {
+            "admin"
+        } else {
+            "user"
+        };
         let ts = now();
         let display = name.clone().unwrap_or_else(|| username.clone());
         let user: User = diesel::insert_into(users::table)
@@ -166,10 +185,18 @@ fn derive_username(email: &str) -> String {
 }
 
 /// Logs in by email or username and opens a session.
-pub async fn login(state: &AppState, identifier: &str, pass: &str, client: ClientInfo) -> AppResult<TokenPair> {
+pub async fn login(
+    state: &AppState,
+    identifier: &str,
+    pass: &str,
+    client: ClientInfo,
+) -> AppResult<TokenPair> {
     let ident = identifier.trim();
     if ident.is_empty() || pass.is_empty() {
-        return Err(AppError::validation("username", "username (or email) and password are required"));
+        return Err(AppError::validation(
+            "username",
+            "username (or email) and password are required",
+        ));
     }
     validate::max_len("username", ident, 254)?;
     validate::max_len("password", pass, 256)?;
@@ -185,13 +212,22 @@ pub async fn login(state: &AppState, identifier: &str, pass: &str, client: Clien
     })?;
     let Some(user) = user else {
         password::dummy_verify(pass).await;
-        return Err(AppError::new(ErrorCode::InvalidCredentials, "invalid username or password"));
+        return Err(AppError::new(
+            ErrorCode::InvalidCredentials,
+            "invalid username or password",
+        ));
     };
     if !password::verify(pass, &user.password_hash).await? {
-        return Err(AppError::new(ErrorCode::InvalidCredentials, "invalid username or password"));
+        return Err(AppError::new(
+            ErrorCode::InvalidCredentials,
+            "invalid username or password",
+        ));
     }
     if !user.is_active {
-        return Err(AppError::new(ErrorCode::AccountDisabled, "this account is disabled"));
+        return Err(AppError::new(
+            ErrorCode::AccountDisabled,
+            "this account is disabled",
+        ));
     }
     open_session(state, user, client).await
 }
@@ -199,8 +235,20 @@ pub async fn login(state: &AppState, identifier: &str, pass: &str, client: Clien
 async fn open_session(state: &AppState, user: User, client: ClientInfo) -> AppResult<TokenPair> {
     let cfg = &state.config;
     let sid = uuid::Uuid::new_v4().to_string();
-    let refresh = state.jwt.issue(TokenKind::Refresh, user.id, &user.role, &sid, cfg.refresh_token_ttl_secs)?;
-    let access = state.jwt.issue(TokenKind::Access, user.id, &user.role, &sid, cfg.access_token_ttl_secs)?;
+    let refresh = state.jwt.issue(
+        TokenKind::Refresh,
+        user.id,
+        &user.role,
+        &sid,
+        cfg.refresh_token_ttl_secs,
+    )?;
+    let access = state.jwt.issue(
+        TokenKind::Access,
+        user.id,
+        &user.role,
+        &sid,
+        cfg.access_token_ttl_secs,
+    )?;
     let ts = now();
     let session = Session {
         id: sid,
@@ -209,7 +257,11 @@ async fn open_session(state: &AppState, user: User, client: ClientInfo) -> AppRe
         csrf_token: Some(random_token(32)),
         user_agent: client.user_agent.map(|s| s.chars().take(512).collect()),
         ip_address: client.ip,
-        client: if client.client.is_empty() { "api".into() } else { client.client },
+        client: if client.client.is_empty() {
+            "api".into()
+        } else {
+            client.client
+        },
         created_at: ts,
         last_activity: ts,
         expires_at: ts + Duration::seconds(cfg.refresh_token_ttl_secs),
@@ -217,9 +269,18 @@ async fn open_session(state: &AppState, user: User, client: ClientInfo) -> AppRe
     };
     let db = &state.db;
     db_run!(db, write, |conn| {
-        diesel::insert_into(sessions::table).values(&session).execute(conn).await
+        diesel::insert_into(sessions::table)
+            .values(&session)
+            .execute(conn)
+            .await
     })?;
-    Ok(TokenPair { user, session, access_token: access, refresh_token: refresh, expires_in: cfg.access_token_ttl_secs })
+    Ok(TokenPair {
+        user,
+        session,
+        access_token: access,
+        refresh_token: refresh,
+        expires_in: cfg.access_token_ttl_secs,
+    })
 }
 
 /// Exchanges a refresh token for a new pair. The old token dies; presenting it again
@@ -238,23 +299,44 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
             .optional()
     })?;
     let Some((session, user)) = row else {
-        return Err(AppError::new(ErrorCode::SessionRevoked, "session not found"));
+        return Err(AppError::new(
+            ErrorCode::SessionRevoked,
+            "session not found",
+        ));
     };
     if session.user_id.to_string() != claims.sub {
         return Err(AppError::new(ErrorCode::InvalidToken, "invalid token"));
     }
     if session.revoked_at.is_some() {
-        return Err(AppError::new(ErrorCode::SessionRevoked, "session was logged out"));
+        return Err(AppError::new(
+            ErrorCode::SessionRevoked,
+            "session was logged out",
+        ));
     }
     if session.expires_at < now() {
         return Err(AppError::new(ErrorCode::TokenExpired, "session expired"));
     }
     if !user.is_active {
-        return Err(AppError::new(ErrorCode::AccountDisabled, "this account is disabled"));
+        return Err(AppError::new(
+            ErrorCode::AccountDisabled,
+            "this account is disabled",
+        ));
     }
     let cfg = &state.config;
-    let refresh = state.jwt.issue(TokenKind::Refresh, user.id, &user.role, &session.id, cfg.refresh_token_ttl_secs)?;
-    let access = state.jwt.issue(TokenKind::Access, user.id, &user.role, &session.id, cfg.access_token_ttl_secs)?;
+    let refresh = state.jwt.issue(
+        TokenKind::Refresh,
+        user.id,
+        &user.role,
+        &session.id,
+        cfg.refresh_token_ttl_secs,
+    )?;
+    let access = state.jwt.issue(
+        TokenKind::Access,
+        user.id,
+        &user.role,
+        &session.id,
+        cfg.access_token_ttl_secs,
+    )?;
     let new_hash = sha256_hex(&refresh);
     let ts = now();
     // Compare-and-swap on the current hash: of two concurrent refreshes with one token,
@@ -266,7 +348,10 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
                 .filter(sessions::refresh_hash.eq(&old_hash))
                 .filter(sessions::revoked_at.is_null()),
         )
-        .set((sessions::refresh_hash.eq(&new_hash), sessions::last_activity.eq(ts)))
+        .set((
+            sessions::refresh_hash.eq(&new_hash),
+            sessions::last_activity.eq(ts),
+        ))
         .execute(conn)
         .await
     })?;
@@ -278,8 +363,18 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
             "refresh token was already used; the session has been revoked",
         ));
     }
-    let session = Session { refresh_hash: new_hash, last_activity: ts, ..session };
-    Ok(TokenPair { user, session, access_token: access, refresh_token: refresh, expires_in: cfg.access_token_ttl_secs })
+    let session = Session {
+        refresh_hash: new_hash,
+        last_activity: ts,
+        ..session
+    };
+    Ok(TokenPair {
+        user,
+        session,
+        access_token: access,
+        refresh_token: refresh,
+        expires_in: cfg.access_token_ttl_secs,
+    })
 }
 
 /// Marks a session revoked and tells open subscriptions to close.
@@ -287,12 +382,19 @@ pub async fn revoke_session(state: &AppState, session_id: &str, user_id: i64) ->
     let ts = now();
     let db = &state.db;
     db_run!(db, write, |conn| {
-        diesel::update(sessions::table.filter(sessions::id.eq(session_id)).filter(sessions::revoked_at.is_null()))
-            .set(sessions::revoked_at.eq(Some(ts)))
-            .execute(conn)
-            .await
+        diesel::update(
+            sessions::table
+                .filter(sessions::id.eq(session_id))
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set(sessions::revoked_at.eq(Some(ts)))
+        .execute(conn)
+        .await
     })?;
-    state.events.publish(Event::SessionRevoked { user_id, session_id: session_id.to_string() });
+    state.events.publish(Event::SessionRevoked {
+        user_id,
+        session_id: session_id.to_string(),
+    });
     Ok(())
 }
 
@@ -307,23 +409,37 @@ pub async fn logout(state: &AppState, caller: &Caller) -> AppResult<()> {
 /// Logs out by refresh token, for clients that only hold that (seed 000 logout semantics).
 pub async fn logout_refresh_token(state: &AppState, token: &str) -> AppResult<()> {
     let claims = state.jwt.verify(token, TokenKind::Refresh)?;
-    let user_id: i64 = claims.sub.parse().map_err(|_| AppError::new(ErrorCode::InvalidToken, "invalid token"))?;
+    let user_id: i64 = claims
+        .sub
+        .parse()
+        .map_err(|_| AppError::new(ErrorCode::InvalidToken, "invalid token"))?;
     revoke_session(state, &claims.sid, user_id).await
 }
 
 /// Resolves any credential into a caller, or the reason it is refused.
 pub async fn authenticate(state: &AppState, credential: Credential) -> AppResult<Caller> {
     match credential {
-        Credential::Bearer(t) if t.starts_with(API_KEY_PREFIX) => authenticate_api_key(state, &t).await,
+        Credential::Bearer(t) if t.starts_with(API_KEY_PREFIX) => {
+            authenticate_api_key(state, &t).await
+        }
         Credential::Bearer(t) => Ok(authenticate_session(state, &t, AuthMethod::Bearer).await?.0),
         Credential::ApiKey(k) => authenticate_api_key(state, &k).await,
-        Credential::Cookie { token, csrf, state_changing } => {
+        Credential::Cookie {
+            token,
+            csrf,
+            state_changing,
+        } => {
             let (caller, session) = authenticate_session(state, &token, AuthMethod::Cookie).await?;
             if state_changing {
                 let expected = session.csrf_token.unwrap_or_default();
-                let ok = csrf.as_deref().is_some_and(|c| !expected.is_empty() && secure_eq(c, &expected));
+                let ok = csrf
+                    .as_deref()
+                    .is_some_and(|c| !expected.is_empty() && secure_eq(c, &expected));
                 if !ok {
-                    return Err(AppError::new(ErrorCode::CsrfInvalid, "missing or invalid X-CSRF-Token"));
+                    return Err(AppError::new(
+                        ErrorCode::CsrfInvalid,
+                        "missing or invalid X-CSRF-Token",
+                    ));
                 }
             }
             Ok(caller)
@@ -331,7 +447,11 @@ pub async fn authenticate(state: &AppState, credential: Credential) -> AppResult
     }
 }
 
-async fn authenticate_session(state: &AppState, token: &str, method: AuthMethod) -> AppResult<(Caller, Session)> {
+async fn authenticate_session(
+    state: &AppState,
+    token: &str,
+    method: AuthMethod,
+) -> AppResult<(Caller, Session)> {
     let claims = state.jwt.verify(token, TokenKind::Access)?;
     let db = &state.db;
     let row: Option<(Session, User)> = db_run!(db, read, |conn| {
@@ -344,16 +464,25 @@ async fn authenticate_session(state: &AppState, token: &str, method: AuthMethod)
             .optional()
     })?;
     let Some((session, user)) = row else {
-        return Err(AppError::new(ErrorCode::SessionRevoked, "session not found"));
+        return Err(AppError::new(
+            ErrorCode::SessionRevoked,
+            "session not found",
+        ));
     };
     if session.user_id.to_string() != claims.sub {
         return Err(AppError::new(ErrorCode::InvalidToken, "invalid token"));
     }
     if session.revoked_at.is_some() {
-        return Err(AppError::new(ErrorCode::SessionRevoked, "session was logged out"));
+        return Err(AppError::new(
+            ErrorCode::SessionRevoked,
+            "session was logged out",
+        ));
     }
     if !user.is_active {
-        return Err(AppError::new(ErrorCode::AccountDisabled, "this account is disabled"));
+        return Err(AppError::new(
+            ErrorCode::AccountDisabled,
+            "this account is disabled",
+        ));
     }
     touch_session(state, &session);
     let permissions = if user.is_admin() {
@@ -361,7 +490,12 @@ async fn authenticate_session(state: &AppState, token: &str, method: AuthMethod)
     } else {
         vec![Permission::Read, Permission::Write]
     };
-    let caller = Caller { user, session_id: Some(session.id.clone()), method, permissions };
+    let caller = Caller {
+        user,
+        session_id: Some(session.id.clone()),
+        method,
+        permissions,
+    };
     Ok((caller, session))
 }
 
@@ -409,12 +543,21 @@ async fn authenticate_api_key(state: &AppState, secret: &str) -> AppResult<Calle
     };
     let ts = now();
     if key.revoked_at.is_some() || key.expires_at.is_some_and(|e| e <= ts) {
-        return Err(AppError::new(ErrorCode::ApiKeyRevoked, "API key revoked or expired"));
+        return Err(AppError::new(
+            ErrorCode::ApiKeyRevoked,
+            "API key revoked or expired",
+        ));
     }
     if !user.is_active {
-        return Err(AppError::new(ErrorCode::AccountDisabled, "this account is disabled"));
+        return Err(AppError::new(
+            ErrorCode::AccountDisabled,
+            "this account is disabled",
+        ));
     }
-    if key.last_used_at.is_none_or(|t| ts - t >= Duration::seconds(60)) {
+    if key
+        .last_used_at
+        .is_none_or(|t| ts - t >= Duration::seconds(60))
+    {
         let (db, id) = (state.db.clone(), key.id);
         tokio::spawn(async move {
             let r: AppResult<usize> = async {
@@ -433,7 +576,12 @@ async fn authenticate_api_key(state: &AppState, secret: &str) -> AppResult<Calle
         });
     }
     let permissions = super::api_keys::parse_permissions(&key.permissions);
-    Ok(Caller { user, session_id: None, method: AuthMethod::ApiKey, permissions })
+    Ok(Caller {
+        user,
+        session_id: None,
+        method: AuthMethod::ApiKey,
+        permissions,
+    })
 }
 
 /// The caller's sessions, newest first.
@@ -473,7 +621,12 @@ pub async fn terminate_session(state: &AppState, caller: &Caller, id: &str) -> A
     caller.require_write()?;
     let db = &state.db;
     let s: Option<Session> = db_run!(db, read, |conn| {
-        sessions::table.filter(sessions::id.eq(id)).select(Session::as_select()).first(conn).await.optional()
+        sessions::table
+            .filter(sessions::id.eq(id))
+            .select(Session::as_select())
+            .first(conn)
+            .await
+            .optional()
     })?;
     let s = s
         .filter(|s| s.user_id == caller.user_id() || caller.is_admin())
@@ -485,7 +638,12 @@ pub async fn terminate_session(state: &AppState, caller: &Caller, id: &str) -> A
 async fn get_session_any(state: &AppState, id: &str) -> AppResult<Session> {
     let db = &state.db;
     db_run!(db, read, |conn| {
-        sessions::table.filter(sessions::id.eq(id)).select(Session::as_select()).first(conn).await.map_err(AppError::from)
+        sessions::table
+            .filter(sessions::id.eq(id))
+            .select(Session::as_select())
+            .first(conn)
+            .await
+            .map_err(AppError::from)
     })
 }
 

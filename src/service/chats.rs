@@ -44,7 +44,9 @@ pub struct ChatPage {
 pub async fn create(state: &AppState, caller: &Caller, input: ChatInput) -> AppResult<Chat> {
     caller.require_write()?;
     let title = match input.title.as_deref() {
-        Some(t) if !t.trim().is_empty() => validate::required("title", t, validate::MAX_NAME_CHARS)?,
+        Some(t) if !t.trim().is_empty() => {
+            validate::required("title", t, validate::MAX_NAME_CHARS)?
+        }
         _ => DEFAULT_TITLE.to_string(),
     };
     if let Some(m) = &input.model {
@@ -72,7 +74,10 @@ pub async fn create(state: &AppState, caller: &Caller, input: ChatInput) -> AppR
             .await
             .map_err(AppError::from)
     })?;
-    state.events.publish(Event::ChatUpserted { user_id: uid, chat_id: chat.id });
+    state.events.publish(Event::ChatUpserted {
+        user_id: uid,
+        chat_id: chat.id,
+    });
     Ok(chat)
 }
 
@@ -100,15 +105,22 @@ pub async fn rename(state: &AppState, caller: &Caller, id: i64, title: &str) -> 
     let ts = now();
     let db = &state.db;
     let chat: Option<Chat> = db_run!(db, write, |conn| {
-        diesel::update(chats::table.filter(chats::id.eq(id)).filter(chats::user_id.eq(uid)))
-            .set((chats::title.eq(&title), chats::updated_at.eq(ts)))
-            .returning(Chat::as_returning())
-            .get_result(conn)
-            .await
-            .optional()
+        diesel::update(
+            chats::table
+                .filter(chats::id.eq(id))
+                .filter(chats::user_id.eq(uid)),
+        )
+        .set((chats::title.eq(&title), chats::updated_at.eq(ts)))
+        .returning(Chat::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
     })?;
     let chat = chat.ok_or_else(|| AppError::not_found("chat"))?;
-    state.events.publish(Event::ChatUpserted { user_id: uid, chat_id: id });
+    state.events.publish(Event::ChatUpserted {
+        user_id: uid,
+        chat_id: id,
+    });
     Ok(chat)
 }
 
@@ -118,15 +130,22 @@ pub async fn delete(state: &AppState, caller: &Caller, id: i64) -> AppResult<()>
     let uid = caller.user_id();
     let db = &state.db;
     let n = db_run!(db, write, |conn| {
-        diesel::delete(chats::table.filter(chats::id.eq(id)).filter(chats::user_id.eq(uid)))
-            .execute(conn)
-            .await
-            .map_err(AppError::from)
+        diesel::delete(
+            chats::table
+                .filter(chats::id.eq(id))
+                .filter(chats::user_id.eq(uid)),
+        )
+        .execute(conn)
+        .await
+        .map_err(AppError::from)
     })?;
     if n == 0 {
         return Err(AppError::not_found("chat"));
     }
-    state.events.publish(Event::ChatDeleted { user_id: uid, chat_id: id });
+    state.events.publish(Event::ChatDeleted {
+        user_id: uid,
+        chat_id: id,
+    });
     Ok(())
 }
 
@@ -136,11 +155,14 @@ macro_rules! chat_filter {
         let mut q = chats::table.filter(chats::user_id.eq($uid)).into_boxed();
         if let Some(p) = $pattern {
             q = q.filter(
-                lower(chats::title).like(p.clone()).escape('\\').or(diesel::dsl::exists(
-                    messages::table
-                        .filter(messages::chat_id.eq(chats::id))
-                        .filter(lower(messages::content).like(p.clone()).escape('\\')),
-                )),
+                lower(chats::title)
+                    .like(p.clone())
+                    .escape('\\')
+                    .or(diesel::dsl::exists(
+                        messages::table
+                            .filter(messages::chat_id.eq(chats::id))
+                            .filter(lower(messages::content).like(p.clone()).escape('\\')),
+                    )),
             );
         }
         q
@@ -158,7 +180,13 @@ fn search_pattern(search: Option<&str>) -> AppResult<Option<String>> {
 }
 
 /// Offset page of the caller's chats, newest first (REST lists).
-pub async fn list(state: &AppState, caller: &Caller, limit: i64, offset: i64, search: Option<&str>) -> AppResult<ChatPage> {
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    limit: i64,
+    offset: i64,
+    search: Option<&str>,
+) -> AppResult<ChatPage> {
     let pattern = search_pattern(search)?;
     let uid = caller.user_id();
     let db = &state.db;
@@ -177,19 +205,36 @@ pub async fn list(state: &AppState, caller: &Caller, limit: i64, offset: i64, se
 
 /// Keyset page of a user's chats, newest first, after the chat id `after` (GraphQL).
 /// Returns one row more than `limit` when there is a next page.
-pub async fn list_after(db: &Db, user_id: i64, limit: i64, after: Option<i64>, search: Option<&str>) -> AppResult<Vec<Chat>> {
+pub async fn list_after(
+    db: &Db,
+    user_id: i64,
+    limit: i64,
+    after: Option<i64>,
+    search: Option<&str>,
+) -> AppResult<Vec<Chat>> {
     let pattern = search_pattern(search)?;
     db_run!(db, read, |conn| {
         let mut q = chat_filter!(user_id, &pattern);
         if let Some(a) = after {
             q = q.filter(chats::id.lt(a));
         }
-        q.order(chats::id.desc()).limit(limit + 1).select(Chat::as_select()).load(conn).await.map_err(AppError::from)
+        q.order(chats::id.desc())
+            .limit(limit + 1)
+            .select(Chat::as_select())
+            .load(conn)
+            .await
+            .map_err(AppError::from)
     })
 }
 
 /// Messages of one of the caller's chats, oldest first.
-pub async fn messages(state: &AppState, caller: &Caller, chat_id: i64, limit: i64, offset: i64) -> AppResult<Vec<Message>> {
+pub async fn messages(
+    state: &AppState,
+    caller: &Caller,
+    chat_id: i64,
+    limit: i64,
+    offset: i64,
+) -> AppResult<Vec<Message>> {
     get(state, caller, chat_id).await?;
     let db = &state.db;
     db_run!(db, read, |conn| {
@@ -222,13 +267,22 @@ pub async fn message_counts(db: &Db, chat_ids: &[i64]) -> AppResult<HashMap<i64,
 /// The newest (`newest`) or oldest `n` messages of each chat, oldest first within a chat —
 /// one query for a whole batch of chats (DataLoader), with a window function both backends
 /// support.
-pub async fn window_messages(db: &Db, chat_ids: &[i64], n: i64, newest: bool) -> AppResult<HashMap<i64, Vec<Message>>> {
+pub async fn window_messages(
+    db: &Db,
+    chat_ids: &[i64],
+    n: i64,
+    newest: bool,
+) -> AppResult<HashMap<i64, Vec<Message>>> {
     if chat_ids.is_empty() {
         return Ok(HashMap::new());
     }
     // Ids and n are integers formatted here, so inlining them is injection-free and keeps one
     // SQL text for both backends (their bind placeholders differ).
-    let ids = chat_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let ids = chat_ids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let order = if newest { "DESC" } else { "ASC" };
     let sql = format!(
         "SELECT id, chat_id, role, content, model, status, prompt_tokens, completion_tokens, \
@@ -238,7 +292,10 @@ pub async fn window_messages(db: &Db, chat_ids: &[i64], n: i64, newest: bool) ->
          WHERE rn <= {n} ORDER BY chat_id, id"
     );
     let rows: Vec<Message> = db_run!(db, read, |conn| {
-        diesel::sql_query(sql.clone()).load::<Message>(conn).await.map_err(AppError::from)
+        diesel::sql_query(sql.clone())
+            .load::<Message>(conn)
+            .await
+            .map_err(AppError::from)
     })?;
     let mut out: HashMap<i64, Vec<Message>> = HashMap::new();
     for m in rows {
@@ -249,17 +306,34 @@ pub async fn window_messages(db: &Db, chat_ids: &[i64], n: i64, newest: bool) ->
 
 /// Appends a message to a chat without an ownership check: for the turn runner and seeding,
 /// which have already resolved the chat for its owner.
-pub async fn append_message(db: &Db, chat_id: i64, role: &str, content: &str, model: Option<&str>) -> AppResult<Message> {
+pub async fn append_message(
+    db: &Db,
+    chat_id: i64,
+    role: &str,
+    content: &str,
+    model: Option<&str>,
+) -> AppResult<Message> {
     validate::max_len("content", content, 1_000_000)?;
     let ts = now();
     db_run!(db, write, |conn| {
         let m: Message = diesel::insert_into(messages::table)
-            .values(NewMessage { chat_id, role, content, model, status: "complete", files: "[]", created_at: ts })
+            .values(NewMessage {
+                chat_id,
+                role,
+                content,
+                model,
+                status: "complete",
+                files: "[]",
+                created_at: ts,
+            })
             .returning(Message::as_returning())
             .get_result(conn)
             .await?;
         diesel::update(chats::table.find(chat_id))
-            .set((chats::last_message_at.eq(Some(ts)), chats::updated_at.eq(ts)))
+            .set((
+                chats::last_message_at.eq(Some(ts)),
+                chats::updated_at.eq(ts),
+            ))
             .execute(conn)
             .await?;
         Ok(m)

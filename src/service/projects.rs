@@ -11,7 +11,13 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 /// Creates a project for the caller.
-pub async fn create(state: &AppState, caller: &Caller, name: &str, description: Option<&str>, kind: Option<&str>) -> AppResult<Project> {
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    description: Option<&str>,
+    kind: Option<&str>,
+) -> AppResult<Project> {
     caller.require_write()?;
     let name = validate::required("name", name, validate::MAX_NAME_CHARS)?;
     let description = description.unwrap_or("");
@@ -25,7 +31,14 @@ pub async fn create(state: &AppState, caller: &Caller, name: &str, description: 
     let db = &state.db;
     db_run!(db, write, |conn| {
         diesel::insert_into(projects::table)
-            .values(NewProject { owner_id: uid, name: &name, description, kind: &kind, created_at: ts, updated_at: ts })
+            .values(NewProject {
+                owner_id: uid,
+                name: &name,
+                description,
+                kind: &kind,
+                created_at: ts,
+                updated_at: ts,
+            })
             .returning(Project::as_returning())
             .get_result(conn)
             .await
@@ -34,14 +47,23 @@ pub async fn create(state: &AppState, caller: &Caller, name: &str, description: 
 }
 
 /// Page (1-based) of the caller's projects, oldest first, with the total.
-pub async fn list(state: &AppState, caller: &Caller, page: i64, limit: i64) -> AppResult<(Vec<Project>, i64)> {
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    page: i64,
+    limit: i64,
+) -> AppResult<(Vec<Project>, i64)> {
     if page < 1 {
         return Err(AppError::validation("page", "page must be at least 1"));
     }
     let uid = caller.user_id();
     let db = &state.db;
     db_run!(db, read, |conn| {
-        let total: i64 = projects::table.filter(projects::owner_id.eq(uid)).count().get_result(conn).await?;
+        let total: i64 = projects::table
+            .filter(projects::owner_id.eq(uid))
+            .count()
+            .get_result(conn)
+            .await?;
         let rows = projects::table
             .filter(projects::owner_id.eq(uid))
             .order(projects::id.asc())

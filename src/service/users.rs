@@ -33,14 +33,27 @@ pub struct AdminChanges {
 pub async fn by_ids(state: &AppState, ids: &[i64]) -> AppResult<Vec<User>> {
     let db = &state.db;
     db_run!(db, read, |conn| {
-        users::table.filter(users::id.eq_any(ids)).select(User::as_select()).load(conn).await.map_err(AppError::from)
+        users::table
+            .filter(users::id.eq_any(ids))
+            .select(User::as_select())
+            .load(conn)
+            .await
+            .map_err(AppError::from)
     })
 }
 
 /// Updates the caller's own profile.
-pub async fn update_me(state: &AppState, caller: &Caller, changes: ProfileChanges) -> AppResult<User> {
+pub async fn update_me(
+    state: &AppState,
+    caller: &Caller,
+    changes: ProfileChanges,
+) -> AppResult<User> {
     caller.require_write()?;
-    let name = changes.name.as_deref().map(|n| validate::required("name", n, validate::MAX_NAME_CHARS)).transpose()?;
+    let name = changes
+        .name
+        .as_deref()
+        .map(|n| validate::required("name", n, validate::MAX_NAME_CHARS))
+        .transpose()?;
     if let Some(Some(url)) = &changes.avatar_url {
         validate::max_len("avatar_url", url, validate::MAX_URL_CHARS)?;
     }
@@ -49,10 +62,16 @@ pub async fn update_me(state: &AppState, caller: &Caller, changes: ProfileChange
     let db = &state.db;
     db_run!(db, write, |conn| {
         if let Some(n) = &name {
-            diesel::update(users::table.find(uid)).set(users::name.eq(n)).execute(conn).await?;
+            diesel::update(users::table.find(uid))
+                .set(users::name.eq(n))
+                .execute(conn)
+                .await?;
         }
         if let Some(a) = &changes.avatar_url {
-            diesel::update(users::table.find(uid)).set(users::avatar_url.eq(a)).execute(conn).await?;
+            diesel::update(users::table.find(uid))
+                .set(users::avatar_url.eq(a))
+                .execute(conn)
+                .await?;
         }
         diesel::update(users::table.find(uid))
             .set(users::updated_at.eq(ts))
@@ -64,7 +83,12 @@ pub async fn update_me(state: &AppState, caller: &Caller, changes: ProfileChange
 }
 
 /// Every user (admin), by id, paged.
-pub async fn list(state: &AppState, caller: &Caller, limit: i64, offset: i64) -> AppResult<(Vec<User>, i64)> {
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    limit: i64,
+    offset: i64,
+) -> AppResult<(Vec<User>, i64)> {
     caller.require_admin()?;
     let db = &state.db;
     db_run!(db, read, |conn| {
@@ -81,33 +105,56 @@ pub async fn list(state: &AppState, caller: &Caller, limit: i64, offset: i64) ->
 }
 
 /// Changes role or activity of a user (admin). Deactivation revokes their sessions.
-pub async fn admin_update(state: &AppState, caller: &Caller, id: i64, changes: AdminChanges) -> AppResult<User> {
+pub async fn admin_update(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    changes: AdminChanges,
+) -> AppResult<User> {
     caller.require_admin()?;
     if let Some(r) = &changes.role {
         if r != "admin" && r != "user" {
             return Err(AppError::validation("role", "role must be admin or user"));
         }
     }
-    if id == caller.user_id() && (changes.is_active == Some(false) || changes.role.as_deref() == Some("user")) {
-        return Err(AppError::forbidden("admins cannot demote or deactivate themselves"));
+    if id == caller.user_id()
+        && (changes.is_active == Some(false) || changes.role.as_deref() == Some("user"))
+    {
+        return Err(AppError::forbidden(
+            "admins cannot demote or deactivate themselves",
+        ));
     }
     let ts = now();
     let db = &state.db;
     let user = db_run!(db, write, |conn| {
-        let exists: i64 = users::table.filter(users::id.eq(id)).count().get_result(conn).await?;
+        let exists: i64 = users::table
+            .filter(users::id.eq(id))
+            .count()
+            .get_result(conn)
+            .await?;
         if exists == 0 {
             return Err(AppError::not_found("user"));
         }
         if let Some(r) = &changes.role {
-            diesel::update(users::table.find(id)).set(users::role.eq(r)).execute(conn).await?;
+            diesel::update(users::table.find(id))
+                .set(users::role.eq(r))
+                .execute(conn)
+                .await?;
         }
         if let Some(a) = changes.is_active {
-            diesel::update(users::table.find(id)).set(users::is_active.eq(a)).execute(conn).await?;
+            diesel::update(users::table.find(id))
+                .set(users::is_active.eq(a))
+                .execute(conn)
+                .await?;
             if !a {
-                diesel::update(sessions::table.filter(sessions::user_id.eq(id)).filter(sessions::revoked_at.is_null()))
-                    .set(sessions::revoked_at.eq(Some(ts)))
-                    .execute(conn)
-                    .await?;
+                diesel::update(
+                    sessions::table
+                        .filter(sessions::user_id.eq(id))
+                        .filter(sessions::revoked_at.is_null()),
+                )
+                .set(sessions::revoked_at.eq(Some(ts)))
+                .execute(conn)
+                .await?;
             }
         }
         diesel::update(users::table.find(id))

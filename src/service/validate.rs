@@ -24,7 +24,10 @@ pub const MAX_PAGE: i64 = 100;
 pub fn required(field: &str, value: &str, max: usize) -> AppResult<String> {
     let v = value.trim();
     if v.is_empty() {
-        return Err(AppError::validation(field, format!("{field} must not be empty")));
+        return Err(AppError::validation(
+            field,
+            format!("{field} must not be empty"),
+        ));
     }
     max_len(field, v, max)?;
     Ok(v.to_string())
@@ -33,7 +36,10 @@ pub fn required(field: &str, value: &str, max: usize) -> AppResult<String> {
 /// Checks a string's length (in characters).
 pub fn max_len(field: &str, value: &str, max: usize) -> AppResult<()> {
     if value.chars().count() > max {
-        return Err(AppError::validation(field, format!("{field} is longer than {max} characters")));
+        return Err(AppError::validation(
+            field,
+            format!("{field} is longer than {max} characters"),
+        ));
     }
     Ok(())
 }
@@ -47,7 +53,10 @@ pub fn email(value: &str) -> AppResult<String> {
         })
         && !v.chars().any(|c| c.is_whitespace() || c.is_control());
     if !ok {
-        return Err(AppError::validation("email", "email is not a valid address"));
+        return Err(AppError::validation(
+            "email",
+            "email is not a valid address",
+        ));
     }
     Ok(v)
 }
@@ -56,7 +65,8 @@ pub fn email(value: &str) -> AppResult<String> {
 pub fn username(value: &str) -> AppResult<String> {
     let v = value.trim();
     let ok = (2..=64).contains(&v.chars().count())
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !ok {
         return Err(AppError::validation(
             "username",
@@ -70,7 +80,10 @@ pub fn username(value: &str) -> AppResult<String> {
 pub fn password(value: &str) -> AppResult<()> {
     let n = value.chars().count();
     if !(8..=256).contains(&n) {
-        return Err(AppError::validation("password", "password must be 8-256 characters"));
+        return Err(AppError::validation(
+            "password",
+            "password must be 8-256 characters",
+        ));
     }
     Ok(())
 }
@@ -78,7 +91,10 @@ pub fn password(value: &str) -> AppResult<()> {
 /// A sampling temperature in [0, 2].
 pub fn temperature(value: f64) -> AppResult<f64> {
     if !(0.0..=2.0).contains(&value) || value.is_nan() {
-        return Err(AppError::validation("temperature", "temperature must be between 0 and 2"));
+        return Err(AppError::validation(
+            "temperature",
+            "temperature must be between 0 and 2",
+        ));
     }
     Ok(value)
 }
@@ -87,7 +103,10 @@ pub fn temperature(value: f64) -> AppResult<f64> {
 pub fn limit(value: Option<i64>, default: i64) -> AppResult<i64> {
     let v = value.unwrap_or(default);
     if !(1..=MAX_PAGE).contains(&v) {
-        return Err(AppError::validation("limit", format!("limit must be between 1 and {MAX_PAGE}")));
+        return Err(AppError::validation(
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
     }
     Ok(v)
 }
@@ -96,7 +115,10 @@ pub fn limit(value: Option<i64>, default: i64) -> AppResult<i64> {
 pub fn offset(value: Option<i64>) -> AppResult<i64> {
     let v = value.unwrap_or(0);
     if v < 0 {
-        return Err(AppError::validation("offset", "offset must not be negative"));
+        return Err(AppError::validation(
+            "offset",
+            "offset must not be negative",
+        ));
     }
     Ok(v)
 }

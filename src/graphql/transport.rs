@@ -1,0 +1,269 @@
+//! GraphQL over HTTP and WebSocket, with the limits async-graphql leaves open: JSON-only
+//! POST, a batch cap, query-only GET (mutations answer 405), CSRF for cookie-authenticated
+//! mutations, and a `connection_init` deadline plus keep-alive on `/graphql/ws`.
+
+use super::loaders::insert_loaders;
+use super::{annotate_error, HearthSchema};
+use crate::auth::Caller;
+use crate::error::{AppError, ErrorCode};
+use crate::http::extract::{client_info, credential};
+use crate::service::auth::{self, Credential};
+use crate::state::AppState;
+use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, Data, ErrorExtensions};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse, Response};
+use axum::{Extension, Json};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A request-level failure in GraphQL's response shape, with the table's status.
+fn gql_error(err: AppError) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": err.message, "extensions": { "code": err.code.as_str() } }]
+    });
+    let mut res = (err.code.status(), Json(body)).into_response();
+    res.extensions_mut().insert(err);
+    res
+}
+
+/// The operation types a document declares (unparsable documents declare none; execution
+/// reports the parse error).
+fn operation_types(query: &str) -> Vec<OperationType> {
+    match async_graphql::parser::parse_query(query) {
+        Ok(doc) => doc.operations.iter().map(|(_, op)| op.node.ty).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+async fn resolve_caller(
+    state: &AppState,
+    cred: Option<Credential>,
+) -> Result<Option<Caller>, AppError> {
+    match cred {
+        None => Ok(None),
+        Some(c) => auth::authenticate(state, c).await.map(Some),
+    }
+}
+
+async fn execute(
+    schema: &HearthSchema,
+    state: &AppState,
+    mut batch: BatchRequest,
+    caller: Option<Caller>,
+    client: crate::service::auth::ClientInfo,
+) -> Response {
+    for req in batch.iter_mut() {
+        insert_loaders(&mut req.data, state);
+        req.data.insert(client.clone());
+        if let Some(c) = &caller {
+            req.data.insert(c.clone());
+        }
+    }
+    let mut resp = schema.execute_batch(batch).await;
+    match &mut resp {
+        BatchResponse::Single(r) => r.errors.iter_mut().for_each(annotate_error),
+        BatchResponse::Batch(rs) => rs
+            .iter_mut()
+            .flat_map(|r| r.errors.iter_mut())
+            .for_each(annotate_error),
+    }
+    Json(resp).into_response()
+}
+
+/// `POST /graphql`: `application/json` only (a simple content type would let another site
+/// post cross-origin without a preflight).
+pub async fn post(
+    State(state): State<AppState>,
+    Extension(schema): Extension<HearthSchema>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !is_json {
+        return gql_error(AppError::new(
+            ErrorCode::UnsupportedMediaType,
+            "POST /graphql needs Content-Type: application/json",
+        ));
+    }
+    let bytes = match axum::body::to_bytes(body, state.config.body_limit_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return gql_error(AppError::new(
+                ErrorCode::PayloadTooLarge,
+                "request body too large",
+            ))
+        }
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+        Ok(b) => b,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return gql_error(AppError::new(
+                ErrorCode::InvalidJson,
+                "request body is not valid JSON",
+            ))
+        }
+        Err(e) => {
+            return gql_error(AppError::new(
+                ErrorCode::BadRequest,
+                format!("not a GraphQL request: {e}"),
+            ))
+        }
+    };
+    let count = batch.iter().count();
+    if count > state.config.graphql.max_batch {
+        return gql_error(AppError::new(
+            ErrorCode::QueryTooComplex,
+            format!(
+                "at most {} operations per batch",
+                state.config.graphql.max_batch
+            ),
+        ));
+    }
+    let has_mutation = batch
+        .iter()
+        .any(|r| operation_types(&r.query).contains(&OperationType::Mutation));
+    let caller = match resolve_caller(&state, credential(&parts.headers, has_mutation)).await {
+        Ok(c) => c,
+        Err(e) => return gql_error(e),
+    };
+    execute(
+        &schema,
+        &state,
+        batch,
+        caller,
+        client_info(&parts, "graphql"),
+    )
+    .await
+}
+
+/// `GET /graphql`: GraphiQL for browsers; with `?query=` a query-only execution.
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(schema): Extension<HearthSchema>,
+    req: Request,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    let Some(qs) = parts.uri.query().filter(|q| q.contains("query=")) else {
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql/ws")
+                .finish(),
+        )
+        .into_response();
+    };
+    let request = match async_graphql::http::parse_query_string(qs) {
+        Ok(r) => r,
+        Err(e) => {
+            return gql_error(AppError::new(
+                ErrorCode::BadRequest,
+                format!("bad query string: {e}"),
+            ))
+        }
+    };
+    if operation_types(&request.query)
+        .iter()
+        .any(|t| *t != OperationType::Query)
+    {
+        let mut res = gql_error(AppError::new(
+            ErrorCode::MethodNotAllowed,
+            "mutations and subscriptions need POST",
+        ));
+        res.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return res;
+    }
+    let caller = match resolve_caller(&state, credential(&parts.headers, false)).await {
+        Ok(c) => c,
+        Err(e) => return gql_error(e),
+    };
+    execute(
+        &schema,
+        &state,
+        BatchRequest::Single(request),
+        caller,
+        client_info(&parts, "graphql"),
+    )
+    .await
+}
+
+/// Reads a credential from a `connection_init` payload: `{"Authorization": "Bearer …"}`,
+/// `{"token": "…"}`, `{"authToken": "…"}` or `{"X-API-Key": "…"}` (any key case).
+fn payload_credential(payload: &serde_json::Value) -> Option<Credential> {
+    let obj = payload.as_object()?;
+    let find = |name: &str| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str())
+            .map(str::to_string)
+    };
+    if let Some(v) = find("authorization")
+        .or_else(|| find("token"))
+        .or_else(|| find("authToken"))
+    {
+        let t = v.strip_prefix("Bearer ").unwrap_or(&v).trim().to_string();
+        return Some(Credential::Bearer(t));
+    }
+    find("x-api-key").map(Credential::ApiKey)
+}
+
+/// `GET /graphql/ws`: graphql-ws (and the legacy subscriptions-transport-ws) protocol.
+pub async fn ws(
+    State(state): State<AppState>,
+    Extension(schema): Extension<HearthSchema>,
+    protocol: GraphQLProtocol,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let header_cred = credential(&headers, false);
+    let init_timeout = Duration::from_secs(state.config.graphql.connection_init_timeout_secs);
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| async move {
+            let inited = Arc::new(AtomicBool::new(false));
+            let flag = inited.clone();
+            let st = state.clone();
+            let serve = GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    flag.store(true, Ordering::SeqCst);
+                    let mut data = Data::default();
+                    insert_loaders(&mut data, &st);
+                    if let Some(cred) = payload_credential(&payload).or(header_cred) {
+                        let caller = auth::authenticate(&st, cred).await.map_err(|e| {
+                            let mut err = async_graphql::Error::new(e.message.clone());
+                            err = err.extend_with(|_, ext| ext.set("code", e.code.as_str()));
+                            err
+                        })?;
+                        data.insert(caller);
+                    }
+                    Ok(data)
+                })
+                .keepalive_timeout(Duration::from_secs(30))
+                .serve();
+            let deadline = async {
+                tokio::time::sleep(init_timeout).await;
+                if inited.load(Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                _ = serve => {}
+                _ = deadline => tracing::debug!("graphql-ws: no connection_init in time, closing"),
+            }
+        })
+        .into_response()
+}

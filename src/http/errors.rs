@@ -1,0 +1,92 @@
+//! Rendering errors on the wire. Handlers return [`AppError`]; its response carries the
+//! error in an extension so the API a route belongs to can reshape the body (see
+//! `rest::nexus`), and framework rejections without a body get one here.
+
+use crate::error::{AppError, ErrorCode};
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// Header carrying the per-request id (echoed in seed 002 error bodies).
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The default error body: the union of seed 000 (`detail`, `code`, `timestamp`) and seed
+/// 001 (`detail`, `status: "error"`), so clients of either read it unchanged.
+pub fn default_body(err: &AppError) -> serde_json::Value {
+    let mut body = json!({
+        "detail": err.message,
+        "code": err.code.as_str(),
+        "status": "error",
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    });
+    if let Some(d) = &err.details {
+        body["details"] = d.clone();
+    }
+    body
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let mut res = (self.code.status(), Json(default_body(&self))).into_response();
+        res.extensions_mut().insert(self);
+        res
+    }
+}
+
+/// The request's id, in request extensions for handlers and error renderers.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Gives framework-made error responses (unmatched route, wrong method, body over the
+/// limit) a table error body, and stamps every response with its request id.
+pub async fn normalize(mut req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let mut res = next.run(req).await;
+    let status = res.status();
+    if (status.is_client_error() || status.is_server_error())
+        && res.extensions().get::<AppError>().is_none()
+    {
+        let code = match status {
+            StatusCode::NOT_FOUND => Some(ErrorCode::NotFound),
+            StatusCode::METHOD_NOT_ALLOWED => Some(ErrorCode::MethodNotAllowed),
+            StatusCode::PAYLOAD_TOO_LARGE => Some(ErrorCode::PayloadTooLarge),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Some(ErrorCode::UnsupportedMediaType),
+            StatusCode::BAD_REQUEST => Some(ErrorCode::BadRequest),
+            StatusCode::UNPROCESSABLE_ENTITY => Some(ErrorCode::ValidationError),
+            StatusCode::INTERNAL_SERVER_ERROR => Some(ErrorCode::Internal),
+            _ => None,
+        };
+        let is_json = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        if let (Some(code), false) = (code, is_json) {
+            let message = match code {
+                ErrorCode::NotFound => "no such route",
+                ErrorCode::MethodNotAllowed => "method not allowed on this route",
+                ErrorCode::PayloadTooLarge => "request body too large",
+                ErrorCode::UnsupportedMediaType => "unsupported content type",
+                _ => "request failed",
+            };
+            let allow = res.headers().get(header::ALLOW).cloned();
+            res = AppError::new(code, message).into_response();
+            if let Some(a) = allow {
+                res.headers_mut().insert(header::ALLOW, a);
+            }
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    res
+}

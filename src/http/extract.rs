@@ -1,0 +1,151 @@
+//! Request-side plumbing shared by every transport: reading credentials from headers,
+//! the `Caller` extractors, client info, and a JSON body extractor whose failures use the
+//! error table.
+
+use crate::auth::Caller;
+use crate::error::{AppError, ErrorCode};
+use crate::service::auth::{self, ClientInfo, Credential};
+use crate::state::AppState;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method};
+use axum_extra::extract::CookieJar;
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+
+/// Name of the HttpOnly cookie browser clients authenticate with (seed 003).
+pub const ACCESS_COOKIE: &str = "access_token";
+
+/// Whether a method changes state (cookie auth then needs `X-CSRF-Token`).
+pub fn is_state_changing(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The credential a request presents, by precedence: `Authorization: Bearer`, `X-API-Key`,
+/// then the `access_token` cookie.
+pub fn credential(headers: &HeaderMap, state_changing: bool) -> Option<Credential> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        let token = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .unwrap_or(v)
+            .trim();
+        return Some(Credential::Bearer(token.to_string()));
+    }
+    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(Credential::ApiKey(v.trim().to_string()));
+    }
+    let jar = CookieJar::from_headers(headers);
+    jar.get(ACCESS_COOKIE).map(|c| Credential::Cookie {
+        token: c.value().to_string(),
+        csrf: headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        state_changing,
+    })
+}
+
+/// Client details recorded on new sessions.
+pub fn client_info(parts: &Parts, client: &str) -> ClientInfo {
+    ClientInfo {
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+        client: client.to_string(),
+    }
+}
+
+/// Requires an authenticated caller; refuses with 401/403 and the reason's code.
+pub struct AuthCaller(pub Caller);
+
+impl FromRequestParts<AppState> for AuthCaller {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let cred = credential(&parts.headers, is_state_changing(&parts.method))
+            .ok_or_else(AppError::unauthenticated)?;
+        Ok(AuthCaller(auth::authenticate(state, cred).await?))
+    }
+}
+
+/// An optional caller: anonymous when no credential is sent, refused when a bad one is.
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        match credential(&parts.headers, is_state_changing(&parts.method)) {
+            None => Ok(MaybeCaller(None)),
+            Some(cred) => Ok(MaybeCaller(Some(auth::authenticate(state, cred).await?))),
+        }
+    }
+}
+
+/// Client info as an extractor.
+pub struct Client(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Client(client_info(parts, "api")))
+    }
+}
+
+/// `Json<T>` whose rejections are table errors: bad syntax 400 `invalid_json`, wrong shape
+/// 422 `validation_error`, wrong content type 415, too large 413.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(JsonBody(v)),
+            Err(rej) => Err(json_rejection(rej)),
+        }
+    }
+}
+
+fn json_rejection(rej: JsonRejection) -> AppError {
+    match rej {
+        JsonRejection::JsonSyntaxError(e) => AppError::new(
+            ErrorCode::InvalidJson,
+            format!("request body is not valid JSON: {}", short(&e.body_text())),
+        ),
+        JsonRejection::JsonDataError(e) => AppError::new(
+            ErrorCode::ValidationError,
+            format!("invalid request body: {}", short(&e.body_text())),
+        ),
+        JsonRejection::MissingJsonContentType(_) => AppError::new(
+            ErrorCode::UnsupportedMediaType,
+            "expected Content-Type: application/json",
+        ),
+        JsonRejection::BytesRejection(e)
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            AppError::new(ErrorCode::PayloadTooLarge, "request body too large")
+        }
+        other => AppError::new(ErrorCode::BadRequest, other.body_text()),
+    }
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(300).collect()
+}
+
+/// Parses a numeric path id; a malformed id cannot name an object, so it is a 404.
+pub fn path_id(raw: &str) -> Result<i64, AppError> {
+    raw.trim()
+        .parse::<i64>()
+        .map_err(|_| AppError::not_found("object"))
+}

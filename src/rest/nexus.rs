@@ -1,0 +1,309 @@
+//! Seed 002 (RAG-DZ / Nexus), mounted under `/api/v1`: auth, users, API keys, projects.
+//! Its error body is `{error: {code, message, details}, request_id}`; ids are strings.
+
+use super::{ts, ts_opt};
+use crate::auth::Caller;
+use crate::db::models::{ApiKey, Project, User};
+use crate::error::AppError;
+use crate::http::errors::RequestId;
+use crate::http::extract::{path_id, AuthCaller, Client, JsonBody};
+use crate::service::api_keys::{self, NewKeyInput};
+use crate::service::auth::{self, RegisterInput, TokenPair};
+use crate::service::users::{self, ProfileChanges};
+use crate::service::{projects, validate};
+use crate::state::AppState;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Value};
+
+/// Routes (relative to `/api/v1`), with the seed's error shape.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/register", post(register))
+        .route("/auth/refresh", post(refresh))
+        .route("/users/me", get(me).patch(update_me))
+        .route("/keys", post(create_key).get(list_keys))
+        .route("/keys/{key_id}", delete(revoke_key))
+        .route("/projects", post(create_project).get(list_projects))
+        .layer(middleware::from_fn(nexus_errors))
+}
+
+/// Re-renders table errors in seed 002's shape.
+async fn nexus_errors(req: Request, next: Next) -> Response {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let res = next.run(req).await;
+    let Some(err) = res.extensions().get::<AppError>().cloned() else {
+        return res;
+    };
+    let body = json!({
+        "error": {
+            "code": err.code.as_str().to_uppercase(),
+            "message": err.message,
+            "details": err.details.clone().unwrap_or_else(|| json!({})),
+        },
+        "request_id": request_id,
+    });
+    let mut out = (res.status(), Json(body)).into_response();
+    out.extensions_mut().insert(err);
+    out
+}
+
+fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id.to_string(),
+        "email": u.email,
+        "name": u.name,
+        "username": u.username,
+        "role": u.role,
+        "avatar_url": u.avatar_url,
+        "is_active": u.is_active,
+        "created_at": ts(u.created_at),
+    })
+}
+
+fn token_json(p: &TokenPair) -> Value {
+    json!({
+        "access_token": p.access_token,
+        "refresh_token": p.refresh_token,
+        "token_type": "bearer",
+        "expires_in": p.expires_in,
+        "user": user_json(&p.user),
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    email: Option<String>,
+    username: Option<String>,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Client(client): Client,
+    JsonBody(b): JsonBody<LoginBody>,
+) -> Result<Json<Value>, AppError> {
+    let ident = b
+        .email
+        .or(b.username)
+        .ok_or_else(|| AppError::validation("email", "email is required"))?;
+    Ok(Json(token_json(
+        &auth::login(&state, &ident, &b.password, client).await?,
+    )))
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    email: String,
+    password: String,
+    name: Option<String>,
+    username: Option<String>,
+}
+
+/// Registers and logs in, answering like login with 201.
+async fn register(
+    State(state): State<AppState>,
+    Client(client): Client,
+    JsonBody(b): JsonBody<RegisterBody>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let user = auth::register(
+        &state,
+        RegisterInput {
+            email: b.email,
+            password: b.password.clone(),
+            username: b.username,
+            name: b.name,
+            admin: false,
+        },
+        false,
+    )
+    .await?;
+    let pair = auth::login(&state, &user.email, &b.password, client).await?;
+    Ok((StatusCode::CREATED, Json(token_json(&pair))))
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    JsonBody(b): JsonBody<RefreshBody>,
+) -> Result<Json<Value>, AppError> {
+    Ok(Json(token_json(
+        &auth::refresh(&state, &b.refresh_token).await?,
+    )))
+}
+
+async fn me(AuthCaller(caller): AuthCaller) -> Json<Value> {
+    Json(user_json(&caller.user))
+}
+
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct ProfileBody {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    avatar_url: Option<Option<String>>,
+}
+
+async fn update_me(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    JsonBody(b): JsonBody<ProfileBody>,
+) -> Result<Json<Value>, AppError> {
+    let user = users::update_me(
+        &state,
+        &caller,
+        ProfileChanges {
+            name: b.name,
+            avatar_url: b.avatar_url,
+        },
+    )
+    .await?;
+    Ok(Json(user_json(&user)))
+}
+
+fn key_json(k: &ApiKey) -> Value {
+    json!({
+        "key_id": k.id.to_string(),
+        "name": k.name,
+        "prefix": k.prefix,
+        "permissions": api_keys::parse_permissions(&k.permissions).iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        "rate_limit": k.rate_limit,
+        "created_at": ts(k.created_at),
+        "expires_at": ts_opt(k.expires_at),
+        "last_used_at": ts_opt(k.last_used_at),
+        "revoked": k.revoked_at.is_some(),
+    })
+}
+
+#[derive(Deserialize)]
+struct KeyBody {
+    name: String,
+    permissions: Option<Vec<String>>,
+    rate_limit: Option<i64>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    JsonBody(b): JsonBody<KeyBody>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let (key, secret) = api_keys::create(
+        &state,
+        &caller,
+        NewKeyInput {
+            name: b.name,
+            permissions: b.permissions,
+            rate_limit: b.rate_limit,
+            expires_at: b.expires_at.map(|t| t.naive_utc()),
+        },
+    )
+    .await?;
+    let mut body = key_json(&key);
+    body["api_key"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+async fn list_keys(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+) -> Result<Json<Value>, AppError> {
+    let keys = api_keys::list(&state, &caller).await?;
+    Ok(Json(
+        json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let key = api_keys::revoke(
+        &state,
+        &caller,
+        path_id(id.strip_prefix("key-").unwrap_or(&id))?,
+    )
+    .await?;
+    Ok(Json(key_json(&key)))
+}
+
+fn project_json(p: &Project) -> Value {
+    json!({
+        "id": p.id.to_string(),
+        "name": p.name,
+        "description": p.description,
+        "type": p.kind,
+        "owner_id": p.owner_id.to_string(),
+        "created_at": ts(p.created_at),
+        "updated_at": ts(p.updated_at),
+    })
+}
+
+#[derive(Deserialize)]
+struct ProjectBody {
+    name: String,
+    description: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+async fn create_project(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    JsonBody(b): JsonBody<ProjectBody>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let p = projects::create(
+        &state,
+        &caller,
+        &b.name,
+        b.description.as_deref(),
+        b.kind.as_deref(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(project_json(&p))))
+}
+
+#[derive(Deserialize)]
+struct ProjectQuery {
+    page: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn list_projects(
+    State(state): State<AppState>,
+    caller: AuthCaller,
+    Query(q): Query<ProjectQuery>,
+) -> Result<Json<Value>, AppError> {
+    let AuthCaller(caller): AuthCaller = caller;
+    let c: &Caller = &caller;
+    let limit = validate::limit(q.limit, 10)?;
+    let page = q.page.unwrap_or(1);
+    let (rows, total) = projects::list(&state, c, page, limit).await?;
+    Ok(Json(json!({
+        "projects": rows.iter().map(project_json).collect::<Vec<_>>(),
+        "total": total,
+        "page": page,
+        "limit": limit,
+    })))
+}
