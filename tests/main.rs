@@ -1,1 +1,13 @@
+//! The integration suite: one binary, real servers on 127.0.0.1:0, every test on SQLite and
+//! on PostgreSQL.
 
+mod support;
+
+mod auth_flows;
+mod concurrency;
+mod graphql_api;
+mod graphql_limits;
+mod ownership;
+mod rest_resources;
+mod schema_sdl;
+mod token_security;

@@ -1,0 +1,27 @@
+# Two entry points for a newcomer: `make run` and `make test`. Both set up what is missing.
+.PHONY: setup setup-test run test schema bench fmt lint
+
+setup:
+	./scripts/setup.sh
+
+setup-test:
+	./scripts/setup.sh --with-postgres
+
+run: setup
+	cargo run --release --bin hearth -- serve
+
+test: setup-test
+	./scripts/test.sh
+
+schema:
+	cargo run --quiet --bin hearth -- schema > schema.graphql
+
+bench: setup
+	cargo bench --bench graphql_http
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings

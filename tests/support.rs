@@ -1,0 +1,170 @@
+//! Test harness: a real Hearth server on 127.0.0.1:0 over a fresh SQLite file or a fresh
+//! PostgreSQL database (on the cluster `make test` starts; `HEARTH_TEST_PG_URL`).
+
+use hearth::config::Config;
+use hearth::state::AppState;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+/// JWT secret the test servers sign with, so tests can mint their own tokens.
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs one async test body on both backends, as two test functions.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::support::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// A running server and an HTTP client for it.
+pub struct TestServer {
+    pub base: String,
+    pub http: Client,
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+/// A logged-in user.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub user_id: i64,
+    pub access: String,
+    pub refresh: String,
+    pub session_id: String,
+}
+
+async fn pg_database() -> String {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let admin = std::env::var("HEARTH_TEST_PG_URL").expect(
+        "HEARTH_TEST_PG_URL is not set: PostgreSQL tests need a server. Run `make test`, which starts one.",
+    );
+    let name = format!("hearth_t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = AsyncPgConnection::establish(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin}: {e} (run `make test`)"));
+    conn.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    let base = admin.rsplit_once('/').expect("database URL has a path").0;
+    format!("{base}/{name}")
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            jwt_secret: Some(JWT_SECRET.into()),
+            bind: "127.0.0.1:0".into(),
+            ..Config::default()
+        };
+        config.database_url = Some(match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("hearth.db").display()),
+            Backend::Postgres => pg_database().await,
+        });
+        tweak(&mut config);
+        config.validate().expect("valid test config");
+        let (state, app) = hearth::http::app_for(config).await.expect("app builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            hearth::http::serve(listener, app, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        let http = Client::builder().cookie_store(false).build().unwrap();
+        TestServer { base: format!("http://{addr}"), http, state, _dir: dir, shutdown: Some(tx) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a JSON request with an optional bearer token; returns status and JSON body
+    /// (`Value::Null` for an empty body).
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Registers (seed 001 shape) and logs in (seed 000 shape).
+    pub async fn user(&self, username: &str) -> Login {
+        let email = format!("{username}@example.com");
+        let (s, b) = self
+            .post("/api/auth/register", None, json!({"email": email, "password": "password123", "trigramme": username}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "register {username}: {b}");
+        self.login(username, "password123").await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Login {
+        let (s, b) = self.post("/api/auth/login", None, json!({"username": username, "password": password})).await;
+        assert_eq!(s, StatusCode::OK, "login {username}: {b}");
+        Login {
+            user_id: b["user"]["id"].as_i64().unwrap(),
+            access: b["access_token"].as_str().unwrap().into(),
+            refresh: b["refresh_token"].as_str().unwrap().into(),
+            session_id: b["session_id"].as_str().unwrap().into(),
+        }
+    }
+
+    /// Runs a GraphQL operation; returns the HTTP status and the response body.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> (StatusCode, Value) {
+        self.post("/graphql", token, json!({"query": query, "variables": variables})).await
+    }
+
+    /// The `extensions.code` of the first GraphQL error.
+    pub fn gql_code(body: &Value) -> &str {
+        body["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no error>")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
