@@ -21,7 +21,11 @@ both_backends!(
 async fn orchestrator_and_foyer_login(b: Backend) {
     let s = TestServer::start(b).await;
     let (st, reg) = s
-        .post("/api/auth/register", None, json!({"email": "User@Example.com", "password": "securepassword", "trigramme": "ABC"}))
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "User@Example.com", "password": "securepassword", "trigramme": "ABC"}),
+        )
         .await;
     assert_eq!(st, StatusCode::CREATED);
     for f in ["id", "email", "trigramme", "is_active", "created_at"] {
@@ -32,7 +36,13 @@ async fn orchestrator_and_foyer_login(b: Backend) {
 
     // Seed 000: username field, by username and by email.
     for ident in ["ABC", "user@example.com"] {
-        let (st, body) = s.post("/api/auth/login", None, json!({"username": ident, "password": "securepassword"})).await;
+        let (st, body) = s
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"username": ident, "password": "securepassword"}),
+            )
+            .await;
         assert_eq!(st, StatusCode::OK, "{body}");
         assert_eq!(body["token_type"], "bearer");
         assert_eq!(body["expires_in"], 3600);
@@ -40,7 +50,13 @@ async fn orchestrator_and_foyer_login(b: Backend) {
         assert!(body["refresh_token"].as_str().unwrap().starts_with("eyJ"));
     }
     // Seed 001: email field, user object.
-    let (st, body) = s.post("/api/auth/login", None, json!({"email": "user@example.com", "password": "securepassword"})).await;
+    let (st, body) = s
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "user@example.com", "password": "securepassword"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(body["user"]["trigramme"], "ABC");
     assert_eq!(body["user"]["email"], "user@example.com");
@@ -48,16 +64,38 @@ async fn orchestrator_and_foyer_login(b: Backend) {
 
     let (st, me) = s.get("/api/auth/me", Some(&token)).await;
     assert_eq!(st, StatusCode::OK);
-    for f in ["id", "email", "trigramme", "is_active", "is_admin", "created_at"] {
+    for f in [
+        "id",
+        "email",
+        "trigramme",
+        "is_active",
+        "is_admin",
+        "created_at",
+    ] {
         assert!(!me[f].is_null(), "me lacks {f}: {me}");
     }
 
-    let (st, err) = s.post("/api/auth/login", None, json!({"username": "ABC", "password": "wrong-password"})).await;
+    let (st, err) = s
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"username": "ABC", "password": "wrong-password"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert_eq!(err["code"], "invalid_credentials");
     assert_eq!(err["status"], "error");
-    assert!(err["detail"].is_string() && err["timestamp"].is_string(), "{err}");
-    let (st, err) = s.post("/api/auth/login", None, json!({"username": "nobody", "password": "whatever1"})).await;
+    assert!(
+        err["detail"].is_string() && err["timestamp"].is_string(),
+        "{err}"
+    );
+    let (st, err) = s
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"username": "nobody", "password": "whatever1"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert_eq!(err["code"], "invalid_credentials");
 }
@@ -65,41 +103,108 @@ async fn orchestrator_and_foyer_login(b: Backend) {
 async fn register_validation_and_conflicts(b: Backend) {
     let s = TestServer::start(b).await;
     s.user("abc").await;
-    let (st, e) = s.post("/api/auth/register", None, json!({"email": "abc@example.com", "password": "password123", "trigramme": "XYZ"})).await;
+    let (st, e) = s
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "abc@example.com", "password": "password123", "trigramme": "XYZ"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::CONFLICT, "{e}");
     assert_eq!(e["code"], "conflict");
-    let (st, _) = s.post("/api/auth/register", None, json!({"email": "other@example.com", "password": "password123", "trigramme": "abc"})).await;
+    let (st, _) = s
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "other@example.com", "password": "password123", "trigramme": "abc"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::CONFLICT);
-    let (st, e) = s.post("/api/auth/register", None, json!({"email": "not-an-email", "password": "password123"})).await;
+    let (st, e) = s
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "not-an-email", "password": "password123"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(e["code"], "validation_error");
-    let (st, _) = s.post("/api/auth/register", None, json!({"email": "x@example.com", "password": "short"})).await;
+    let (st, _) = s
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "x@example.com", "password": "short"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    let (st, e) = s.post("/api/auth/register", None, json!({"email": "x@example.com"})).await;
-    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "missing password: {e}");
+    let (st, e) = s
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "x@example.com"}),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "missing password: {e}"
+    );
     let long = "a".repeat(300);
-    let (st, _) = s.post("/api/auth/register", None, json!({"email": "y@example.com", "password": long})).await;
+    let (st, _) = s
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "y@example.com", "password": long}),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     // Nothing half-written: only the first user exists.
-    let (_, body) = s.gql(Some(&s.login("abc", "password123").await.access), "{ users { total } }", json!({})).await;
+    let (_, body) = s
+        .gql(
+            Some(&s.login("abc", "password123").await.access),
+            "{ users { total } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(body["data"]["users"]["total"], 1, "{body}");
 }
 
 async fn refresh_rotation_and_reuse(b: Backend) {
     let s = TestServer::start(b).await;
     let l = s.user("rot").await;
-    let (st, r1) = s.post("/api/auth/refresh", None, json!({"refresh_token": l.refresh})).await;
+    let (st, r1) = s
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({"refresh_token": l.refresh}),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{r1}");
     let new_refresh = r1["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(new_refresh, l.refresh);
     let new_access = r1["access_token"].as_str().unwrap().to_string();
-    assert_eq!(s.get("/api/auth/me", Some(&new_access)).await.0, StatusCode::OK);
+    assert_eq!(
+        s.get("/api/auth/me", Some(&new_access)).await.0,
+        StatusCode::OK
+    );
 
     // Reusing the rotated token revokes the whole family.
-    let (st, e) = s.post("/api/auth/refresh", None, json!({"refresh_token": l.refresh})).await;
+    let (st, e) = s
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({"refresh_token": l.refresh}),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert_eq!(e["code"], "refresh_token_reused");
-    let (st, e) = s.post("/api/auth/refresh", None, json!({"refresh_token": new_refresh})).await;
+    let (st, e) = s
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({"refresh_token": new_refresh}),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert_eq!(e["code"], "session_revoked");
     let (st, e) = s.get("/api/auth/me", Some(&new_access)).await;
@@ -108,12 +213,24 @@ async fn refresh_rotation_and_reuse(b: Backend) {
 
     // Seed 002 refresh path rotates too.
     let l2 = s.login("rot", "password123").await;
-    let (st, r) = s.post("/api/v1/auth/refresh", None, json!({"refresh_token": l2.refresh})).await;
+    let (st, r) = s
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": l2.refresh}),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(r["token_type"], "bearer");
     assert!(r["user"]["id"].is_string());
     // An access token is not a refresh token.
-    let (st, e) = s.post("/api/auth/refresh", None, json!({"refresh_token": l2.access})).await;
+    let (st, e) = s
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({"refresh_token": l2.access}),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert_eq!(e["code"], "invalid_token");
 }
@@ -122,28 +239,57 @@ async fn logout_revokes_session(b: Backend) {
     let s = TestServer::start(b).await;
     let l = s.user("bye").await;
     let other = s.login("bye", "password123").await;
-    let (st, body) = s.call(Method::POST, "/api/auth/logout", Some(&l.access), None).await;
+    let (st, body) = s
+        .call(Method::POST, "/api/auth/logout", Some(&l.access), None)
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(body["message"], "Déconnexion réussie");
     let (st, e) = s.get("/api/auth/me", Some(&l.access)).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert_eq!(e["code"], "session_revoked");
-    let (st, _) = s.post("/api/auth/refresh", None, json!({"refresh_token": l.refresh})).await;
+    let (st, _) = s
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({"refresh_token": l.refresh}),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     // Other sessions of the same user live on.
-    assert_eq!(s.get("/api/auth/me", Some(&other.access)).await.0, StatusCode::OK);
+    assert_eq!(
+        s.get("/api/auth/me", Some(&other.access)).await.0,
+        StatusCode::OK
+    );
     // Seed 000: logout by refresh token alone.
-    let (st, _) = s.post("/api/auth/logout", None, json!({"refresh_token": other.refresh})).await;
+    let (st, _) = s
+        .post(
+            "/api/auth/logout",
+            None,
+            json!({"refresh_token": other.refresh}),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(s.get("/api/auth/me", Some(&other.access)).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(s.call(Method::POST, "/api/auth/logout", None, None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.get("/api/auth/me", Some(&other.access)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.call(Method::POST, "/api/auth/logout", None, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 async fn disabled_user_is_refused(b: Backend) {
     let s = TestServer::start(b).await;
     let admin = s.user("root").await; // first user is the admin
     let u = s.user("victim").await;
-    let key = s.post("/api/v1/keys", Some(&u.access), json!({"name": "k"})).await.1["api_key"].as_str().unwrap().to_string();
+    let key = s
+        .post("/api/v1/keys", Some(&u.access), json!({"name": "k"}))
+        .await
+        .1["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, body) = s
         .gql(
             Some(&admin.access),
@@ -152,25 +298,56 @@ async fn disabled_user_is_refused(b: Backend) {
         )
         .await;
     assert_eq!(body["data"]["updateUser"]["isActive"], false, "{body}");
-    let (st, e) = s.post("/api/auth/login", None, json!({"username": "victim", "password": "password123"})).await;
+    let (st, e) = s
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"username": "victim", "password": "password123"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert_eq!(e["code"], "account_disabled");
-    assert_eq!(s.get("/api/auth/me", Some(&u.access)).await.0, StatusCode::UNAUTHORIZED);
-    let res = s.http.get(s.url("/api/auth/me")).header("X-API-Key", &key).send().await.unwrap();
+    assert_eq!(
+        s.get("/api/auth/me", Some(&u.access)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let res = s
+        .http
+        .get(s.url("/api/auth/me"))
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // A non-admin cannot do that.
     let (_, body) = s
-        .gql(Some(&s.user("meek").await.access), "mutation($id: ID!) { updateUser(id: $id, input: {isActive: false}) { id } }", json!({"id": admin.user_id.to_string()}))
+        .gql(
+            Some(&s.user("meek").await.access),
+            "mutation($id: ID!) { updateUser(id: $id, input: {isActive: false}) { id } }",
+            json!({"id": admin.user_id.to_string()}),
+        )
         .await;
     assert_eq!(TestServer::gql_code(&body), "forbidden");
 }
 
 async fn nexus_auth_users_and_errors(b: Backend) {
     let s = TestServer::start(b).await;
-    let (st, r) = s.post("/api/v1/auth/register", None, json!({"email": "new@example.dz", "password": "securepassword", "name": "New User"})).await;
+    let (st, r) = s
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "new@example.dz", "password": "securepassword", "name": "New User"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{r}");
     assert_eq!(r["user"]["name"], "New User");
-    let (st, l) = s.post("/api/v1/auth/login", None, json!({"email": "new@example.dz", "password": "securepassword"})).await;
+    let (st, l) = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "new@example.dz", "password": "securepassword"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     for f in ["access_token", "refresh_token", "token_type", "expires_in"] {
         assert!(!l[f].is_null(), "login lacks {f}");
@@ -182,18 +359,38 @@ async fn nexus_auth_users_and_errors(b: Backend) {
     let (st, me) = s.get("/api/v1/users/me", Some(t)).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(me["email"], "new@example.dz");
-    let (st, me) = s.call(Method::PATCH, "/api/v1/users/me", Some(t), Some(json!({"name": "Renamed", "avatar_url": "https://x/a.png"}))).await;
+    let (st, me) = s
+        .call(
+            Method::PATCH,
+            "/api/v1/users/me",
+            Some(t),
+            Some(json!({"name": "Renamed", "avatar_url": "https://x/a.png"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(me["name"], "Renamed");
     assert_eq!(me["avatar_url"], "https://x/a.png");
     // Error shape of seed 002.
-    let (st, e) = s.post("/api/v1/auth/login", None, json!({"email": "new@example.dz", "password": "nope-nope"})).await;
+    let (st, e) = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "new@example.dz", "password": "nope-nope"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert_eq!(e["error"]["code"], "INVALID_CREDENTIALS");
     assert!(e["error"]["message"].is_string());
     assert!(e["error"]["details"].is_object());
     assert!(e["request_id"].as_str().unwrap().starts_with("req-"));
-    let (st, e) = s.call(Method::PATCH, "/api/v1/users/me", Some(t), Some(json!({"name": ""}))).await;
+    let (st, e) = s
+        .call(
+            Method::PATCH,
+            "/api/v1/users/me",
+            Some(t),
+            Some(json!({"name": ""})),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(e["error"]["code"], "VALIDATION_ERROR");
     assert_eq!(e["error"]["details"]["field"], "name");
@@ -214,33 +411,102 @@ async fn api_keys_lifecycle(b: Backend) {
     let kid = k["key_id"].as_str().unwrap().to_string();
 
     // Accepted as X-API-Key and as Bearer sk-….
-    let r = s.http.get(s.url("/api/v1/users/me")).header("X-API-Key", &secret).send().await.unwrap();
+    let r = s
+        .http
+        .get(s.url("/api/v1/users/me"))
+        .header("X-API-Key", &secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(s.get("/api/auth/me", Some(&secret)).await.0, StatusCode::OK);
 
     let (st, list) = s.get("/api/v1/keys", Some(&l.access)).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(list["keys"].as_array().unwrap().len(), 1);
-    assert!(list["keys"][0].get("api_key").is_none(), "secret must never be listed again");
+    assert!(
+        list["keys"][0].get("api_key").is_none(),
+        "secret must never be listed again"
+    );
 
     // Read-only key cannot write.
-    let ro = s.post("/api/v1/keys", Some(&l.access), json!({"name": "ro", "permissions": ["read"]})).await.1["api_key"].as_str().unwrap().to_string();
+    let ro = s
+        .post(
+            "/api/v1/keys",
+            Some(&l.access),
+            json!({"name": "ro", "permissions": ["read"]}),
+        )
+        .await
+        .1["api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(s.get("/api/chats", Some(&ro)).await.0, StatusCode::OK);
     let (st, e) = s.post("/api/chats", Some(&ro), json!({"title": "x"})).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert_eq!(e["code"], "insufficient_permissions");
     // A user cannot mint admin keys; a past expiry is refused; unknown permission refused.
-    assert_eq!(s.post("/api/v1/keys", Some(&s.user("plain").await.access), json!({"name": "a", "permissions": ["admin"]})).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(s.post("/api/v1/keys", Some(&l.access), json!({"name": "a", "expires_at": "2001-01-01T00:00:00Z"})).await.0, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(s.post("/api/v1/keys", Some(&l.access), json!({"name": "a", "permissions": ["root"]})).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        s.post(
+            "/api/v1/keys",
+            Some(&s.user("plain").await.access),
+            json!({"name": "a", "permissions": ["admin"]})
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.post(
+            "/api/v1/keys",
+            Some(&l.access),
+            json!({"name": "a", "expires_at": "2001-01-01T00:00:00Z"})
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        s.post(
+            "/api/v1/keys",
+            Some(&l.access),
+            json!({"name": "a", "permissions": ["root"]})
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 
     // Someone else cannot revoke it; the owner can, and then it is refused everywhere.
     let other = s.user("other").await;
-    assert_eq!(s.call(Method::DELETE, &format!("/api/v1/keys/{kid}"), Some(&other.access), None).await.0, StatusCode::NOT_FOUND);
-    let (st, r) = s.call(Method::DELETE, &format!("/api/v1/keys/{kid}"), Some(&l.access), None).await;
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("/api/v1/keys/{kid}"),
+            Some(&other.access),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    let (st, r) = s
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/keys/{kid}"),
+            Some(&l.access),
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(r["revoked"], true);
-    let r = s.http.get(s.url("/api/v1/users/me")).header("X-API-Key", &secret).send().await.unwrap();
+    let r = s
+        .http
+        .get(s.url("/api/v1/users/me"))
+        .header("X-API-Key", &secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let e: serde_json::Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "API_KEY_REVOKED");
@@ -250,8 +516,16 @@ async fn api_keys_lifecycle(b: Backend) {
 }
 
 fn cookie_of(res: &reqwest::Response) -> String {
-    let set = res.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).collect::<Vec<_>>();
-    let c = set.iter().find(|c| c.starts_with("access_token=")).expect("access_token cookie set");
+    let set = res
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    let c = set
+        .iter()
+        .find(|c| c.starts_with("access_token="))
+        .expect("access_token cookie set");
     assert!(c.contains("HttpOnly"), "{c}");
     c.split(';').next().unwrap().to_string()
 }
@@ -259,14 +533,26 @@ fn cookie_of(res: &reqwest::Response) -> String {
 async fn cookie_login_and_csrf(b: Backend) {
     let s = TestServer::start(b).await;
     s.user("admin").await;
-    let res = s.http.post(s.url("/auth/login")).json(&json!({"user": "admin", "password": "password123"})).send().await.unwrap();
+    let res = s
+        .http
+        .post(s.url("/auth/login"))
+        .json(&json!({"user": "admin", "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let cookie = cookie_of(&res);
     let body: serde_json::Value = res.json().await.unwrap();
     let csrf = body["csrf_token"].as_str().unwrap().to_string();
     let sid = body["session_id"].as_str().unwrap().to_string();
 
-    let r = s.http.get(s.url("/sessions")).header(COOKIE, &cookie).send().await.unwrap();
+    let r = s
+        .http
+        .get(s.url("/sessions"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let list: serde_json::Value = r.json().await.unwrap();
     let first = &list["sessions"][0];
@@ -277,37 +563,114 @@ async fn cookie_login_and_csrf(b: Backend) {
     // A second session to terminate.
     let victim = s.login("admin", "password123").await;
     let path = format!("/sessions/{}/terminate", victim.session_id);
-    let r = s.http.post(s.url(&path)).header(COOKIE, &cookie).send().await.unwrap();
+    let r = s
+        .http
+        .post(s.url(&path))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let e: serde_json::Value = r.json().await.unwrap();
     assert_eq!(e["code"], "csrf_invalid");
-    let r = s.http.post(s.url(&path)).header(COOKIE, &cookie).header("X-CSRF-Token", "forged").send().await.unwrap();
+    let r = s
+        .http
+        .post(s.url(&path))
+        .header(COOKIE, &cookie)
+        .header("X-CSRF-Token", "forged")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(s.get("/api/auth/me", Some(&victim.access)).await.0, StatusCode::OK, "refused request changed nothing");
-    let r = s.http.post(s.url(&path)).header(COOKIE, &cookie).header("X-CSRF-Token", &csrf).send().await.unwrap();
+    assert_eq!(
+        s.get("/api/auth/me", Some(&victim.access)).await.0,
+        StatusCode::OK,
+        "refused request changed nothing"
+    );
+    let r = s
+        .http
+        .post(s.url(&path))
+        .header(COOKIE, &cookie)
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let t: serde_json::Value = r.json().await.unwrap();
     assert_eq!(t["active"], false);
-    assert_eq!(s.get("/api/auth/me", Some(&victim.access)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.get("/api/auth/me", Some(&victim.access)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 
     // GraphQL mutations by cookie need the CSRF header too; queries do not.
     let q = json!({"query": "mutation { createChat(input: {title: \"c\"}) { id } }"});
-    let r = s.http.post(s.url("/graphql")).header(COOKIE, &cookie).json(&q).send().await.unwrap();
+    let r = s
+        .http
+        .post(s.url("/graphql"))
+        .header(COOKIE, &cookie)
+        .json(&q)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = s.http.post(s.url("/graphql")).header(COOKIE, &cookie).header("X-CSRF-Token", &csrf).json(&q).send().await.unwrap();
+    let r = s
+        .http
+        .post(s.url("/graphql"))
+        .header(COOKIE, &cookie)
+        .header("X-CSRF-Token", &csrf)
+        .json(&q)
+        .send()
+        .await
+        .unwrap();
     let v: serde_json::Value = r.json().await.unwrap();
     assert!(v["data"]["createChat"]["id"].is_string(), "{v}");
-    let r = s.http.post(s.url("/graphql")).header(COOKIE, &cookie).json(&json!({"query": "{ me { username } }"})).send().await.unwrap();
+    let r = s
+        .http
+        .post(s.url("/graphql"))
+        .header(COOKIE, &cookie)
+        .json(&json!({"query": "{ me { username } }"}))
+        .send()
+        .await
+        .unwrap();
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["data"]["me"]["username"], "admin");
 
     // Logout needs CSRF, clears the cookie and ends the session.
-    assert_eq!(s.http.post(s.url("/auth/logout")).header(COOKIE, &cookie).send().await.unwrap().status(), StatusCode::FORBIDDEN);
-    let r = s.http.post(s.url("/auth/logout")).header(COOKIE, &cookie).header("X-CSRF-Token", &csrf).send().await.unwrap();
+    assert_eq!(
+        s.http
+            .post(s.url("/auth/logout"))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let r = s
+        .http
+        .post(s.url("/auth/logout"))
+        .header(COOKIE, &cookie)
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let cleared = r.headers().get_all(SET_COOKIE).iter().any(|v| v.to_str().unwrap().starts_with("access_token=;") || v.to_str().unwrap().contains("Max-Age=0"));
+    let cleared = r.headers().get_all(SET_COOKIE).iter().any(|v| {
+        v.to_str().unwrap().starts_with("access_token=;")
+            || v.to_str().unwrap().contains("Max-Age=0")
+    });
     assert!(cleared, "logout clears the cookie");
-    assert_eq!(s.http.get(s.url("/sessions")).header(COOKIE, &cookie).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.http
+            .get(s.url("/sessions"))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
     let _ = sid;
 }
 
@@ -315,7 +678,14 @@ async fn foyer_current_session(b: Backend) {
     let s = TestServer::start(b).await;
     let a = s.user("sess").await;
     let other = s.user("peer").await;
-    let r = s.http.get(s.url("/api/sessions/current")).bearer_auth(&a.access).header("X-Session-ID", &a.session_id).send().await.unwrap();
+    let r = s
+        .http
+        .get(s.url("/api/sessions/current"))
+        .bearer_auth(&a.access)
+        .header("X-Session-ID", &a.session_id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["id"], a.session_id.as_str());
@@ -323,7 +693,17 @@ async fn foyer_current_session(b: Backend) {
     assert!(v["expires_at"].is_string());
     assert!(v["metadata"].get("user_agent").is_some() && v["metadata"].get("ip_address").is_some());
     assert_eq!(v["metadata"]["ip_address"], "127.0.0.1");
-    let r = s.http.get(s.url("/api/sessions/current")).bearer_auth(&a.access).header("X-Session-ID", &other.session_id).send().await.unwrap();
+    let r = s
+        .http
+        .get(s.url("/api/sessions/current"))
+        .bearer_auth(&a.access)
+        .header("X-Session-ID", &other.session_id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(s.get("/api/sessions/current", None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.get("/api/sessions/current", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }

@@ -9,7 +9,12 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-both_backends!(auth_and_agents, chats_pagination_search_and_messages, keys_and_sessions, subscriptions);
+both_backends!(
+    auth_and_agents,
+    chats_pagination_search_and_messages,
+    keys_and_sessions,
+    subscriptions
+);
 
 async fn auth_and_agents(b: Backend) {
     let s = TestServer::start(b).await;
@@ -18,15 +23,36 @@ async fn auth_and_agents(b: Backend) {
         .await;
     let reg = &r["data"]["register"];
     assert_eq!(reg["tokenType"], "bearer", "{r}");
-    assert_eq!(reg["user"]["role"], "admin", "first user administers the instance");
+    assert_eq!(
+        reg["user"]["role"], "admin",
+        "first user administers the instance"
+    );
     let (_, r) = s.gql(None, "mutation { login(username: \"g@example.com\", password: \"password123\") { accessToken refreshToken } }", json!({})).await;
-    let token = r["data"]["login"]["accessToken"].as_str().unwrap().to_string();
+    let token = r["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, me) = s.gql(Some(&token), "{ me { username } }", json!({})).await;
     assert_eq!(me["data"]["me"]["username"], "gq");
-    let refresh = r["data"]["login"]["refreshToken"].as_str().unwrap().to_string();
-    let (_, r) = s.gql(None, "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken } }", json!({"t": refresh})).await;
+    let refresh = r["data"]["login"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, r) = s
+        .gql(
+            None,
+            "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken } }",
+            json!({"t": refresh}),
+        )
+        .await;
     assert!(r["data"]["refreshToken"]["accessToken"].is_string(), "{r}");
-    let (_, r) = s.gql(None, "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken } }", json!({"t": refresh})).await;
+    let (_, r) = s
+        .gql(
+            None,
+            "mutation($t: String!) { refreshToken(refreshToken: $t) { accessToken } }",
+            json!({"t": refresh}),
+        )
+        .await;
     assert_eq!(TestServer::gql_code(&r), "refresh_token_reused");
     let l = s.login("gq", "password123").await;
     let t = Some(l.access.as_str());
@@ -41,16 +67,45 @@ async fn auth_and_agents(b: Backend) {
     let (_, r) = s.gql(t, "mutation($id: ID!) { updateAgent(id: $id, input: {temperature: 1.2, model: null}) { temperature model name } }", json!({"id": id})).await;
     assert_eq!(r["data"]["updateAgent"]["temperature"], 1.2, "{r}");
     assert!(r["data"]["updateAgent"]["model"].is_null());
-    let (_, r) = s.gql(t, "mutation($id: ID!) { updateAgent(id: $id, input: {temperature: 3}) { id } }", json!({"id": id})).await;
+    let (_, r) = s
+        .gql(
+            t,
+            "mutation($id: ID!) { updateAgent(id: $id, input: {temperature: 3}) { id } }",
+            json!({"id": id}),
+        )
+        .await;
     assert_eq!(TestServer::gql_code(&r), "validation_error");
-    assert_eq!(r["errors"][0]["extensions"]["details"]["field"], "temperature");
-    let (_, r) = s.gql(None, "{ publicAgents { total agents { name } } }", json!({})).await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["details"]["field"],
+        "temperature"
+    );
+    let (_, r) = s
+        .gql(
+            None,
+            "{ publicAgents { total agents { name } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(r["data"]["publicAgents"]["total"], 1, "{r}");
-    let (_, r) = s.gql(t, "{ agents(first: 5) { id } myAgents { id } }", json!({})).await;
+    let (_, r) = s
+        .gql(t, "{ agents(first: 5) { id } myAgents { id } }", json!({}))
+        .await;
     assert_eq!(r["data"]["agents"].as_array().unwrap().len(), 1);
-    let (_, r) = s.gql(t, "mutation($id: ID!) { deleteAgent(id: $id) }", json!({"id": id})).await;
+    let (_, r) = s
+        .gql(
+            t,
+            "mutation($id: ID!) { deleteAgent(id: $id) }",
+            json!({"id": id}),
+        )
+        .await;
     assert_eq!(r["data"]["deleteAgent"], true);
-    let (_, r) = s.gql(t, "query($id: ID!) { agent(id: $id) { id } }", json!({"id": id})).await;
+    let (_, r) = s
+        .gql(
+            t,
+            "query($id: ID!) { agent(id: $id) { id } }",
+            json!({"id": id}),
+        )
+        .await;
     assert_eq!(TestServer::gql_code(&r), "not_found");
     let (_, r) = s.gql(t, "mutation { updateMe(input: {name: \"Grace\", avatarUrl: \"/a.png\"}) { name avatarUrl email } }", json!({})).await;
     assert_eq!(r["data"]["updateMe"]["name"], "Grace");
@@ -61,28 +116,62 @@ async fn chats_pagination_search_and_messages(b: Backend) {
     let s = TestServer::start(b).await;
     let l = s.user("pager").await;
     let t = Some(l.access.as_str());
-    let (_, r) = s.gql(t, "mutation { createAgent(input: {name: \"Helper\"}) { id } }", json!({})).await;
+    let (_, r) = s
+        .gql(
+            t,
+            "mutation { createAgent(input: {name: \"Helper\"}) { id } }",
+            json!({}),
+        )
+        .await;
     let agent_id = r["data"]["createAgent"]["id"].as_str().unwrap().to_string();
     let mut ids = Vec::new();
     for i in 0..5 {
         let (_, r) = s
             .gql(t, "mutation($t: String!, $a: ID) { createChat(input: {title: $t, agentId: $a}) { id title } }", json!({"t": format!("Chat {i}"), "a": if i % 2 == 0 { Some(&agent_id) } else { None }}))
             .await;
-        ids.push(r["data"]["createChat"]["id"].as_str().unwrap().parse::<i64>().unwrap());
+        ids.push(
+            r["data"]["createChat"]["id"]
+                .as_str()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap(),
+        );
     }
     for n in 0..12 {
-        hearth::service::chats::append_message(&s.state.db, ids[4], if n % 2 == 0 { "user" } else { "assistant" }, &format!("message {n}"), None).await.unwrap();
+        hearth::service::chats::append_message(
+            &s.state.db,
+            ids[4],
+            if n % 2 == 0 { "user" } else { "assistant" },
+            &format!("message {n}"),
+            None,
+        )
+        .await
+        .unwrap();
     }
 
     // The benchmark's query: newest chats, their agent, their last 10 messages in order.
-    let (_, r) = s.gql(t, "{ me { chats(first: 20) { title agent { name } messages(last: 10) { content } } } }", json!({})).await;
+    let (_, r) = s
+        .gql(
+            t,
+            "{ me { chats(first: 20) { title agent { name } messages(last: 10) { content } } } }",
+            json!({}),
+        )
+        .await;
     let chats = r["data"]["me"]["chats"].as_array().unwrap();
     assert_eq!(chats.len(), 5, "{r}");
     assert_eq!(chats[0]["title"], "Chat 4");
     assert_eq!(chats[0]["agent"]["name"], "Helper");
     assert!(chats[1]["agent"].is_null());
-    let contents: Vec<&str> = chats[0]["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
-    assert_eq!(contents, (2..12).map(|n| format!("message {n}")).collect::<Vec<_>>());
+    let contents: Vec<&str> = chats[0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contents,
+        (2..12).map(|n| format!("message {n}")).collect::<Vec<_>>()
+    );
     let (_, r) = s.gql(t, "query($id: ID!) { chat(id: $id) { messageCount messages(first: 2) { content role } } }", json!({"id": ids[4].to_string()})).await;
     assert_eq!(r["data"]["chat"]["messageCount"], 12);
     assert_eq!(r["data"]["chat"]["messages"][1]["content"], "message 1");
@@ -106,20 +195,42 @@ async fn chats_pagination_search_and_messages(b: Backend) {
     let mut expected = ids.clone();
     expected.reverse();
     assert_eq!(seen, expected);
-    let (_, r) = s.gql(t, "{ chats(first: 2, after: \"garbage\") { id } }", json!({})).await;
+    let (_, r) = s
+        .gql(
+            t,
+            "{ chats(first: 2, after: \"garbage\") { id } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(TestServer::gql_code(&r), "validation_error");
     let (_, r) = s.gql(t, "{ chats(first: 1000) { id } }", json!({})).await;
     assert_eq!(TestServer::gql_code(&r), "validation_error");
 
     // Search matches titles and message text.
-    let (_, r) = s.gql(t, "{ chats(search: \"chat 3\") { title } }", json!({})).await;
+    let (_, r) = s
+        .gql(t, "{ chats(search: \"chat 3\") { title } }", json!({}))
+        .await;
     assert_eq!(r["data"]["chats"], json!([{"title": "Chat 3"}]));
-    let (_, r) = s.gql(t, "{ chats(search: \"MESSAGE 11\") { title } }", json!({})).await;
+    let (_, r) = s
+        .gql(t, "{ chats(search: \"MESSAGE 11\") { title } }", json!({}))
+        .await;
     assert_eq!(r["data"]["chats"], json!([{"title": "Chat 4"}]));
 
-    let (_, r) = s.gql(t, "mutation($id: ID!) { renameChat(id: $id, title: \"Renamed\") { title } }", json!({"id": ids[0].to_string()})).await;
+    let (_, r) = s
+        .gql(
+            t,
+            "mutation($id: ID!) { renameChat(id: $id, title: \"Renamed\") { title } }",
+            json!({"id": ids[0].to_string()}),
+        )
+        .await;
     assert_eq!(r["data"]["renameChat"]["title"], "Renamed");
-    let (_, r) = s.gql(t, "mutation($id: ID!) { deleteChat(id: $id) }", json!({"id": ids[0].to_string()})).await;
+    let (_, r) = s
+        .gql(
+            t,
+            "mutation($id: ID!) { deleteChat(id: $id) }",
+            json!({"id": ids[0].to_string()}),
+        )
+        .await;
     assert_eq!(r["data"]["deleteChat"], true);
     let (_, r) = s.gql(t, "{ chats { id } }", json!({})).await;
     assert_eq!(r["data"]["chats"].as_array().unwrap().len(), 4);
@@ -132,44 +243,91 @@ async fn keys_and_sessions(b: Backend) {
     let (_, r) = s.gql(t, "mutation { createApiKey(input: {name: \"ci\", permissions: [\"read\"]}) { secret apiKey { id name prefix permissions revoked } } }", json!({})).await;
     let created = &r["data"]["createApiKey"];
     let secret = created["secret"].as_str().unwrap().to_string();
-    assert!(secret.starts_with(created["apiKey"]["prefix"].as_str().unwrap()), "{r}");
+    assert!(
+        secret.starts_with(created["apiKey"]["prefix"].as_str().unwrap()),
+        "{r}"
+    );
     assert_eq!(created["apiKey"]["permissions"], json!(["read"]));
-    let (_, r) = s.gql(Some(&secret), "{ me { username } apiKeys { name } }", json!({})).await;
+    let (_, r) = s
+        .gql(
+            Some(&secret),
+            "{ me { username } apiKeys { name } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(r["data"]["me"]["username"], "keeper");
-    let (_, r) = s.gql(Some(&secret), "mutation { createChat(input: {}) { id } }", json!({})).await;
+    let (_, r) = s
+        .gql(
+            Some(&secret),
+            "mutation { createChat(input: {}) { id } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(TestServer::gql_code(&r), "insufficient_permissions");
     let kid = created["apiKey"]["id"].as_str().unwrap().to_string();
-    let (_, r) = s.gql(t, "mutation($id: ID!) { revokeApiKey(id: $id) { revoked } }", json!({"id": kid})).await;
+    let (_, r) = s
+        .gql(
+            t,
+            "mutation($id: ID!) { revokeApiKey(id: $id) { revoked } }",
+            json!({"id": kid}),
+        )
+        .await;
     assert_eq!(r["data"]["revokeApiKey"]["revoked"], true);
 
     let second = s.login("keeper", "password123").await;
-    let (_, r) = s.gql(t, "{ sessions { id active current client } }", json!({})).await;
+    let (_, r) = s
+        .gql(t, "{ sessions { id active current client } }", json!({}))
+        .await;
     let sessions = r["data"]["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2, "{r}");
     assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
-    let (_, r) = s.gql(t, "mutation($id: ID!) { terminateSession(id: $id) { active } }", json!({"id": second.session_id})).await;
+    let (_, r) = s
+        .gql(
+            t,
+            "mutation($id: ID!) { terminateSession(id: $id) { active } }",
+            json!({"id": second.session_id}),
+        )
+        .await;
     assert_eq!(r["data"]["terminateSession"]["active"], false, "{r}");
-    assert_eq!(s.get("/api/auth/me", Some(&second.access)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.get("/api/auth/me", Some(&second.access)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let stranger = s.user("stranger").await;
-    let (_, r) = s.gql(Some(&stranger.access), "mutation($id: ID!) { terminateSession(id: $id) { active } }", json!({"id": l.session_id})).await;
+    let (_, r) = s
+        .gql(
+            Some(&stranger.access),
+            "mutation($id: ID!) { terminateSession(id: $id) { active } }",
+            json!({"id": l.session_id}),
+        )
+        .await;
     assert_eq!(TestServer::gql_code(&r), "not_found");
     let (_, r) = s.gql(t, "mutation { logout }", json!({})).await;
     assert_eq!(r["data"]["logout"], true);
     assert_eq!(s.get("/api/auth/me", t).await.0, StatusCode::UNAUTHORIZED);
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn ws_connect(s: &TestServer) -> Ws {
     let url = format!("{}/graphql/ws", s.base.replace("http://", "ws://"));
     let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
-    tokio_tungstenite::connect_async(req).await.expect("ws connects").0
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("ws connects")
+        .0
 }
 
 async fn next_json(ws: &mut Ws) -> Option<Value> {
     loop {
-        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("ws message in time")?;
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("ws message in time")?;
         match msg.ok()? {
             Message::Text(t) => {
                 let v: Value = serde_json::from_str(&t).unwrap();
@@ -194,26 +352,63 @@ async fn subscriptions(b: Backend) {
     assert_eq!(next_json(&mut ws).await.unwrap()["type"], "connection_ack");
     ws.send(Message::Text(json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { chatChanges { kind chatId chat { title } } }"}}).to_string().into())).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let (_, c) = s.post("/api/chats", Some(&l.access), json!({"title": "Live"})).await;
+    let (_, c) = s
+        .post("/api/chats", Some(&l.access), json!({"title": "Live"}))
+        .await;
     let ev = next_json(&mut ws).await.unwrap();
     assert_eq!(ev["type"], "next", "{ev}");
     assert_eq!(ev["payload"]["data"]["chatChanges"]["kind"], "UPSERTED");
-    assert_eq!(ev["payload"]["data"]["chatChanges"]["chat"]["title"], "Live");
+    assert_eq!(
+        ev["payload"]["data"]["chatChanges"]["chat"]["title"],
+        "Live"
+    );
     // Another user's chats never show up.
     let other = s.user("other").await;
-    s.post("/api/chats", Some(&other.access), json!({"title": "Not yours"})).await;
-    s.call(reqwest::Method::DELETE, &format!("/api/chats/{}", c["id"]), Some(&l.access), None).await;
+    s.post(
+        "/api/chats",
+        Some(&other.access),
+        json!({"title": "Not yours"}),
+    )
+    .await;
+    s.call(
+        reqwest::Method::DELETE,
+        &format!("/api/chats/{}", c["id"]),
+        Some(&l.access),
+        None,
+    )
+    .await;
     let ev = next_json(&mut ws).await.unwrap();
-    assert_eq!(ev["payload"]["data"]["chatChanges"]["kind"], "DELETED", "{ev}");
-    s.call(reqwest::Method::POST, "/api/auth/logout", Some(&l.access), None).await;
+    assert_eq!(
+        ev["payload"]["data"]["chatChanges"]["kind"], "DELETED",
+        "{ev}"
+    );
+    s.call(
+        reqwest::Method::POST,
+        "/api/auth/logout",
+        Some(&l.access),
+        None,
+    )
+    .await;
     let ev = next_json(&mut ws).await.unwrap();
-    assert_eq!(ev["type"], "complete", "logout completes the subscription: {ev}");
+    assert_eq!(
+        ev["type"], "complete",
+        "logout completes the subscription: {ev}"
+    );
 
     // A revoked token is refused at connection_init.
     let mut ws = ws_connect(&s).await;
-    ws.send(Message::Text(json!({"type": "connection_init", "payload": {"token": l.access}}).to_string().into())).await.unwrap();
+    ws.send(Message::Text(
+        json!({"type": "connection_init", "payload": {"token": l.access}})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
     let closed = next_json(&mut ws).await;
-    assert!(closed.is_none() || closed.as_ref().unwrap()["type"] != "connection_ack", "{closed:?}");
+    assert!(
+        closed.is_none() || closed.as_ref().unwrap()["type"] != "connection_ack",
+        "{closed:?}"
+    );
 
     // No connection_init: the server hangs up after the deadline.
     let mut ws = ws_connect(&s).await;

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 both_backends!(limits_and_malformed_requests);
 
 async fn limits_and_malformed_requests(b: Backend) {
-    let s = TestServer::start(b).await;
+    // A small body limit keeps the oversize request inside the socket buffers, so the client
+    // finishes writing before the server answers 413 and closes.
+    let s = TestServer::start_with(b, |c| c.body_limit_bytes = 64 * 1024).await;
     let l = s.user("limits").await;
     let t = Some(l.access.as_str());
 
@@ -28,7 +30,9 @@ async fn limits_and_malformed_requests(b: Backend) {
     assert_eq!(TestServer::gql_code(&r), "query_too_complex");
 
     // A mutation over the limits writes nothing.
-    let muts: String = (0..300).map(|i| format!("c{i}: createChat(input: {{title: \"x\"}}) {{ id title }} ")).collect();
+    let muts: String = (0..300)
+        .map(|i| format!("c{i}: createChat(input: {{title: \"x\"}}) {{ id title }} "))
+        .collect();
     let (_, r) = s.gql(t, &format!("mutation {{ {muts} }}"), json!({})).await;
     assert_eq!(TestServer::gql_code(&r), "query_too_complex");
     assert_eq!(s.get("/api/chats", t).await.1["total"], 0);
@@ -38,41 +42,106 @@ async fn limits_and_malformed_requests(b: Backend) {
     let (st, r) = s.post("/graphql", t, Value::Array(batch)).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_eq!(TestServer::gql_code(&r), "query_too_complex");
-    let batch: Vec<Value> = (0..3).map(|_| json!({"query": "{ me { username } }"})).collect();
+    let batch: Vec<Value> = (0..3)
+        .map(|_| json!({"query": "{ me { username } }"}))
+        .collect();
     let (st, r) = s.post("/graphql", t, Value::Array(batch)).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(r[2]["data"]["me"]["username"], "limits");
 
     // GET runs queries, refuses mutations with 405, and serves GraphiQL to browsers.
-    let res = s.http.get(s.url("/graphql")).query(&[("query", "{ me { username } }")]).bearer_auth(&l.access).send().await.unwrap();
+    let res = s
+        .http
+        .get(s.url("/graphql"))
+        .query(&[("query", "{ me { username } }")])
+        .bearer_auth(&l.access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.json::<Value>().await.unwrap()["data"]["me"]["username"], "limits");
-    let res = s.http.get(s.url("/graphql")).query(&[("query", "mutation { createChat(input: {}) { id } }")]).bearer_auth(&l.access).send().await.unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["data"]["me"]["username"],
+        "limits"
+    );
+    let res = s
+        .http
+        .get(s.url("/graphql"))
+        .query(&[("query", "mutation { createChat(input: {}) { id } }")])
+        .bearer_auth(&l.access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(s.get("/api/chats", t).await.1["total"], 0);
     let res = s.http.get(s.url("/graphql")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.text().await.unwrap().to_lowercase().contains("graphiql"));
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .to_lowercase()
+        .contains("graphiql"));
 
     // Content types, syntax, size.
-    let res = s.http.post(s.url("/graphql")).bearer_auth(&l.access).header("content-type", "text/plain").body("{\"query\":\"{ me { id } }\"}").send().await.unwrap();
+    let res = s
+        .http
+        .post(s.url("/graphql"))
+        .bearer_auth(&l.access)
+        .header("content-type", "text/plain")
+        .body("{\"query\":\"{ me { id } }\"}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let res = s.http.post(s.url("/graphql")).bearer_auth(&l.access).header("content-type", "application/json").body("{\"query\": ").send().await.unwrap();
+    let res = s
+        .http
+        .post(s.url("/graphql"))
+        .bearer_auth(&l.access)
+        .header("content-type", "application/json")
+        .body("{\"query\": ")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(TestServer::gql_code(&res.json::<Value>().await.unwrap()), "invalid_json");
-    let big = json!({"query": format!("mutation {{ createChat(input: {{title: \"{}\"}}) {{ id }} }}", "x".repeat(3 * 1024 * 1024))});
+    assert_eq!(
+        TestServer::gql_code(&res.json::<Value>().await.unwrap()),
+        "invalid_json"
+    );
+    let big = json!({"query": format!("mutation {{ createChat(input: {{title: \"{}\"}}) {{ id }} }}", "x".repeat(128 * 1024))});
     let (st, _) = s.post("/graphql", t, big).await;
     assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
 
     // Wrong types and oversize fields are field errors with codes; nothing written.
-    let (_, r) = s.gql(t, "mutation($t: String!) { createChat(input: {title: $t}) { id } }", json!({"t": 42})).await;
+    let (_, r) = s
+        .gql(
+            t,
+            "mutation($t: String!) { createChat(input: {title: $t}) { id } }",
+            json!({"t": 42}),
+        )
+        .await;
     assert_eq!(TestServer::gql_code(&r), "validation_error", "{r}");
-    let (_, r) = s.gql(t, "mutation($t: String!) { createChat(input: {title: $t}) { id } }", json!({"t": "y".repeat(201)})).await;
+    let (_, r) = s
+        .gql(
+            t,
+            "mutation($t: String!) { createChat(input: {title: $t}) { id } }",
+            json!({"t": "y".repeat(201)}),
+        )
+        .await;
     assert_eq!(TestServer::gql_code(&r), "validation_error");
     let (_, r) = s.gql(t, "{ me { nosuchfield } }", json!({})).await;
     assert_eq!(TestServer::gql_code(&r), "validation_error");
-    assert!(!r["errors"][0]["message"].as_str().unwrap().contains("Did you mean"), "suggestions are off");
+    assert!(
+        !r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Did you mean"),
+        "suggestions are off"
+    );
     let (_, r) = s.gql(t, "{ me { id ", json!({})).await;
     assert!(r["errors"].is_array());
-    assert_eq!(s.get("/api/chats", t).await.1["total"], 0, "nothing was written");
+    assert_eq!(
+        s.get("/api/chats", t).await.1["total"],
+        0,
+        "nothing was written"
+    );
 }

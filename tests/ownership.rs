@@ -11,18 +11,38 @@ async fn private_objects_are_invisible(b: Backend) {
     let s = TestServer::start(b).await;
     let a = s.user("alice").await;
     let bob = s.user("bob").await;
-    let (_, agent) = s.post("/api/agents", Some(&a.access), json!({"name": "Secret", "system_prompt": "hush", "is_public": false})).await;
+    let (_, agent) = s
+        .post(
+            "/api/agents",
+            Some(&a.access),
+            json!({"name": "Secret", "system_prompt": "hush", "is_public": false}),
+        )
+        .await;
     let aid = agent["id"].as_i64().unwrap();
-    let (_, chat) = s.post("/api/chats", Some(&a.access), json!({"agent_id": aid, "title": "Private"})).await;
+    let (_, chat) = s
+        .post(
+            "/api/chats",
+            Some(&a.access),
+            json!({"agent_id": aid, "title": "Private"}),
+        )
+        .await;
     let cid = chat["id"].as_i64().unwrap();
 
     let bt = Some(bob.access.as_str());
     for (m, p, body) in [
         (Method::GET, format!("/api/agents/{aid}"), None),
-        (Method::PUT, format!("/api/agents/{aid}"), Some(json!({"name": "Pwned"}))),
+        (
+            Method::PUT,
+            format!("/api/agents/{aid}"),
+            Some(json!({"name": "Pwned"})),
+        ),
         (Method::DELETE, format!("/api/agents/{aid}"), None),
         (Method::GET, format!("/api/chats/{cid}"), None),
-        (Method::PUT, format!("/api/chats/{cid}"), Some(json!({"title": "Pwned"}))),
+        (
+            Method::PUT,
+            format!("/api/chats/{cid}"),
+            Some(json!({"title": "Pwned"})),
+        ),
         (Method::DELETE, format!("/api/chats/{cid}"), None),
         (Method::GET, format!("/api/conversations/{cid}"), None),
         (Method::GET, format!("/api/conversations/conv-{cid}"), None),
@@ -33,24 +53,42 @@ async fn private_objects_are_invisible(b: Backend) {
         assert_eq!(e["code"], "not_found");
     }
     // Anonymous readers see nothing either.
-    assert_eq!(s.get(&format!("/api/agents/{aid}"), None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.get(&format!("/api/agents/{aid}"), None).await.0,
+        StatusCode::NOT_FOUND
+    );
     // Cannot start a chat with it.
-    assert_eq!(s.post("/api/chats", bt, json!({"agent_id": aid})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.post("/api/chats", bt, json!({"agent_id": aid})).await.0,
+        StatusCode::NOT_FOUND
+    );
 
     let id = json!({"id": aid.to_string()});
     let cidv = json!({"id": cid.to_string()});
     for (q, vars) in [
         ("query($id: ID!) { agent(id: $id) { name } }", &id),
-        ("mutation($id: ID!) { updateAgent(id: $id, input: {name: \"x\"}) { name } }", &id),
+        (
+            "mutation($id: ID!) { updateAgent(id: $id, input: {name: \"x\"}) { name } }",
+            &id,
+        ),
         ("mutation($id: ID!) { deleteAgent(id: $id) }", &id),
         ("query($id: ID!) { chat(id: $id) { title } }", &cidv),
-        ("mutation($id: ID!) { renameChat(id: $id, title: \"x\") { title } }", &cidv),
+        (
+            "mutation($id: ID!) { renameChat(id: $id, title: \"x\") { title } }",
+            &cidv,
+        ),
         ("mutation($id: ID!) { deleteChat(id: $id) }", &cidv),
     ] {
         let (_, body) = s.gql(bt, q, vars.clone()).await;
         assert_eq!(TestServer::gql_code(&body), "not_found", "{q}: {body}");
     }
-    let (_, body) = s.gql(bt, "{ chats(first: 10) { id } me { chats { id } } }", json!({})).await;
+    let (_, body) = s
+        .gql(
+            bt,
+            "{ chats(first: 10) { id } me { chats { id } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(body["data"]["chats"], json!([]), "{body}");
     assert_eq!(body["data"]["me"]["chats"], json!([]));
 
@@ -68,15 +106,46 @@ async fn public_agents_are_read_only(b: Backend) {
     let s = TestServer::start(b).await;
     let a = s.user("owner").await;
     let bob = s.user("reader").await;
-    let (_, agent) = s.post("/api/agents", Some(&a.access), json!({"name": "Assistant Général", "is_public": true})).await;
+    let (_, agent) = s
+        .post(
+            "/api/agents",
+            Some(&a.access),
+            json!({"name": "Assistant Général", "is_public": true}),
+        )
+        .await;
     let aid = agent["id"].as_i64().unwrap();
     let (st, seen) = s.get(&format!("/api/agents/{aid}"), None).await;
     assert_eq!(st, StatusCode::OK, "public agents need no login");
     assert_eq!(seen["owner"]["trigramme"], "owner");
-    let (st, e) = s.call(Method::PUT, &format!("/api/agents/{aid}"), Some(&bob.access), Some(json!({"name": "Mine now"}))).await;
+    let (st, e) = s
+        .call(
+            Method::PUT,
+            &format!("/api/agents/{aid}"),
+            Some(&bob.access),
+            Some(json!({"name": "Mine now"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
-    assert_eq!(s.call(Method::DELETE, &format!("/api/agents/{aid}"), Some(&bob.access), None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("/api/agents/{aid}"),
+            Some(&bob.access),
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
     // Bob can chat with it.
-    assert_eq!(s.post("/api/chats", Some(&bob.access), json!({"agent_id": aid})).await.0, StatusCode::CREATED);
-    assert_eq!(s.get(&format!("/api/agents/{aid}"), None).await.1["name"], "Assistant Général");
+    assert_eq!(
+        s.post("/api/chats", Some(&bob.access), json!({"agent_id": aid}))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.get(&format!("/api/agents/{aid}"), None).await.1["name"],
+        "Assistant Général"
+    );
 }

@@ -5,7 +5,15 @@ use crate::support::{Backend, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-both_backends!(foyer_agents, foyer_chats, orchestrator_conversations, nexus_projects, health_union, bad_bodies_write_nothing, agent_quota);
+both_backends!(
+    foyer_agents,
+    foyer_chats,
+    orchestrator_conversations,
+    nexus_projects,
+    health_union,
+    bad_bodies_write_nothing,
+    agent_quota
+);
 
 async fn foyer_agents(b: Backend) {
     let s = TestServer::start(b).await;
@@ -15,7 +23,18 @@ async fn foyer_agents(b: Backend) {
         .post("/api/agents", t, json!({"name": "Expert Python", "system_prompt": "Tu es un expert en Python...", "learn_from_interaction": true, "is_public": false, "model": "mistral-medium", "temperature": 0.7, "avatar_url": "/avatars/python.png"}))
         .await;
     assert_eq!(st, StatusCode::CREATED, "{a}");
-    for f in ["id", "name", "system_prompt", "learn_from_interaction", "is_public", "model", "temperature", "avatar_url", "owner_id", "created_at"] {
+    for f in [
+        "id",
+        "name",
+        "system_prompt",
+        "learn_from_interaction",
+        "is_public",
+        "model",
+        "temperature",
+        "avatar_url",
+        "owner_id",
+        "created_at",
+    ] {
         assert!(a.get(f).is_some(), "agent lacks {f}");
     }
     assert_eq!(a["owner_id"], l.user_id);
@@ -33,9 +52,19 @@ async fn foyer_agents(b: Backend) {
     let (st, mine) = s.get("/api/agents/my", t).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(mine["agents"].as_array().unwrap().len(), 2);
-    assert_eq!(s.get("/api/agents/my", None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.get("/api/agents/my", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 
-    let (st, u) = s.call(Method::PUT, &format!("/api/agents/{id}"), t, Some(json!({"name": "Expert Python Avancé", "temperature": 0.8}))).await;
+    let (st, u) = s
+        .call(
+            Method::PUT,
+            &format!("/api/agents/{id}"),
+            t,
+            Some(json!({"name": "Expert Python Avancé", "temperature": 0.8})),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(u["name"], "Expert Python Avancé");
     assert_eq!(u["temperature"], 0.8);
@@ -43,39 +72,95 @@ async fn foyer_agents(b: Backend) {
     let (st, g) = s.get(&format!("/api/agents/{id}"), t).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(g["owner"]["id"], l.user_id);
-    let (st, _) = s.call(Method::PUT, &format!("/api/agents/{id}"), t, Some(json!({"temperature": 9.0}))).await;
+    let (st, _) = s
+        .call(
+            Method::PUT,
+            &format!("/api/agents/{id}"),
+            t,
+            Some(json!({"temperature": 9.0})),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    let (st, _) = s.call(Method::DELETE, &format!("/api/agents/{id}"), t, None).await;
+    let (st, _) = s
+        .call(Method::DELETE, &format!("/api/agents/{id}"), t, None)
+        .await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(s.get(&format!("/api/agents/{id}"), t).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(s.get("/api/agents/not-a-number", t).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(s.post("/api/agents", None, json!({"name": "x"})).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.get(&format!("/api/agents/{id}"), t).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get("/api/agents/not-a-number", t).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.post("/api/agents", None, json!({"name": "x"})).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 async fn foyer_chats(b: Backend) {
     let s = TestServer::start(b).await;
     let l = s.user("chatter").await;
     let t = Some(l.access.as_str());
-    let (_, a) = s.post("/api/agents", t, json!({"name": "Expert Python", "avatar_url": "/avatars/python.png"})).await;
+    let (_, a) = s
+        .post(
+            "/api/agents",
+            t,
+            json!({"name": "Expert Python", "avatar_url": "/avatars/python.png"}),
+        )
+        .await;
     let aid = a["id"].as_i64().unwrap();
-    let (st, c) = s.post("/api/chats", t, json!({"agent_id": aid, "title": "Nouvelle discussion"})).await;
+    let (st, c) = s
+        .post(
+            "/api/chats",
+            t,
+            json!({"agent_id": aid, "title": "Nouvelle discussion"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED);
     for f in ["id", "title", "user_id", "agent_id", "created_at"] {
         assert!(!c[f].is_null(), "chat lacks {f}");
     }
     let cid = c["id"].as_i64().unwrap();
     let (st, c2) = s.post("/api/chats", t, json!({})).await;
-    assert_eq!(st, StatusCode::CREATED, "agent and title are optional: {c2}");
+    assert_eq!(
+        st,
+        StatusCode::CREATED,
+        "agent and title are optional: {c2}"
+    );
     assert!(c2["agent_id"].is_null());
     assert_eq!(c2["title"], "New chat");
 
-    hearth::service::chats::append_message(&s.state.db, cid, "user", "Comment créer une fonction en Python?", None).await.unwrap();
-    hearth::service::chats::append_message(&s.state.db, cid, "assistant", "Pour créer une fonction en Python...", Some("mistral-medium")).await.unwrap();
+    hearth::service::chats::append_message(
+        &s.state.db,
+        cid,
+        "user",
+        "Comment créer une fonction en Python?",
+        None,
+    )
+    .await
+    .unwrap();
+    hearth::service::chats::append_message(
+        &s.state.db,
+        cid,
+        "assistant",
+        "Pour créer une fonction en Python...",
+        Some("mistral-medium"),
+    )
+    .await
+    .unwrap();
 
     let (st, list) = s.get("/api/chats", t).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(list["total"], 2);
-    let first = list["chats"].as_array().unwrap().iter().find(|c| c["id"] == cid).unwrap().clone();
+    let first = list["chats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == cid)
+        .unwrap()
+        .clone();
     assert_eq!(first["agent"]["name"], "Expert Python");
     assert!(first["last_message_at"].is_string());
 
@@ -87,14 +172,41 @@ async fn foyer_chats(b: Backend) {
     assert_eq!(msgs[0]["role"], "user");
     assert_eq!(msgs[1]["llm_model"], "mistral-medium");
 
-    let (st, r) = s.call(Method::PUT, &format!("/api/chats/{cid}"), t, Some(json!({"title": "Python - Fonctions avancées"}))).await;
+    let (st, r) = s
+        .call(
+            Method::PUT,
+            &format!("/api/chats/{cid}"),
+            t,
+            Some(json!({"title": "Python - Fonctions avancées"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(r["title"], "Python - Fonctions avancées");
-    let (st, _) = s.call(Method::PUT, &format!("/api/chats/{cid}"), t, Some(json!({"title": ""}))).await;
+    let (st, _) = s
+        .call(
+            Method::PUT,
+            &format!("/api/chats/{cid}"),
+            t,
+            Some(json!({"title": ""})),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(s.call(Method::DELETE, &format!("/api/chats/{cid}"), t, None).await.0, StatusCode::OK);
-    assert_eq!(s.get(&format!("/api/chats/{cid}"), t).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(s.call(Method::DELETE, &format!("/api/chats/{cid}"), t, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.call(Method::DELETE, &format!("/api/chats/{cid}"), t, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.get(&format!("/api/chats/{cid}"), t).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.call(Method::DELETE, &format!("/api/chats/{cid}"), t, None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn orchestrator_conversations(b: Backend) {
@@ -103,9 +215,21 @@ async fn orchestrator_conversations(b: Backend) {
     let t = Some(l.access.as_str());
     let mut ids = Vec::new();
     for title in ["Docker status", "Recette de crêpes", "Docker compose help"] {
-        ids.push(s.post("/api/chats", t, json!({"title": title})).await.1["id"].as_i64().unwrap());
+        ids.push(
+            s.post("/api/chats", t, json!({"title": title})).await.1["id"]
+                .as_i64()
+                .unwrap(),
+        );
     }
-    hearth::service::chats::append_message(&s.state.db, ids[1], "user", "Comment faire 100% de réussite_ici?", None).await.unwrap();
+    hearth::service::chats::append_message(
+        &s.state.db,
+        ids[1],
+        "user",
+        "Comment faire 100% de réussite_ici?",
+        None,
+    )
+    .await
+    .unwrap();
 
     let (st, list) = s.get("/api/conversations", t).await;
     assert_eq!(st, StatusCode::OK);
@@ -117,17 +241,38 @@ async fn orchestrator_conversations(b: Backend) {
     let (_, found) = s.get("/api/conversations?search=docker", t).await;
     assert_eq!(found["total"], 2, "case-insensitive title search: {found}");
     let (_, found) = s.get("/api/conversations?search=100%25%20de", t).await;
-    assert_eq!(found["total"], 1, "message text search, % is literal: {found}");
+    assert_eq!(
+        found["total"], 1,
+        "message text search, % is literal: {found}"
+    );
     assert_eq!(found["conversations"][0]["message_count"], 1);
     let (_, none) = s.get("/api/conversations?search=_", t).await;
     assert_eq!(none["total"], 1, "_ is literal too");
-    assert_eq!(s.get("/api/conversations?limit=0", t).await.0, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(s.get("/api/conversations?limit=abc", t).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        s.get("/api/conversations?limit=0", t).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        s.get("/api/conversations?limit=abc", t).await.0,
+        StatusCode::BAD_REQUEST
+    );
 
-    let (st, d) = s.get(&format!("/api/conversations/conv-{}", ids[1]), t).await;
+    let (st, d) = s
+        .get(&format!("/api/conversations/conv-{}", ids[1]), t)
+        .await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(d["messages"][0]["content"], "Comment faire 100% de réussite_ici?");
-    let (st, del) = s.call(Method::DELETE, &format!("/api/conversations/{}", ids[0]), t, None).await;
+    assert_eq!(
+        d["messages"][0]["content"],
+        "Comment faire 100% de réussite_ici?"
+    );
+    let (st, del) = s
+        .call(
+            Method::DELETE,
+            &format!("/api/conversations/{}", ids[0]),
+            t,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(del["deleted"], true);
     assert_eq!(s.get("/api/conversations", t).await.1["total"], 2);
@@ -142,12 +287,19 @@ async fn nexus_projects(b: Backend) {
     let s = TestServer::start(b).await;
     let l = s.user("proj").await;
     let t = Some(l.access.as_str());
-    let (st, p) = s.post("/api/v1/projects", t, json!({"name": "Mon Projet IA", "description": "Description du projet", "type": "rag"})).await;
+    let (st, p) = s
+        .post(
+            "/api/v1/projects",
+            t,
+            json!({"name": "Mon Projet IA", "description": "Description du projet", "type": "rag"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{p}");
     assert_eq!(p["type"], "rag");
     assert!(p["id"].is_string());
     for i in 0..3 {
-        s.post("/api/v1/projects", t, json!({"name": format!("P{i}")})).await;
+        s.post("/api/v1/projects", t, json!({"name": format!("P{i}")}))
+            .await;
     }
     let (st, list) = s.get("/api/v1/projects?page=2&limit=3", t).await;
     assert_eq!(st, StatusCode::OK);
@@ -155,8 +307,13 @@ async fn nexus_projects(b: Backend) {
     assert_eq!(list["page"], 2);
     assert_eq!(list["projects"].as_array().unwrap().len(), 1);
     let other = s.user("nosy").await;
-    assert_eq!(s.get("/api/v1/projects", Some(&other.access)).await.1["total"], 0);
-    let (st, e) = s.post("/api/v1/projects", t, json!({"name": "x".repeat(500)})).await;
+    assert_eq!(
+        s.get("/api/v1/projects", Some(&other.access)).await.1["total"],
+        0
+    );
+    let (st, e) = s
+        .post("/api/v1/projects", t, json!({"name": "x".repeat(500)}))
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(e["error"]["code"], "VALIDATION_ERROR");
 }
@@ -165,39 +322,93 @@ async fn health_union(b: Backend) {
     let s = TestServer::start(b).await;
     let (st, h) = s.get("/health", None).await;
     assert_eq!(st, StatusCode::OK);
-    for f in ["status", "version", "ollama", "chromadb", "tools_count", "time", "gpu", "plugins_count", "db_ok", "faiss_ok"] {
+    for f in [
+        "status",
+        "version",
+        "ollama",
+        "chromadb",
+        "tools_count",
+        "time",
+        "gpu",
+        "plugins_count",
+        "db_ok",
+        "faiss_ok",
+    ] {
         assert!(h.get(f).is_some(), "health lacks {f}: {h}");
     }
     assert_eq!(h["status"], "healthy");
     assert_eq!(h["db_ok"], true);
-    assert_eq!(h["database"], if b == Backend::Sqlite { "sqlite" } else { "postgres" });
+    assert_eq!(
+        h["database"],
+        if b == Backend::Sqlite {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    );
 }
 
 async fn bad_bodies_write_nothing(b: Backend) {
-    let s = TestServer::start(b).await;
+    let s = TestServer::start_with(b, |c| c.body_limit_bytes = 64 * 1024).await;
     let l = s.user("fuzz").await;
     let send = |body: &'static str, ct: &'static str| {
-        s.http.post(s.url("/api/agents")).bearer_auth(&l.access).header("content-type", ct).body(body).send()
+        s.http
+            .post(s.url("/api/agents"))
+            .bearer_auth(&l.access)
+            .header("content-type", ct)
+            .body(body)
+            .send()
     };
     let r = send("{\"name\": ", "application/json").await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "invalid_json");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "invalid_json"
+    );
     let r = send("{\"name\": 5}", "application/json").await.unwrap();
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "validation_error");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "validation_error"
+    );
     let r = send("{\"name\": \"x\"}", "text/plain").await.unwrap();
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let (st, _) = s.post("/api/agents", Some(&l.access), json!({"name": "n".repeat(201)})).await;
+    let (st, _) = s
+        .post(
+            "/api/agents",
+            Some(&l.access),
+            json!({"name": "n".repeat(201)}),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    let (st, _) = s.post("/api/agents", Some(&l.access), json!({"name": "ok", "system_prompt": "p".repeat(20_001)})).await;
+    let (st, _) = s
+        .post(
+            "/api/agents",
+            Some(&l.access),
+            json!({"name": "ok", "system_prompt": "p".repeat(20_001)}),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(3 * 1024 * 1024));
-    let r = s.http.post(s.url("/api/agents")).bearer_auth(&l.access).header("content-type", "application/json").body(huge).send().await.unwrap();
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(128 * 1024));
+    let r = s
+        .http
+        .post(s.url("/api/agents"))
+        .bearer_auth(&l.access)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], "payload_too_large");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "payload_too_large"
+    );
     let (_, mine) = s.get("/api/agents/my", Some(&l.access)).await;
     assert_eq!(mine["agents"], json!([]), "nothing was written");
-    let (st, e) = s.call(Method::PATCH, "/api/agents", Some(&l.access), None).await;
+    let (st, e) = s
+        .call(Method::PATCH, "/api/agents", Some(&l.access), None)
+        .await;
     assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(e["code"], "method_not_allowed");
 }
@@ -206,10 +417,22 @@ async fn agent_quota(b: Backend) {
     let s = TestServer::start(b).await;
     let l = s.user("hoarder").await;
     for i in 0..50 {
-        let (st, e) = s.post("/api/agents", Some(&l.access), json!({"name": format!("Agent {i}")})).await;
+        let (st, e) = s
+            .post(
+                "/api/agents",
+                Some(&l.access),
+                json!({"name": format!("Agent {i}")}),
+            )
+            .await;
         assert_eq!(st, StatusCode::CREATED, "{e}");
     }
-    let (st, e) = s.post("/api/agents", Some(&l.access), json!({"name": "One too many"})).await;
+    let (st, e) = s
+        .post(
+            "/api/agents",
+            Some(&l.access),
+            json!({"name": "One too many"}),
+        )
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert_eq!(e["code"], "quota_exceeded");
     // Same names get distinct slugs.

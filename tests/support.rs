@@ -61,7 +61,9 @@ async fn pg_database() -> String {
     let mut conn = AsyncPgConnection::establish(&admin)
         .await
         .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin}: {e} (run `make test`)"));
-    conn.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+    conn.batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
     let base = admin.rsplit_once('/').expect("database URL has a path").0;
     format!("{base}/{name}")
 }
@@ -86,7 +88,9 @@ impl TestServer {
         tweak(&mut config);
         config.validate().expect("valid test config");
         let (state, app) = hearth::http::app_for(config).await.expect("app builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -97,7 +101,13 @@ impl TestServer {
             .expect("server runs");
         });
         let http = Client::builder().cookie_store(false).build().unwrap();
-        TestServer { base: format!("http://{addr}"), http, state, _dir: dir, shutdown: Some(tx) }
+        TestServer {
+            base: format!("http://{addr}"),
+            http,
+            state,
+            _dir: dir,
+            shutdown: Some(tx),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -106,7 +116,13 @@ impl TestServer {
 
     /// Sends a JSON request with an optional bearer token; returns status and JSON body
     /// (`Value::Null` for an empty body).
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -117,7 +133,11 @@ impl TestServer {
         let res = req.send().await.expect("request sent");
         let status = res.status();
         let text = res.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, body)
     }
 
@@ -133,14 +153,24 @@ impl TestServer {
     pub async fn user(&self, username: &str) -> Login {
         let email = format!("{username}@example.com");
         let (s, b) = self
-            .post("/api/auth/register", None, json!({"email": email, "password": "password123", "trigramme": username}))
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"email": email, "password": "password123", "trigramme": username}),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "register {username}: {b}");
         self.login(username, "password123").await
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Login {
-        let (s, b) = self.post("/api/auth/login", None, json!({"username": username, "password": password})).await;
+        let (s, b) = self
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"username": username, "password": password}),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "login {username}: {b}");
         Login {
             user_id: b["user"]["id"].as_i64().unwrap(),
@@ -151,13 +181,25 @@ impl TestServer {
     }
 
     /// Runs a GraphQL operation; returns the HTTP status and the response body.
-    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> (StatusCode, Value) {
-        self.post("/graphql", token, json!({"query": query, "variables": variables})).await
+    pub async fn gql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (StatusCode, Value) {
+        self.post(
+            "/graphql",
+            token,
+            json!({"query": query, "variables": variables}),
+        )
+        .await
     }
 
     /// The `extensions.code` of the first GraphQL error.
     pub fn gql_code(body: &Value) -> &str {
-        body["errors"][0]["extensions"]["code"].as_str().unwrap_or("<no error>")
+        body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("<no error>")
     }
 }
 
