@@ -16,7 +16,8 @@ test: setup-test
 schema:
 	cargo run --quiet --bin hearth -- schema > schema.graphql
 
-bench: setup
+bench:
+	./scripts/setup.sh --with-bench
 	cargo bench --bench graphql_http
 
 fmt:

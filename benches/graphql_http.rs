@@ -1,1 +1,261 @@
-fn main() {}
+//! GraphQL over HTTP against a hello-world route of the same axum stack, in one run.
+//!
+//! Starts Hearth (SQLite, release build) on a seeded database and a plain axum hello-world
+//! server on the same runtime, then drives both with `wrk` (installed by `make bench`) and
+//! prints requests/s, p50/p99 latency and the ratio. Tunables: HEARTH_BENCH_SECS (default
+//! 10), HEARTH_BENCH_CONNS (default 32).
+
+use axum::routing::get;
+use axum::Router;
+use hearth::auth::tokens::TokenKind;
+use hearth::config::Config;
+use hearth::service::auth::{ClientInfo, RegisterInput};
+use hearth::service::{agents, auth, chats};
+use std::process::Command;
+use std::time::Duration;
+
+/// The issue's benchmark query; HEARTH_BENCH_QUERY replaces it for exploration.
+const DEFAULT_QUERY: &str =
+    "{ me { chats(first: 20) { title agent { name } messages(last: 10) { content } } } }";
+
+struct Run {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    non_2xx: u64,
+}
+
+fn parse_latency(v: &str) -> f64 {
+    let v = v.trim();
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        _ => f64::NAN,
+    }
+}
+
+fn wrk(url: &str, script: Option<&std::path::Path>, secs: u64, conns: u32) -> Run {
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t2",
+        &format!("-c{conns}"),
+        &format!("-d{secs}s"),
+        "--latency",
+    ]);
+    if let Some(s) = script {
+        cmd.arg("-s").arg(s);
+    }
+    cmd.arg(url);
+    let out = cmd.output().expect("wrk runs (make bench installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut run = Run {
+        rps: f64::NAN,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+        non_2xx: 0,
+    };
+    for line in text.lines() {
+        let l = line.trim();
+        if let Some(v) = l.strip_prefix("Requests/sec:") {
+            run.rps = v.trim().parse().unwrap_or(f64::NAN);
+        } else if let Some(v) = l.strip_prefix("50%") {
+            run.p50_ms = parse_latency(v);
+        } else if let Some(v) = l.strip_prefix("99%") {
+            run.p99_ms = parse_latency(v);
+        } else if let Some(v) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            run.non_2xx = v.trim().parse().unwrap_or(0);
+        }
+    }
+    assert!(run.rps.is_finite(), "could not parse wrk output:\n{text}");
+    run
+}
+
+async fn seed(state: &hearth::state::AppState) -> String {
+    let user = auth::register(
+        state,
+        RegisterInput {
+            email: "bench@example.com".into(),
+            password: "benchmark-pass".into(),
+            username: Some("bench".into()),
+            name: None,
+            admin: false,
+        },
+        true,
+    )
+    .await
+    .expect("register");
+    let pair = auth::login(state, "bench", "benchmark-pass", ClientInfo::default())
+        .await
+        .expect("login");
+    let caller = hearth::auth::Caller {
+        user: user.clone(),
+        session_id: Some(pair.session.id.clone()),
+        method: hearth::auth::AuthMethod::Bearer,
+        permissions: vec![
+            hearth::auth::Permission::Read,
+            hearth::auth::Permission::Write,
+        ],
+    };
+    let mut agent_ids = Vec::new();
+    for i in 0..20 {
+        let a = agents::create(
+            state,
+            &caller,
+            agents::AgentInput {
+                name: format!("Agent {i}"),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("agent");
+        agent_ids.push(a.id);
+    }
+    for c in 0..50 {
+        let chat = chats::create(
+            state,
+            &caller,
+            chats::ChatInput {
+                agent_id: Some(agent_ids[c % agent_ids.len()]),
+                title: Some(format!("Chat {c}")),
+                model: None,
+            },
+        )
+        .await
+        .expect("chat");
+        for m in 0..30 {
+            let role = if m % 2 == 0 { "user" } else { "assistant" };
+            chats::append_message(
+                &state.db,
+                chat.id,
+                role,
+                &format!("Message {m} of chat {c}: some realistic length of text for a chat turn."),
+                None,
+            )
+            .await
+            .expect("message");
+        }
+    }
+    // A long-lived access token so the run never expires mid-way.
+    state
+        .jwt
+        .issue(
+            TokenKind::Access,
+            user.id,
+            &user.role,
+            &pair.session.id,
+            24 * 3600,
+        )
+        .expect("token")
+}
+
+fn main() {
+    let query_owned =
+        std::env::var("HEARTH_BENCH_QUERY").unwrap_or_else(|_| DEFAULT_QUERY.to_string());
+    let custom = query_owned != DEFAULT_QUERY;
+    let query = query_owned.as_str();
+    let secs: u64 = std::env::var("HEARTH_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let conns: u32 = std::env::var("HEARTH_BENCH_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (hearth_url, hello_url, token) = rt.block_on(async {
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let (state, app) = hearth::http::app_for(config).await.expect("hearth builds");
+        let token = seed(&state).await;
+        let l1 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a1 = l1.local_addr().unwrap();
+        tokio::spawn(async move {
+            hearth::http::serve(l1, app, std::future::pending())
+                .await
+                .unwrap()
+        });
+        let hello = Router::new().route("/hello", get(|| async { "Hello, World!" }));
+        let l2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a2 = l2.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l2, hello).await.unwrap() });
+        (
+            format!("http://{a1}/graphql"),
+            format!("http://{a2}/hello"),
+            token,
+        )
+    });
+
+    // Sanity: the query answers 20 chats with 10 messages each.
+    let check = Command::new("curl")
+        .args([
+            "-s",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            &format!("authorization: Bearer {token}"),
+        ])
+        .args([
+            "-d",
+            &serde_json::json!({ "query": query }).to_string(),
+            &hearth_url,
+        ])
+        .output();
+    if let (Ok(out), false) = (check, custom) {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let chats = v["data"]["me"]["chats"]
+            .as_array()
+            .map(|a| a.len())
+            .unwrap_or(0);
+        assert_eq!(chats, 20, "unexpected answer: {v}");
+        assert_eq!(
+            v["data"]["me"]["chats"][0]["messages"]
+                .as_array()
+                .map(|a| a.len()),
+            Some(10)
+        );
+    }
+
+    let script = dir.path().join("post.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = {body:?}\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\n",
+            body = serde_json::json!({ "query": query }).to_string()
+        ),
+    )
+    .unwrap();
+
+    // Warm both, then measure.
+    wrk(&hello_url, None, 2, conns);
+    wrk(&hearth_url, Some(&script), 2, conns);
+    std::thread::sleep(Duration::from_millis(500));
+    let hello = wrk(&hello_url, None, secs, conns);
+    let gql = wrk(&hearth_url, Some(&script), secs, conns);
+    assert_eq!(gql.non_2xx, 0, "GraphQL answered errors under load");
+
+    println!("\nGraphQL `{query}`\nvs GET /hello on the same axum stack; wrk -t2 -c{conns} -d{secs}s, SQLite\n");
+    println!("| target | requests/s | p50 | p99 |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| hello-world | {:.0} | {:.2} ms | {:.2} ms |",
+        hello.rps, hello.p50_ms, hello.p99_ms
+    );
+    println!(
+        "| GraphQL (20 chats, agent, last 10 messages) | {:.0} | {:.2} ms | {:.2} ms |",
+        gql.rps, gql.p50_ms, gql.p99_ms
+    );
+    println!(
+        "\nratio GraphQL / hello-world requests/s: {:.3} (goal >= 0.3)",
+        gql.rps / hello.rps
+    );
+    rt.shutdown_timeout(Duration::from_secs(1));
+}

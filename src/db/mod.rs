@@ -12,7 +12,9 @@ pub mod schema;
 use crate::error::{AppError, AppResult};
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{
     AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection,
@@ -109,6 +111,9 @@ impl Db {
             }
             let manager = || {
                 let mut cfg = ManagerConfig::<SqliteConn>::default();
+                // The default (Verified) runs a test query on every checkout, doubling the cost
+                // of each short query; a broken connection surfaces as a query error instead.
+                cfg.recycling_method = RecyclingMethod::Fast;
                 cfg.custom_setup = Box::new(|url| {
                     let url = url.to_string();
                     async move {
@@ -135,7 +140,10 @@ impl Db {
         } else {
             let conn = AsyncPgConnection::establish(url).await?;
             run_migrations(conn, PG_MIGRATIONS).await?;
-            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
+            cfg.recycling_method = RecyclingMethod::Fast;
+            let manager =
+                AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, cfg);
             Db::Pg(Pool::builder(manager).max_size(pool_size).build()?)
         };
         Ok(db)
