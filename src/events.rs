@@ -35,6 +35,8 @@ pub enum Event {
         /// The user.
         user_id: i64,
     },
+    /// The server is draining: every open stream completes now.
+    Shutdown,
 }
 
 /// Cheap-to-clone publisher/subscriber handle.

@@ -143,7 +143,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 database = state.db.backend_name(),
                 "Hearth is serving: GraphQL at /graphql"
             );
-            hearth::http::serve(listener, app, hearth::http::shutdown_signal()).await?;
+            let shutdown = hearth::http::drain_on(state.clone(), hearth::http::shutdown_signal());
+            hearth::http::serve(listener, app, shutdown).await?;
+            tracing::info!("stopped");
             Ok(())
         }
     }

@@ -343,7 +343,7 @@ async fn next_json(ws: &mut Ws) -> Option<Value> {
 }
 
 async fn subscriptions(b: Backend) {
-    let s = TestServer::start_with(b, |c| c.graphql.connection_init_timeout_secs = 1).await;
+    let mut s = TestServer::start_with(b, |c| c.graphql.connection_init_timeout_secs = 1).await;
     let l = s.user("watcher").await;
 
     // Valid init, subscribe, see a chat appear, then logout closes the stream.
@@ -415,4 +415,25 @@ async fn subscriptions(b: Backend) {
     let start = std::time::Instant::now();
     assert!(next_json(&mut ws).await.is_none());
     assert!(start.elapsed() < std::time::Duration::from_secs(5));
+
+    // Graceful shutdown completes open subscriptions.
+    let l2 = s.login("watcher", "password123").await;
+    let mut ws = ws_connect(&s).await;
+    ws.send(Message::Text(
+        json!({"type": "connection_init", "payload": {"token": l2.access}})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut ws).await.unwrap()["type"], "connection_ack");
+    ws.send(Message::Text(json!({"id": "9", "type": "subscribe", "payload": {"query": "subscription { chatChanges { kind } }"}}).to_string().into())).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    s.stop();
+    let ev = next_json(&mut ws).await.unwrap();
+    assert_eq!(
+        (ev["type"].as_str(), ev["id"].as_str()),
+        (Some("complete"), Some("9")),
+        "{ev}"
+    );
 }

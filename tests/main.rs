@@ -4,6 +4,7 @@
 mod support;
 
 mod auth_flows;
+mod cli;
 mod concurrency;
 mod graphql_api;
 mod graphql_limits;

@@ -93,12 +93,13 @@ impl TestServer {
             .expect("bind");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
+        let drain = hearth::http::drain_on(state.clone(), async {
+            let _ = rx.await;
+        });
         tokio::spawn(async move {
-            hearth::http::serve(listener, app, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server runs");
+            hearth::http::serve(listener, app, drain)
+                .await
+                .expect("server runs");
         });
         let http = Client::builder().cookie_store(false).build().unwrap();
         TestServer {
@@ -200,6 +201,15 @@ impl TestServer {
         body["errors"][0]["extensions"]["code"]
             .as_str()
             .unwrap_or("<no error>")
+    }
+}
+
+impl TestServer {
+    /// Starts a graceful shutdown, as SIGTERM does.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
     }
 }
 

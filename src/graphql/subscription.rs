@@ -1,5 +1,6 @@
-//! GraphQL subscriptions. Every stream ends when the caller's session is revoked or the
-//! user is disabled, so logging out closes what that session had open.
+//! GraphQL subscriptions. Every stream ends when the caller's session is revoked, the user
+//! is disabled or the server drains, so logging out closes what that session had open and
+//! clients see a clean `complete` on shutdown.
 
 use super::require_caller;
 use super::types::ChatObject;
@@ -51,6 +52,7 @@ impl SubscriptionRoot {
                 match event {
                     Event::SessionRevoked { session_id, .. } if caller.session_id.as_deref() == Some(session_id.as_str()) => break,
                     Event::UserDisabled { user_id } if user_id == caller.user_id() => break,
+                    Event::Shutdown => break,
                     Event::ChatUpserted { user_id, chat_id } if user_id == caller.user_id() => {
                         // A chat deleted right after its change simply yields nothing.
                         if let Ok(chat) = chats::get(&state, &caller, chat_id).await {

@@ -45,6 +45,13 @@ pub async fn serve(
     .await
 }
 
+/// Waits for `signal`, then tells every open stream to complete: pass the result as the
+/// graceful-shutdown future so streams end before the server stops.
+pub async fn drain_on(state: AppState, signal: impl Future<Output = ()>) {
+    signal.await;
+    state.events.publish(crate::events::Event::Shutdown);
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -1,0 +1,145 @@
+//! The `hearth` binary: config errors name the key, `user create`, `schema`, `serve` with
+//! `--bind`, and a clean exit on SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn hearth() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HEARTH_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+#[test]
+fn invalid_config_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hearth()
+        .current_dir(dir.path())
+        .env("HEARTH_BIND", "not-an-address")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`bind`"), "{err}");
+    std::fs::write(
+        dir.path().join("hearth.toml"),
+        "bind = \"127.0.0.1:1\"\nbodylimit = 5\n",
+    )
+    .unwrap();
+    let out = hearth()
+        .current_dir(dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bodylimit"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn schema_command_prints_the_sdl() {
+    let out = hearth().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        hearth::graphql::sdl()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_create_then_serve_and_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = hearth()
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "user",
+            "create",
+            "--email",
+            "root@example.com",
+            "--username",
+            "root",
+            "--password",
+            "correct-horse",
+            "--admin",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = data.join("jwt_secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = hearth()
+        .env("HEARTH_DATA_DIR", &data)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    loop {
+        if client.get(format!("{base}/health")).send().await.is_ok() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let res = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&serde_json::json!({"username": "root", "password": "correct-horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["user"]["role"], "admin");
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "clean exit on SIGTERM, got {status}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "server did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
