@@ -13,11 +13,12 @@ use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Data, ErrorExtensions};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
-use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
+use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -221,7 +222,14 @@ fn payload_credential(payload: &serde_json::Value) -> Option<Credential> {
     find("x-api-key").map(Credential::ApiKey)
 }
 
-/// `GET /graphql/ws`: graphql-ws (and the legacy subscriptions-transport-ws) protocol.
+/// How often the server pings an open subscription connection.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// How long a graphql-transport-ws client may stay silent (it answers our pings with pongs).
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
+
+/// `GET /graphql/ws`: graphql-ws (`graphql-transport-ws`) and the legacy
+/// subscriptions-transport-ws (`graphql-ws`) protocols. The server pings every 20 s; a
+/// graphql-transport-ws client that stops answering for 60 s is dropped.
 pub async fn ws(
     State(state): State<AppState>,
     Extension(schema): Extension<HearthSchema>,
@@ -230,29 +238,55 @@ pub async fn ws(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let header_cred = credential(&headers, false);
+    let modern = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim() == "graphql-transport-ws"));
     let init_timeout = Duration::from_secs(state.config.graphql.connection_init_timeout_secs);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
+            let (mut ws_sink, ws_stream) = socket.split();
+            let (out_tx, mut out_rx) = futures_channel::mpsc::channel::<Message>(64);
+            // Writer: forwards GraphQL frames and interleaves keep-alive pings.
+            let writer = tokio::spawn(async move {
+                let ping = if modern {
+                    r#"{"type":"ping"}"#
+                } else {
+                    r#"{"type":"ka"}"#
+                };
+                let mut tick = tokio::time::interval(PING_EVERY);
+                tick.tick().await;
+                loop {
+                    let msg = tokio::select! {
+                        m = out_rx.next() => match m { Some(m) => m, None => break },
+                        _ = tick.tick() => Message::Text(ping.into()),
+                    };
+                    let closing = matches!(msg, Message::Close(_));
+                    if ws_sink.send(msg).await.is_err() || closing {
+                        break;
+                    }
+                }
+                let _ = ws_sink.close().await;
+            });
             let inited = Arc::new(AtomicBool::new(false));
             let flag = inited.clone();
             let st = state.clone();
-            let serve = GraphQLWebSocket::new(socket, schema, protocol)
+            let serve = GraphQLWebSocket::new_with_pair(out_tx, ws_stream, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     flag.store(true, Ordering::SeqCst);
                     let mut data = Data::default();
                     insert_loaders(&mut data, &st);
                     if let Some(cred) = payload_credential(&payload).or(header_cred) {
                         let caller = auth::authenticate(&st, cred).await.map_err(|e| {
-                            let mut err = async_graphql::Error::new(e.message.clone());
-                            err = err.extend_with(|_, ext| ext.set("code", e.code.as_str()));
-                            err
+                            let err = async_graphql::Error::new(e.message.clone());
+                            err.extend_with(|_, ext| ext.set("code", e.code.as_str()))
                         })?;
                         data.insert(caller);
                     }
                     Ok(data)
                 })
-                .keepalive_timeout(Duration::from_secs(30))
+                .keepalive_timeout(modern.then_some(SILENCE_LIMIT))
                 .serve();
             let deadline = async {
                 tokio::time::sleep(init_timeout).await;
@@ -264,6 +298,8 @@ pub async fn ws(
                 _ = serve => {}
                 _ = deadline => tracing::debug!("graphql-ws: no connection_init in time, closing"),
             }
+            // Dropping the GraphQL side closes the channel; the writer flushes and closes.
+            let _ = writer.await;
         })
         .into_response()
 }
