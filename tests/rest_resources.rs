@@ -439,3 +439,26 @@ async fn agent_quota(b: Backend) {
     let (_, mine) = s.get("/api/agents/my", Some(&l.access)).await;
     assert_eq!(mine["agents"].as_array().unwrap().len(), 50);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_ui_is_served_with_a_strict_policy() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    for (path, ct, needle) in [
+        ("/", "text/html", "graphql"),
+        ("/static/app.js", "text/javascript", "connection_init"),
+        ("/static/style.css", "text/css", "--accent"),
+    ] {
+        let r = s.http.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(ct));
+        assert!(r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'"));
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        assert!(r.text().await.unwrap().contains(needle), "{path}");
+    }
+}

@@ -222,6 +222,16 @@ fn payload_credential(payload: &serde_json::Value) -> Option<Credential> {
     find("x-api-key").map(Credential::ApiKey)
 }
 
+/// Whether the `Origin` of a request names the host it was sent to.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (Some(o), Some(h)) => o.split_once("://").map(|(_, rest)| rest) == Some(h),
+        _ => false,
+    }
+}
+
 /// How often the server pings an open subscription connection.
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// How long a graphql-transport-ws client may stay silent (it answers our pings with pongs).
@@ -237,7 +247,10 @@ pub async fn ws(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let header_cred = credential(&headers, false);
+    // A browser sends cookies on a cross-site WebSocket handshake too (no CORS here), so a
+    // cookie only counts when the page's origin is this host.
+    let header_cred = credential(&headers, false)
+        .filter(|c| !matches!(c, Credential::Cookie { .. }) || same_origin(&headers));
     let modern = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())

@@ -3,6 +3,7 @@
 
 pub mod errors;
 pub mod extract;
+pub mod web;
 
 use crate::config::Config;
 use crate::graphql::{self, HearthSchema};
@@ -24,6 +25,7 @@ pub fn router(state: AppState, schema: HearthSchema) -> Router {
         )
         .route("/graphql/ws", get(graphql::transport::ws))
         .merge(crate::rest::router())
+        .merge(web::router())
         .layer(Extension(schema))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(middleware::from_fn(errors::normalize))

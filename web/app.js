@@ -1,0 +1,191 @@
+// Hearth web UI: cookie login (with its CSRF token for mutations), chats and agents over
+// GraphQL, live chat list through a graphql-ws subscription. No build step.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const state = { csrf: sessionStorage.getItem("hearth.csrf") || "", chatId: null, after: null, search: "", ws: null };
+
+function setError(id, err) { $(id).textContent = err ? String(err.message || err) : ""; }
+
+async function gql(query, variables = {}) {
+  const headers = { "Content-Type": "application/json" };
+  if (state.csrf) headers["X-CSRF-Token"] = state.csrf;
+  const res = await fetch("/graphql", { method: "POST", headers, credentials: "same-origin", body: JSON.stringify({ query, variables }) });
+  const body = await res.json().catch(() => ({}));
+  if (body.errors && body.errors.length) {
+    const e = body.errors[0];
+    const err = new Error(e.message);
+    err.code = e.extensions && e.extensions.code;
+    throw err;
+  }
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return body.data;
+}
+
+async function postJson(path, payload) {
+  const headers = { "Content-Type": "application/json" };
+  if (state.csrf) headers["X-CSRF-Token"] = state.csrf;
+  const res = await fetch(path, { method: "POST", headers, credentials: "same-origin", body: payload ? JSON.stringify(payload) : undefined });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body.detail || (body.error && body.error.message) || `HTTP ${res.status}`);
+  return body;
+}
+
+function text(tag, content, cls) {
+  const el = document.createElement(tag);
+  el.textContent = content;
+  if (cls) el.className = cls;
+  return el;
+}
+
+async function login(user, password) {
+  const body = await postJson("/auth/login", { user, password });
+  state.csrf = body.csrf_token;
+  sessionStorage.setItem("hearth.csrf", state.csrf);
+  await start();
+}
+
+async function start() {
+  let me;
+  try {
+    me = (await gql("{ me { username name role } }")).me;
+  } catch (e) {
+    $("#auth").hidden = false; $("#app").hidden = true; $("#nav").hidden = true;
+    return;
+  }
+  $("#who").textContent = `${me.name} (${me.role})`;
+  $("#auth").hidden = true; $("#app").hidden = false; $("#nav").hidden = false;
+  await Promise.all([loadChats(true), loadAgents()]);
+  subscribe();
+}
+
+async function loadChats(reset) {
+  if (reset) { state.after = null; $("#chats").replaceChildren(); }
+  const data = await gql(
+    "query($after: String, $search: String) { chatConnection(first: 30, after: $after, search: $search) { edges { node { id title } } pageInfo { hasNextPage endCursor } } }",
+    { after: state.after, search: state.search || null });
+  const conn = data.chatConnection;
+  for (const { node } of conn.edges) {
+    const li = text("li", node.title);
+    li.dataset.id = node.id;
+    if (node.id === state.chatId) li.classList.add("active");
+    li.addEventListener("click", () => openChat(node.id));
+    $("#chats").append(li);
+  }
+  state.after = conn.pageInfo.endCursor;
+  $("#more").hidden = !conn.pageInfo.hasNextPage;
+}
+
+async function openChat(id) {
+  state.chatId = id;
+  for (const li of document.querySelectorAll("#chats li")) li.classList.toggle("active", li.dataset.id === id);
+  const { chat } = await gql("query($id: ID!) { chat(id: $id) { id title agent { name } messages(last: 50) { role content createdAt } } }", { id });
+  $("#chat-view").hidden = false;
+  $("#rename").title.value = chat.title;
+  $("#chat-agent").textContent = chat.agent ? `Agent: ${chat.agent.name}` : "No agent: the server's default model";
+  const list = $("#messages");
+  list.replaceChildren();
+  if (!chat.messages.length) list.append(text("li", "No messages yet.", "muted"));
+  for (const m of chat.messages) {
+    const li = document.createElement("li");
+    li.append(text("span", m.role, "role"), document.createTextNode(m.content));
+    list.append(li);
+  }
+}
+
+async function loadAgents() {
+  const { myAgents, publicAgents } = await gql("{ myAgents { id name model isPublic } publicAgents(limit: 100) { agents { id name } } }");
+  const list = $("#agents");
+  list.replaceChildren();
+  for (const a of myAgents) list.append(text("li", `${a.name}${a.isPublic ? " (public)" : ""}${a.model ? ` — ${a.model}` : ""}`));
+  if (!myAgents.length) list.append(text("li", "You have no agents yet.", "muted"));
+  const select = $("#new-chat").agent;
+  select.replaceChildren(new Option("No agent", ""));
+  const seen = new Set();
+  for (const a of [...myAgents, ...publicAgents.agents]) {
+    if (seen.has(a.id)) continue;
+    seen.add(a.id);
+    select.append(new Option(a.name, a.id));
+  }
+}
+
+function subscribe() {
+  if (state.ws) return;
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql/ws`;
+  const ws = new WebSocket(url, "graphql-transport-ws");
+  state.ws = ws;
+  ws.onopen = () => ws.send(JSON.stringify({ type: "connection_init", payload: {} }));
+  ws.onmessage = (ev) => {
+    const msg = JSON.parse(ev.data);
+    if (msg.type === "ping") ws.send(JSON.stringify({ type: "pong" }));
+    else if (msg.type === "connection_ack") ws.send(JSON.stringify({ id: "chats", type: "subscribe", payload: { query: "subscription { chatChanges { kind chatId } }" } }));
+    else if (msg.type === "next") {
+      const change = msg.payload.data.chatChanges;
+      if (change.kind === "DELETED" && change.chatId === state.chatId) { state.chatId = null; $("#chat-view").hidden = true; }
+      loadChats(true).catch((e) => setError("#app-error", e));
+    }
+  };
+  ws.onclose = () => { state.ws = null; };
+}
+
+function bind() {
+  $("#login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    try { setError("#auth-error"); await login(f.user.value, f.password.value); } catch (e) { setError("#auth-error", e); }
+  });
+  $("#register-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    try {
+      setError("#auth-error");
+      await postJson("/api/auth/register", { email: f.email.value, username: f.username.value, password: f.password.value });
+      await login(f.username.value, f.password.value);
+    } catch (e) { setError("#auth-error", e); }
+  });
+  $("#show-register").addEventListener("click", (ev) => { ev.preventDefault(); $("#login-form").hidden = true; $("#register-form").hidden = false; });
+  $("#show-login").addEventListener("click", (ev) => { ev.preventDefault(); $("#login-form").hidden = false; $("#register-form").hidden = true; });
+  $("#logout").addEventListener("click", async () => {
+    try { await postJson("/auth/logout"); } catch (e) { /* already logged out */ }
+    sessionStorage.removeItem("hearth.csrf");
+    state.csrf = "";
+    if (state.ws) state.ws.close();
+    location.reload();
+  });
+  $("#new-chat").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const agentId = ev.target.agent.value || null;
+      const { createChat } = await gql("mutation($a: ID) { createChat(input: {agentId: $a}) { id } }", { a: agentId });
+      await loadChats(true);
+      await openChat(createChat.id);
+    } catch (e) { setError("#app-error", e); }
+  });
+  $("#rename").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try { await gql("mutation($id: ID!, $t: String!) { renameChat(id: $id, title: $t) { id } }", { id: state.chatId, t: ev.target.title.value }); await loadChats(true); }
+    catch (e) { setError("#app-error", e); }
+  });
+  $("#delete-chat").addEventListener("click", async () => {
+    if (!state.chatId || !confirm("Delete this chat and its messages?")) return;
+    try { await gql("mutation($id: ID!) { deleteChat(id: $id) }", { id: state.chatId }); state.chatId = null; $("#chat-view").hidden = true; await loadChats(true); }
+    catch (e) { setError("#app-error", e); }
+  });
+  $("#new-agent").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    const input = { name: f.name.value, systemPrompt: f.systemPrompt.value, temperature: parseFloat(f.temperature.value), isPublic: f.isPublic.checked };
+    if (f.model.value.trim()) input.model = f.model.value.trim();
+    try { await gql("mutation($i: CreateAgentInput!) { createAgent(input: $i) { id } }", { i: input }); f.reset(); await loadAgents(); }
+    catch (e) { setError("#app-error", e); }
+  });
+  let timer;
+  $("#search").addEventListener("input", (ev) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { state.search = ev.target.value.trim(); loadChats(true).catch((e) => setError("#app-error", e)); }, 250);
+  });
+  $("#more").addEventListener("click", () => loadChats(false).catch((e) => setError("#app-error", e)));
+}
+
+bind();
+start();
