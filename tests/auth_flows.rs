@@ -477,6 +477,44 @@ async fn api_keys_lifecycle(b: Backend) {
         StatusCode::UNPROCESSABLE_ENTITY
     );
 
+    // A key past its expiry is refused like a revoked one.
+    let (_, soon) = s
+        .post(
+            "/api/v1/keys",
+            Some(&l.access),
+            json!({"name": "short-lived", "expires_at": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    let soon_secret = soon["api_key"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.get("/api/auth/me", Some(&soon_secret)).await.0,
+        StatusCode::OK
+    );
+    let soon_id: i64 = soon["key_id"].as_str().unwrap().parse().unwrap();
+    {
+        use diesel::{ExpressionMethods, QueryDsl};
+        use diesel_async::RunQueryDsl;
+        use hearth::db::schema::api_keys;
+        let past = chrono::Utc::now().naive_utc() - chrono::Duration::minutes(1);
+        let db = &s.state.db;
+        let n: Result<usize, hearth::error::AppError> = async {
+            hearth::db_run!(db, write, |conn| {
+                diesel::update(api_keys::table.filter(api_keys::id.eq(soon_id)))
+                    .set(api_keys::expires_at.eq(Some(past)))
+                    .execute(conn)
+                    .await
+                    .map_err(hearth::error::AppError::from)
+            })
+        }
+        .await;
+        assert_eq!(n.unwrap(), 1);
+    }
+    let (st, e) = s.get("/api/auth/me", Some(&soon_secret)).await;
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("api_key_revoked"))
+    );
+
     // Someone else cannot revoke it; the owner can, and then it is refused everywhere.
     let other = s.user("other").await;
     assert_eq!(
