@@ -59,19 +59,25 @@ async function start() {
   subscribe();
 }
 
+// Reloads can overlap (a subscription event during a click); only the newest one renders.
+let chatsGeneration = 0;
+
 async function loadChats(reset) {
-  if (reset) { state.after = null; $("#chats").replaceChildren(); }
+  const generation = reset ? ++chatsGeneration : chatsGeneration;
   const data = await gql(
     "query($after: String, $search: String) { chatConnection(first: 30, after: $after, search: $search) { edges { node { id title } } pageInfo { hasNextPage endCursor } } }",
-    { after: state.after, search: state.search || null });
+    { after: reset ? null : state.after, search: state.search || null });
+  if (generation !== chatsGeneration) return;
   const conn = data.chatConnection;
-  for (const { node } of conn.edges) {
+  const items = conn.edges.map(({ node }) => {
     const li = text("li", node.title);
     li.dataset.id = node.id;
     if (node.id === state.chatId) li.classList.add("active");
     li.addEventListener("click", () => openChat(node.id));
-    $("#chats").append(li);
-  }
+    return li;
+  });
+  if (reset) $("#chats").replaceChildren(...items);
+  else $("#chats").append(...items);
   state.after = conn.pageInfo.endCursor;
   $("#more").hidden = !conn.pageInfo.hasNextPage;
 }
