@@ -410,6 +410,37 @@ async fn subscriptions(b: Backend) {
         "{closed:?}"
     );
 
+    // `?token=` authenticates clients that cannot set headers.
+    let l3 = s.login("watcher", "password123").await;
+    let url = format!(
+        "{}/graphql/ws?token={}",
+        s.base.replace("http://", "ws://"),
+        l3.access
+    );
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let mut ws = tokio_tungstenite::connect_async(req).await.unwrap().0;
+    ws.send(Message::Text(
+        json!({"type": "connection_init", "payload": {}})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut ws).await.unwrap()["type"], "connection_ack");
+    ws.send(Message::Text(
+        json!({"id": "q", "type": "subscribe", "payload": {"query": "{ me { username } }"}})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let ev = next_json(&mut ws).await.unwrap();
+    assert_eq!(ev["payload"]["data"]["me"]["username"], "watcher", "{ev}");
+
     // No connection_init: the server hangs up after the deadline.
     let mut ws = ws_connect(&s).await;
     let start = std::time::Instant::now();

@@ -14,7 +14,7 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Data, ErrorExtensions};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::extract::{Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
@@ -245,12 +245,20 @@ pub async fn ws(
     Extension(schema): Extension<HearthSchema>,
     protocol: GraphQLProtocol,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     // A browser sends cookies on a cross-site WebSocket handshake too (no CORS here), so a
-    // cookie only counts when the page's origin is this host.
+    // cookie only counts when the page's origin is this host. `?token=` serves clients that
+    // cannot set headers on a WebSocket.
+    let query_token = query.as_deref().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .map(|t| Credential::Bearer(t.to_string()))
+    });
     let header_cred = credential(&headers, false)
-        .filter(|c| !matches!(c, Credential::Cookie { .. }) || same_origin(&headers));
+        .filter(|c| !matches!(c, Credential::Cookie { .. }) || same_origin(&headers))
+        .or(query_token);
     let modern = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
