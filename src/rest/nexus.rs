@@ -2,7 +2,6 @@
 //! Its error body is `{error: {code, message, details}, request_id}`; ids are strings.
 
 use super::{ts, ts_opt};
-use crate::auth::Caller;
 use crate::db::models::{ApiKey, Project, User};
 use crate::error::AppError;
 use crate::http::errors::RequestId;
@@ -292,14 +291,12 @@ struct ProjectQuery {
 
 async fn list_projects(
     State(state): State<AppState>,
-    caller: AuthCaller,
+    AuthCaller(caller): AuthCaller,
     Query(q): Query<ProjectQuery>,
 ) -> Result<Json<Value>, AppError> {
-    let AuthCaller(caller): AuthCaller = caller;
-    let c: &Caller = &caller;
     let limit = validate::limit(q.limit, 10)?;
     let page = q.page.unwrap_or(1);
-    let (rows, total) = projects::list(&state, c, page, limit).await?;
+    let (rows, total) = projects::list(&state, &caller, page, limit).await?;
     Ok(Json(json!({
         "projects": rows.iter().map(project_json).collect::<Vec<_>>(),
         "total": total,

@@ -3,7 +3,7 @@
 //! revoked key, a logged-out session or a disabled user is refused on every door alike.
 
 use crate::auth::secrets::{random_token, secure_eq, sha256_hex, API_KEY_PREFIX};
-use crate::auth::tokens::TokenKind;
+use crate::auth::tokens::{Claims, TokenKind};
 use crate::auth::{password, AuthMethod, Caller, Permission};
 use crate::db::models::{ApiKey, NewUser, Session, User};
 use crate::db::schema::{api_keys, sessions, users};
@@ -288,6 +288,65 @@ async fn open_session(state: &AppState, user: User, client: ClientInfo) -> AppRe
 pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
     let claims = state.jwt.verify(token, TokenKind::Refresh)?;
     let old_hash = sha256_hex(token);
+    let (session, user) = live_session(state, &claims).await?;
+    let cfg = &state.config;
+    let refresh = state.jwt.issue(
+        TokenKind::Refresh,
+        user.id,
+        &user.role,
+        &session.id,
+        cfg.refresh_token_ttl_secs,
+    )?;
+    let access = state.jwt.issue(
+        TokenKind::Access,
+        user.id,
+        &user.role,
+        &session.id,
+        cfg.access_token_ttl_secs,
+    )?;
+    let new_hash = sha256_hex(&refresh);
+    let ts = now();
+    // Compare-and-swap on the current hash: of two concurrent refreshes with one token,
+    // exactly one wins; the loser is treated as reuse.
+    let swapped = db_run!(&state.db, write, |conn| {
+        diesel::update(
+            sessions::table
+                .filter(sessions::id.eq(&session.id))
+                .filter(sessions::refresh_hash.eq(&old_hash))
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set((
+            sessions::refresh_hash.eq(&new_hash),
+            sessions::last_activity.eq(ts),
+        ))
+        .execute(conn)
+        .await
+    })?;
+    if swapped == 0 {
+        revoke_session(state, &session.id, user.id).await?;
+        tracing::warn!(session = %session.id, user = user.id, "refresh token reuse: session revoked");
+        return Err(AppError::new(
+            ErrorCode::RefreshTokenReused,
+            "refresh token was already used; the session has been revoked",
+        ));
+    }
+    let session = Session {
+        refresh_hash: new_hash,
+        last_activity: ts,
+        ..session
+    };
+    Ok(TokenPair {
+        user,
+        session,
+        access_token: access,
+        refresh_token: refresh,
+        expires_in: cfg.access_token_ttl_secs,
+    })
+}
+
+/// The session a token names with its user, refused unless the session belongs to the
+/// token's subject, is neither revoked nor expired, and the user is active.
+async fn live_session(state: &AppState, claims: &Claims) -> AppResult<(Session, User)> {
     let db = &state.db;
     let row: Option<(Session, User)> = db_run!(db, read, |conn| {
         sessions::table
@@ -322,59 +381,20 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
             "this account is disabled",
         ));
     }
-    let cfg = &state.config;
-    let refresh = state.jwt.issue(
-        TokenKind::Refresh,
-        user.id,
-        &user.role,
-        &session.id,
-        cfg.refresh_token_ttl_secs,
-    )?;
-    let access = state.jwt.issue(
-        TokenKind::Access,
-        user.id,
-        &user.role,
-        &session.id,
-        cfg.access_token_ttl_secs,
-    )?;
-    let new_hash = sha256_hex(&refresh);
-    let ts = now();
-    // Compare-and-swap on the current hash: of two concurrent refreshes with one token,
-    // exactly one wins; the loser is treated as reuse.
-    let swapped = db_run!(db, write, |conn| {
-        diesel::update(
-            sessions::table
-                .filter(sessions::id.eq(&session.id))
-                .filter(sessions::refresh_hash.eq(&old_hash))
-                .filter(sessions::revoked_at.is_null()),
-        )
-        .set((
-            sessions::refresh_hash.eq(&new_hash),
-            sessions::last_activity.eq(ts),
-        ))
-        .execute(conn)
-        .await
-    })?;
-    if swapped == 0 {
-        revoke_session(state, &session.id, user.id).await?;
-        tracing::warn!(session = %session.id, user = user.id, "refresh token reuse: session revoked");
-        return Err(AppError::new(
-            ErrorCode::RefreshTokenReused,
-            "refresh token was already used; the session has been revoked",
-        ));
-    }
-    let session = Session {
-        refresh_hash: new_hash,
-        last_activity: ts,
-        ..session
-    };
-    Ok(TokenPair {
-        user,
-        session,
-        access_token: access,
-        refresh_token: refresh,
-        expires_in: cfg.access_token_ttl_secs,
-    })
+    Ok((session, user))
+}
+
+/// Runs a best-effort bookkeeping write off the request path (activity timestamps); a
+/// failure is logged, never surfaced.
+fn spawn_bookkeeping<F>(what: &'static str, write: F)
+where
+    F: std::future::Future<Output = AppResult<usize>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = write.await {
+            tracing::warn!(error = %e, "could not record {what}");
+        }
+    });
 }
 
 /// Marks a session revoked and tells open subscriptions to close.
@@ -453,37 +473,7 @@ async fn authenticate_session(
     method: AuthMethod,
 ) -> AppResult<(Caller, Session)> {
     let claims = state.jwt.verify(token, TokenKind::Access)?;
-    let db = &state.db;
-    let row: Option<(Session, User)> = db_run!(db, read, |conn| {
-        sessions::table
-            .inner_join(users::table)
-            .filter(sessions::id.eq(&claims.sid))
-            .select((Session::as_select(), User::as_select()))
-            .first(conn)
-            .await
-            .optional()
-    })?;
-    let Some((session, user)) = row else {
-        return Err(AppError::new(
-            ErrorCode::SessionRevoked,
-            "session not found",
-        ));
-    };
-    if session.user_id.to_string() != claims.sub {
-        return Err(AppError::new(ErrorCode::InvalidToken, "invalid token"));
-    }
-    if session.revoked_at.is_some() {
-        return Err(AppError::new(
-            ErrorCode::SessionRevoked,
-            "session was logged out",
-        ));
-    }
-    if !user.is_active {
-        return Err(AppError::new(
-            ErrorCode::AccountDisabled,
-            "this account is disabled",
-        ));
-    }
+    let (session, user) = live_session(state, &claims).await?;
     touch_session(state, &session);
     let permissions = if user.is_admin() {
         vec![Permission::Read, Permission::Write, Permission::Admin]
@@ -506,20 +496,14 @@ fn touch_session(state: &AppState, session: &Session) {
         return;
     }
     let (db, id) = (state.db.clone(), session.id.clone());
-    tokio::spawn(async move {
-        let r: AppResult<usize> = async {
-            db_run!(&db, write, |conn| {
-                diesel::update(sessions::table.filter(sessions::id.eq(&id)))
-                    .set(sessions::last_activity.eq(ts))
-                    .execute(conn)
-                    .await
-                    .map_err(AppError::from)
-            })
-        }
-        .await;
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "could not record session activity");
-        }
+    spawn_bookkeeping("session activity", async move {
+        db_run!(&db, write, |conn| {
+            diesel::update(sessions::table.filter(sessions::id.eq(&id)))
+                .set(sessions::last_activity.eq(ts))
+                .execute(conn)
+                .await
+                .map_err(AppError::from)
+        })
     });
 }
 
@@ -559,20 +543,14 @@ async fn authenticate_api_key(state: &AppState, secret: &str) -> AppResult<Calle
         .is_none_or(|t| ts - t >= Duration::seconds(60))
     {
         let (db, id) = (state.db.clone(), key.id);
-        tokio::spawn(async move {
-            let r: AppResult<usize> = async {
-                db_run!(&db, write, |conn| {
-                    diesel::update(api_keys::table.filter(api_keys::id.eq(id)))
-                        .set(api_keys::last_used_at.eq(Some(ts)))
-                        .execute(conn)
-                        .await
-                        .map_err(AppError::from)
-                })
-            }
-            .await;
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "could not record API key use");
-            }
+        spawn_bookkeeping("API key use", async move {
+            db_run!(&db, write, |conn| {
+                diesel::update(api_keys::table.filter(api_keys::id.eq(id)))
+                    .set(api_keys::last_used_at.eq(Some(ts)))
+                    .execute(conn)
+                    .await
+                    .map_err(AppError::from)
+            })
         });
     }
     let permissions = super::api_keys::parse_permissions(&key.permissions);
