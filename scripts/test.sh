@@ -27,4 +27,6 @@ trap stop_pg EXIT
 echo "test: PostgreSQL $(basename "$(dirname "$PG_BIN")") on 127.0.0.1:$PG_PORT"
 
 export HEARTH_TEST_PG_URL="postgres://hearth@127.0.0.1:$PG_PORT/postgres"
-cargo test --all-targets -- "$@"
+# Benchmarks are compiled (so they cannot rot) but not run: they are measurements, not tests.
+cargo check --benches --quiet
+cargo test --lib --bins --tests -- "$@"
