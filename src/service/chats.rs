@@ -265,15 +265,19 @@ pub async fn message_counts(db: &Db, chat_ids: &[i64]) -> AppResult<HashMap<i64,
 }
 
 /// The newest (`newest`) or oldest `n` messages of each chat, oldest first within a chat —
-/// one query for a whole batch of chats (DataLoader), with a window function both backends
-/// support.
+/// one query for a whole batch of chats (DataLoader).
+///
+/// For each chat a correlated subquery finds the id of its n-th newest (or oldest) message
+/// with one index seek on `(chat_id, id)`; the outer query then reads exactly the rows at or
+/// past that bound. Nothing is sorted or ranked in SQL (a window function would copy every
+/// message of every chat into a sorter), and both backends run the same text.
 pub async fn window_messages(
     db: &Db,
     chat_ids: &[i64],
     n: i64,
     newest: bool,
 ) -> AppResult<HashMap<i64, Vec<Message>>> {
-    if chat_ids.is_empty() {
+    if chat_ids.is_empty() || n < 1 {
         return Ok(HashMap::new());
     }
     // Ids and n are integers formatted here, so inlining them is injection-free and keeps one
@@ -283,20 +287,27 @@ pub async fn window_messages(
         .map(i64::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let order = if newest { "DESC" } else { "ASC" };
+    let (order, cmp, missing) = if newest {
+        ("DESC", ">=", "0")
+    } else {
+        ("ASC", "<=", "9223372036854775807")
+    };
+    let offset = n - 1;
     let sql = format!(
-        "SELECT id, chat_id, role, content, model, status, prompt_tokens, completion_tokens, \
-         latency_ms, tool_calls, files, created_at FROM (\
-           SELECT m.*, ROW_NUMBER() OVER (PARTITION BY m.chat_id ORDER BY m.id {order}) AS rn \
-           FROM messages m WHERE m.chat_id IN ({ids})) ranked \
-         WHERE rn <= {n} ORDER BY chat_id, id"
+        "SELECT m.id, m.chat_id, m.role, m.content, m.model, m.status, m.prompt_tokens, \
+         m.completion_tokens, m.latency_ms, m.tool_calls, m.files, m.created_at \
+         FROM (SELECT c.id AS cid, (SELECT m2.id FROM messages m2 WHERE m2.chat_id = c.id \
+               ORDER BY m2.id {order} LIMIT 1 OFFSET {offset}) AS bound \
+               FROM chats c WHERE c.id IN ({ids})) t \
+         JOIN messages m ON m.chat_id = t.cid AND m.id {cmp} COALESCE(t.bound, {missing})"
     );
-    let rows: Vec<Message> = db_run!(db, read, |conn| {
+    let mut rows: Vec<Message> = db_run!(db, read, |conn| {
         diesel::sql_query(sql.clone())
             .load::<Message>(conn)
             .await
             .map_err(AppError::from)
     })?;
+    rows.sort_unstable_by_key(|m| (m.chat_id, m.id));
     let mut out: HashMap<i64, Vec<Message>> = HashMap::new();
     for m in rows {
         out.entry(m.chat_id).or_default().push(m);
