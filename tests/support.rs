@@ -150,6 +150,42 @@ impl TestServer {
         self.call(Method::POST, path, token, Some(body)).await
     }
 
+    /// Announces a JSON body of `declared_len` bytes without sending it, over a raw socket,
+    /// and returns the status and body of the answer. The server must refuse on the header
+    /// alone; sending a real oversize body would race the server's close against the client's
+    /// writes and make the test flaky.
+    pub async fn post_declared_size(
+        &self,
+        path: &str,
+        token: &str,
+        declared_len: usize,
+    ) -> (u16, Value) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.base.trim_start_matches("http://");
+        let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {declared_len}\r\nConnection: close\r\n\r\n"
+        );
+        sock.write_all(head.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            sock.read_to_end(&mut raw),
+        )
+        .await
+        .expect("answer before the body is sent")
+        .unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        let status: u16 = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
     /// Registers (seed 001 shape) and logs in (seed 000 shape).
     pub async fn user(&self, username: &str) -> Login {
         let email = format!("{username}@example.com");
