@@ -250,7 +250,7 @@ fn main() {
         hello.rps, hello.p50_ms, hello.p99_ms
     );
     println!(
-        "| GraphQL (20 chats, agent, last 10 messages) | {:.0} | {:.2} ms | {:.2} ms |",
+        "| GraphQL (query above) | {:.0} | {:.2} ms | {:.2} ms |",
         gql.rps, gql.p50_ms, gql.p99_ms
     );
     println!(
