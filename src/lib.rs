@@ -9,7 +9,7 @@
 //! - [`graphql`]: schema assembly, one module per domain, loaders, subscriptions.
 //! - [`rest`]: the compatibility layer, one module per documented API.
 //! - [`http`]: the axum router, middleware and server lifecycle.
-//! - [`events`]: the in-process event bus behind subscriptions.
+//! - [`events`]: the event bus behind subscriptions, bridged across processes on PostgreSQL.
 
 pub mod auth;
 pub mod config;
@@ -36,12 +36,18 @@ impl App {
             Some(s) => s.clone().into_bytes(),
             None => load_or_create_secret(&config.data_dir.join("jwt_secret"))?,
         };
-        let db = db::Db::connect(&config.database_url(), config.db_pool_size).await?;
+        let url = config.database_url();
+        let db = db::Db::connect(&url, config.db_pool_size).await?;
+        // Several processes may share a PostgreSQL database; SQLite means one process.
+        let events = match db.backend() {
+            db::Backend::Postgres => events::pg_bridge::start(&url, 1024),
+            db::Backend::Sqlite => events::EventBus::new(1024),
+        };
         Ok(state::AppState {
             config: Arc::new(config),
             db,
             jwt: Arc::new(auth::tokens::JwtKeys::new(&secret)),
-            events: events::EventBus::new(1024),
+            events,
             started_at: std::time::Instant::now(),
         })
     }

@@ -2,10 +2,10 @@
 //! benchmark query's shape, keys and sessions, and subscriptions over graphql-ws.
 
 use crate::both_backends;
-use crate::support::{Backend, TestServer};
-use futures_util::{SinkExt, StreamExt};
+use crate::support::{next_json, ws_connect, Backend, TestServer};
+use futures_util::SinkExt;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -305,41 +305,6 @@ async fn keys_and_sessions(b: Backend) {
     let (_, r) = s.gql(t, "mutation { logout }", json!({})).await;
     assert_eq!(r["data"]["logout"], true);
     assert_eq!(s.get("/api/auth/me", t).await.0, StatusCode::UNAUTHORIZED);
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn ws_connect(s: &TestServer) -> Ws {
-    let url = format!("{}/graphql/ws", s.base.replace("http://", "ws://"));
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    tokio_tungstenite::connect_async(req)
-        .await
-        .expect("ws connects")
-        .0
-}
-
-async fn next_json(ws: &mut Ws) -> Option<Value> {
-    loop {
-        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
-            .await
-            .expect("ws message in time")?;
-        match msg.ok()? {
-            Message::Text(t) => {
-                let v: Value = serde_json::from_str(&t).unwrap();
-                if v["type"] == "ping" {
-                    continue;
-                }
-                return Some(v);
-            }
-            Message::Close(_) => return None,
-            _ => continue,
-        }
-    }
 }
 
 async fn subscriptions(b: Backend) {

@@ -6,6 +6,7 @@ mod support;
 mod auth_flows;
 mod cli;
 mod concurrency;
+mod cross_process;
 mod graphql_api;
 mod graphql_limits;
 mod ownership;

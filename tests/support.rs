@@ -1,11 +1,14 @@
 //! Test harness: a real Hearth server on 127.0.0.1:0 over a fresh SQLite file or a fresh
 //! PostgreSQL database (on the cluster `make test` starts; `HEARTH_TEST_PG_URL`).
 
+use futures_util::StreamExt;
 use hearth::config::Config;
 use hearth::state::AppState;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 
 /// JWT secret the test servers sign with, so tests can mint their own tokens.
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
@@ -253,6 +256,44 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+    }
+}
+
+/// A client WebSocket.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens `/graphql/ws` with the graphql-transport-ws protocol.
+pub async fn ws_connect(s: &TestServer) -> Ws {
+    let url = format!("{}/graphql/ws", s.base.replace("http://", "ws://"));
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("ws connects")
+        .0
+}
+
+/// The next JSON message, skipping server pings; `None` once closed.
+pub async fn next_json(ws: &mut Ws) -> Option<Value> {
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("ws message in time")?;
+        match msg.ok()? {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "ping" {
+                    continue;
+                }
+                return Some(v);
+            }
+            Message::Close(_) => return None,
+            _ => continue,
         }
     }
 }

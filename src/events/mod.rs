@@ -1,0 +1,97 @@
+//! Event bus. Services publish what changed; GraphQL subscriptions (and, later, the legacy
+//! streaming transports) filter it per caller. Bounded: a subscriber that falls behind loses
+//! old events instead of growing memory. On PostgreSQL, [`pg_bridge`] carries events between
+//! the `hearth serve` processes sharing the database, so a logout on one closes the
+//! subscriptions of that session on all of them.
+
+pub mod pg_bridge;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+
+/// Something that happened, addressed to one user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A chat was created, renamed or changed.
+    ChatUpserted {
+        /// Owner.
+        user_id: i64,
+        /// Chat id.
+        chat_id: i64,
+    },
+    /// A chat was deleted.
+    ChatDeleted {
+        /// Owner.
+        user_id: i64,
+        /// Chat id.
+        chat_id: i64,
+    },
+    /// A session was revoked: its open subscriptions must close.
+    SessionRevoked {
+        /// Owner.
+        user_id: i64,
+        /// Session id.
+        session_id: String,
+    },
+    /// Every session of a user is void (deactivation).
+    UserDisabled {
+        /// The user.
+        user_id: i64,
+    },
+    /// The server is draining: every open stream completes now.
+    Shutdown,
+}
+
+impl Event {
+    /// Whether other processes must see it (a shutdown concerns this process only).
+    pub fn crosses_processes(&self) -> bool {
+        !matches!(self, Event::Shutdown)
+    }
+}
+
+/// Cheap-to-clone publisher/subscriber handle.
+#[derive(Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+    /// Outgoing events for the other processes (PostgreSQL only).
+    remote: Option<mpsc::UnboundedSender<Event>>,
+}
+
+impl EventBus {
+    /// A process-local bus keeping up to `capacity` undelivered events per subscriber.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            tx: broadcast::channel(capacity).0,
+            remote: None,
+        }
+    }
+
+    /// A bus that also forwards every cross-process event to `remote`.
+    pub fn with_remote(capacity: usize, remote: mpsc::UnboundedSender<Event>) -> Self {
+        Self {
+            tx: broadcast::channel(capacity).0,
+            remote: Some(remote),
+        }
+    }
+
+    /// Publishes here and, when bridged, to the other processes; no subscriber is fine.
+    pub fn publish(&self, event: Event) {
+        if let Some(remote) = &self.remote {
+            if event.crosses_processes() {
+                let _ = remote.send(event.clone());
+            }
+        }
+        let _ = self.tx.send(event);
+    }
+
+    /// Delivers an event that came from another process (not forwarded again).
+    pub fn deliver_local(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    /// A new receiver seeing events published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}
