@@ -29,6 +29,10 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Connections kept by the database pool (readers on SQLite).
     pub db_pool_size: usize,
+    /// Login attempts allowed per client address per `login_rate_window_secs` (0: no limit).
+    pub login_rate_limit: u32,
+    /// Window of the login rate limit, in seconds.
+    pub login_rate_window_secs: u64,
     /// GraphQL limits and switches.
     pub graphql: GraphqlConfig,
 }
@@ -74,6 +78,8 @@ impl Default for Config {
             cookie_secure: false,
             body_limit_bytes: 2 * 1024 * 1024,
             db_pool_size: 8,
+            login_rate_limit: 10,
+            login_rate_window_secs: 60,
             graphql: GraphqlConfig::default(),
         }
     }
@@ -161,6 +167,9 @@ impl Config {
         if let Some(v) = get("HEARTH_DB_POOL_SIZE") {
             self.db_pool_size = parse("HEARTH_DB_POOL_SIZE", v)?;
         }
+        if let Some(v) = get("HEARTH_LOGIN_RATE_LIMIT") {
+            self.login_rate_limit = parse("HEARTH_LOGIN_RATE_LIMIT", v)?;
+        }
         if let Some(v) = get("HEARTH_GRAPHQL_INTROSPECTION") {
             self.graphql.introspection = parse("HEARTH_GRAPHQL_INTROSPECTION", v)?;
         }
@@ -201,6 +210,9 @@ impl Config {
         }
         if self.body_limit_bytes < 1024 {
             return Err(bad("body_limit_bytes", "must be at least 1024"));
+        }
+        if self.login_rate_window_secs == 0 {
+            return Err(bad("login_rate_window_secs", "must be at least 1"));
         }
         if self.db_pool_size == 0 {
             return Err(bad("db_pool_size", "must be at least 1"));

@@ -43,7 +43,12 @@ impl App {
             db::Backend::Postgres => events::pg_bridge::start(&url, 1024),
             db::Backend::Sqlite => events::EventBus::new(1024),
         };
+        let login_limiter = Arc::new(auth::rate_limit::RateLimiter::new(
+            config.login_rate_limit,
+            std::time::Duration::from_secs(config.login_rate_window_secs),
+        ));
         Ok(state::AppState {
+            login_limiter,
             config: Arc::new(config),
             db,
             jwt: Arc::new(auth::tokens::JwtKeys::new(&secret)),

@@ -18,6 +18,8 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     /// In-process events for subscriptions.
     pub events: EventBus,
+    /// Login attempts per client address.
+    pub login_limiter: Arc<crate::auth::rate_limit::RateLimiter>,
     /// Server start, for uptime.
     pub started_at: Instant,
 }

@@ -16,7 +16,66 @@ both_backends!(
     api_keys_lifecycle,
     cookie_login_and_csrf,
     foyer_current_session,
+    login_attempts_are_rate_limited,
 );
+
+async fn login_attempts_are_rate_limited(b: Backend) {
+    let s = TestServer::start_with(b, |c| c.login_rate_limit = 3).await;
+    let (st, _) = s
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"email": "rl@example.com", "password": "password123", "trigramme": "rl"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    for _ in 0..3 {
+        let (st, _) = s
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"username": "rl", "password": "wrong-guess"}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+    }
+    // Even the right password is refused until the window passes, on every door.
+    let res = s
+        .http
+        .post(s.url("/api/auth/login"))
+        .json(&json!({"username": "rl", "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["code"],
+        "rate_limited"
+    );
+    let (st, e) = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "rl@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(e["error"]["code"], "RATE_LIMITED");
+    let (_, e) = s
+        .gql(
+            None,
+            "mutation { login(username: \"rl\", password: \"password123\") { accessToken } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(TestServer::gql_code(&e), "rate_limited");
+}
 
 async fn orchestrator_and_foyer_login(b: Backend) {
     let s = TestServer::start(b).await;

@@ -4,6 +4,7 @@
 
 pub mod caller;
 pub mod password;
+pub mod rate_limit;
 pub mod secrets;
 pub mod tokens;
 

@@ -31,6 +31,15 @@ pub fn default_body(err: &AppError) -> serde_json::Value {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let mut res = (self.code.status(), Json(default_body(&self))).into_response();
+        let retry = self
+            .details
+            .as_ref()
+            .and_then(|d| d.get("retry_after"))
+            .and_then(|v| v.as_u64());
+        if let Some(secs) = retry {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res.extensions_mut().insert(self);
         res
     }

@@ -2,6 +2,7 @@
 //! (JWT, API key, cookie) into a [`Caller`]. Every transport calls [`authenticate`] so a
 //! revoked key, a logged-out session or a disabled user is refused on every door alike.
 
+use crate::auth::rate_limit::Verdict;
 use crate::auth::secrets::{random_token, secure_eq, sha256_hex, API_KEY_PREFIX};
 use crate::auth::tokens::{Claims, TokenKind};
 use crate::auth::{password, AuthMethod, Caller, Permission};
@@ -200,6 +201,17 @@ pub async fn login(
     }
     validate::max_len("username", ident, 254)?;
     validate::max_len("password", pass, 256)?;
+    if state.config.login_rate_limit > 0 {
+        let key = client.ip.clone().unwrap_or_else(|| "unknown".into());
+        if let Verdict::Limited { retry_after } = state.login_limiter.check(&key) {
+            let secs = retry_after.as_secs().max(1);
+            return Err(AppError::new(
+                ErrorCode::RateLimited,
+                format!("too many login attempts; retry in {secs} s"),
+            )
+            .with_details(serde_json::json!({ "retry_after": secs })));
+        }
+    }
     let lowered = ident.to_lowercase();
     let db = &state.db;
     let user: Option<User> = db_run!(db, read, |conn| {
