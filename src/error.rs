@@ -157,6 +157,17 @@ impl AppError {
     pub fn unauthenticated() -> Self {
         Self::new(ErrorCode::Unauthenticated, "authentication required")
     }
+    /// Wrong login; the same answer whether the name or the password was wrong.
+    pub fn invalid_credentials() -> Self {
+        Self::new(
+            ErrorCode::InvalidCredentials,
+            "invalid username or password",
+        )
+    }
+    /// The account is deactivated.
+    pub fn account_disabled() -> Self {
+        Self::new(ErrorCode::AccountDisabled, "this account is disabled")
+    }
     /// Role or ownership refuses the action.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Forbidden, message)

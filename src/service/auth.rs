@@ -224,22 +224,13 @@ pub async fn login(
     })?;
     let Some(user) = user else {
         password::dummy_verify(pass).await;
-        return Err(AppError::new(
-            ErrorCode::InvalidCredentials,
-            "invalid username or password",
-        ));
+        return Err(AppError::invalid_credentials());
     };
     if !password::verify(pass, &user.password_hash).await? {
-        return Err(AppError::new(
-            ErrorCode::InvalidCredentials,
-            "invalid username or password",
-        ));
+        return Err(AppError::invalid_credentials());
     }
     if !user.is_active {
-        return Err(AppError::new(
-            ErrorCode::AccountDisabled,
-            "this account is disabled",
-        ));
+        return Err(AppError::account_disabled());
     }
     open_session(state, user, client).await
 }
@@ -388,10 +379,7 @@ async fn live_session(state: &AppState, claims: &Claims) -> AppResult<(Session, 
         return Err(AppError::new(ErrorCode::TokenExpired, "session expired"));
     }
     if !user.is_active {
-        return Err(AppError::new(
-            ErrorCode::AccountDisabled,
-            "this account is disabled",
-        ));
+        return Err(AppError::account_disabled());
     }
     Ok((session, user))
 }
@@ -545,10 +533,7 @@ async fn authenticate_api_key(state: &AppState, secret: &str) -> AppResult<Calle
         ));
     }
     if !user.is_active {
-        return Err(AppError::new(
-            ErrorCode::AccountDisabled,
-            "this account is disabled",
-        ));
+        return Err(AppError::account_disabled());
     }
     if key
         .last_used_at
