@@ -143,3 +143,11 @@ async fn user_create_then_serve_and_stop() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[test]
+fn example_config_is_valid() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/hearth.example.toml"))
+        .unwrap();
+    let cfg: hearth::config::Config = toml::from_str(&text).expect("hearth.example.toml parses");
+    cfg.validate().expect("hearth.example.toml is valid");
+}

@@ -10,11 +10,82 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 both_backends!(
+    admin_user_management,
     auth_and_agents,
     chats_pagination_search_and_messages,
     keys_and_sessions,
     subscriptions
 );
+
+async fn admin_user_management(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.user("boss").await;
+    let a = Some(admin.access.as_str());
+    let (_, r) = s
+        .gql(a, "mutation { createUser(input: {email: \"new@example.com\", username: \"newbie\", password: \"password123\"}) { id role email } }", json!({}))
+        .await;
+    let id = r["data"]["createUser"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r["data"]["createUser"]["role"], "user", "{r}");
+    let newbie = s.login("newbie", "password123").await;
+    let n = Some(newbie.access.as_str());
+    let (_, r) = s.gql(a, "query($id: ID!) { user(id: $id) { username email } users { total users { username } } }", json!({"id": id})).await;
+    assert_eq!(r["data"]["user"]["email"], "new@example.com", "{r}");
+    assert_eq!(r["data"]["users"]["total"], 2);
+    for q in ["{ users { total } }", "{ user(id: \"1\") { id } }"] {
+        let (_, r) = s.gql(n, q, json!({})).await;
+        assert_eq!(TestServer::gql_code(&r), "forbidden", "{q}: {r}");
+    }
+    let (_, r) = s.gql(n, "mutation { createUser(input: {email: \"x@example.com\", password: \"password123\"}) { id } }", json!({})).await;
+    assert_eq!(TestServer::gql_code(&r), "forbidden");
+    // Other users' emails are hidden from non-admins.
+    let (_, r) = s.gql(n, "mutation { createAgent(input: {name: \"Pub\", isPublic: true}) { owner { email username } } }", json!({})).await;
+    assert_eq!(
+        r["data"]["createAgent"]["owner"]["email"], "new@example.com",
+        "own email is visible"
+    );
+    let (_, r) = s
+        .gql(
+            a,
+            "{ publicAgents { agents { owner { email } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["publicAgents"]["agents"][0]["owner"]["email"], "new@example.com",
+        "admins see it"
+    );
+    let other = s.user("peer").await;
+    let (_, r) = s
+        .gql(
+            Some(&other.access),
+            "{ publicAgents { agents { owner { email username } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        r["data"]["publicAgents"]["agents"][0]["owner"]["email"].is_null(),
+        "{r}"
+    );
+    // Promote, then the new admin can list users; an admin cannot demote themself.
+    let (_, r) = s
+        .gql(
+            a,
+            "mutation($id: ID!) { updateUser(id: $id, input: {role: \"admin\"}) { role } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(r["data"]["updateUser"]["role"], "admin");
+    let (_, r) = s.gql(n, "{ users { total } }", json!({})).await;
+    assert_eq!(r["data"]["users"]["total"], 3, "{r}");
+    let (_, r) = s
+        .gql(
+            a,
+            "mutation($id: ID!) { updateUser(id: $id, input: {role: \"user\"}) { role } }",
+            json!({"id": admin.user_id.to_string()}),
+        )
+        .await;
+    assert_eq!(TestServer::gql_code(&r), "forbidden");
+}
 
 async fn auth_and_agents(b: Backend) {
     let s = TestServer::start(b).await;
