@@ -82,6 +82,37 @@ macro_rules! db_run {
     }};
 }
 
+/// Loads the rows of one read query on the right backend, like `db_run!` but for the hot
+/// read paths: on SQLite the rows are decoded on the blocking thread straight from the
+/// statement (diesel-async's async path first copies every row into an owned row, which
+/// doubles the cost of wide result sets). `query` is written once and must own what it
+/// captures (`move`), since it runs on another thread.
+///
+/// `db_load!(db, Row, query)` evaluates to `AppResult<Vec<Row>>`.
+#[macro_export]
+macro_rules! db_load {
+    ($db:expr, $row:ty, $query:expr) => {{
+        let result: $crate::error::AppResult<Vec<$row>> = async {
+            match $db {
+                $crate::db::Db::Sqlite(pools) => {
+                    let mut pooled = pools.readers.get().await?;
+                    let rows = pooled
+                        .spawn_blocking(move |conn| diesel::RunQueryDsl::load::<$row>($query, conn))
+                        .await?;
+                    Ok(rows)
+                }
+                $crate::db::Db::Pg(pool) => {
+                    let mut pooled = pool.get().await?;
+                    let conn: &mut diesel_async::AsyncPgConnection = &mut *pooled;
+                    Ok(diesel_async::RunQueryDsl::load::<$row>($query, conn).await?)
+                }
+            }
+        }
+        .await;
+        result
+    }};
+}
+
 /// Picks the SQLite pool for a mode (`read` or `write`); used by [`db_run!`].
 #[doc(hidden)]
 #[macro_export]

@@ -177,15 +177,14 @@ pub async fn get(state: &AppState, caller: Option<&Caller>, id: i64) -> AppResul
 
 /// Loads agents by id without visibility filtering (callers filter with [`visible`]).
 pub async fn by_ids(state: &AppState, ids: &[i64]) -> AppResult<Vec<Agent>> {
-    let db = &state.db;
-    db_run!(db, read, |conn| {
+    let ids = ids.to_vec();
+    crate::db_load!(
+        &state.db,
+        Agent,
         agents::table
             .filter(agents::id.eq_any(ids))
             .select(Agent::as_select())
-            .load(conn)
-            .await
-            .map_err(AppError::from)
-    })
+    )
 }
 
 /// Loads an agent the caller may change: 404 if they cannot see it, 403 if they only can see it.

@@ -351,15 +351,18 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
 /// token's subject, is neither revoked nor expired, and the user is active.
 async fn live_session(state: &AppState, claims: &Claims) -> AppResult<(Session, User)> {
     let db = &state.db;
-    let row: Option<(Session, User)> = db_run!(db, read, |conn| {
+    let sid = claims.sid.clone();
+    let row = crate::db_load!(
+        db,
+        (Session, User),
         sessions::table
             .inner_join(users::table)
-            .filter(sessions::id.eq(&claims.sid))
+            .filter(sessions::id.eq(sid))
             .select((Session::as_select(), User::as_select()))
-            .first(conn)
-            .await
-            .optional()
-    })?;
+            .limit(1)
+    )?
+    .into_iter()
+    .next();
     let Some((session, user)) = row else {
         return Err(AppError::new(
             ErrorCode::SessionRevoked,

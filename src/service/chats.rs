@@ -213,7 +213,7 @@ pub async fn list_after(
     search: Option<&str>,
 ) -> AppResult<Vec<Chat>> {
     let pattern = search_pattern(search)?;
-    db_run!(db, read, |conn| {
+    crate::db_load!(db, Chat, {
         let mut q = chat_filter!(user_id, &pattern);
         if let Some(a) = after {
             q = q.filter(chats::id.lt(a));
@@ -221,9 +221,6 @@ pub async fn list_after(
         q.order(chats::id.desc())
             .limit(limit + 1)
             .select(Chat::as_select())
-            .load(conn)
-            .await
-            .map_err(AppError::from)
     })
 }
 
@@ -301,12 +298,7 @@ pub async fn window_messages(
                FROM chats c WHERE c.id IN ({ids})) t \
          JOIN messages m ON m.chat_id = t.cid AND m.id {cmp} COALESCE(t.bound, {missing})"
     );
-    let mut rows: Vec<Message> = db_run!(db, read, |conn| {
-        diesel::sql_query(sql.clone())
-            .load::<Message>(conn)
-            .await
-            .map_err(AppError::from)
-    })?;
+    let mut rows = crate::db_load!(db, Message, diesel::sql_query(sql.clone()))?;
     rows.sort_unstable_by_key(|m| (m.chat_id, m.id));
     let mut out: HashMap<i64, Vec<Message>> = HashMap::new();
     for m in rows {

@@ -31,15 +31,14 @@ pub struct AdminChanges {
 
 /// Loads users by id (for DataLoaders and joins).
 pub async fn by_ids(state: &AppState, ids: &[i64]) -> AppResult<Vec<User>> {
-    let db = &state.db;
-    db_run!(db, read, |conn| {
+    let ids = ids.to_vec();
+    crate::db_load!(
+        &state.db,
+        User,
         users::table
             .filter(users::id.eq_any(ids))
             .select(User::as_select())
-            .load(conn)
-            .await
-            .map_err(AppError::from)
-    })
+    )
 }
 
 /// Updates the caller's own profile.
