@@ -37,7 +37,7 @@ pub struct Config {
     pub graphql: GraphqlConfig,
 }
 
-/// Limits that async-graphql leaves open by default (see DESIGN.md "Security baseline").
+/// GraphQL limits that async-graphql leaves open by default.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphqlConfig {

@@ -39,7 +39,8 @@ pub struct MutationRoot(
 /// The schema type.
 pub type HearthSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionRoot>;
 
-/// Builds the schema with the limits of DESIGN.md's security baseline. `state` is `None`
+/// Builds the schema with depth, complexity and directive limits and suggestions off (none of
+/// which async-graphql sets by default). `state` is `None`
 /// only for printing the SDL.
 pub fn build_schema(state: Option<AppState>, limits: &GraphqlConfig) -> HearthSchema {
     let mut builder = Schema::build(
