@@ -2,10 +2,8 @@
 //! LISTEN/NOTIFY, so a subscription on one server sees changes made through the other, and a
 //! logout on one closes that session's subscriptions on the other.
 
-use crate::support::{next_json, ws_connect, Backend, TestServer};
-use futures_util::SinkExt;
+use crate::support::{next_json, ws_subscribed, Backend, TestServer};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_cross_servers_on_postgres() {
@@ -14,17 +12,13 @@ async fn events_cross_servers_on_postgres() {
     let b = TestServer::start_with(Backend::Postgres, |c| c.database_url = Some(url)).await;
     let l = a.user("roamer").await;
 
-    let mut ws = ws_connect(&a).await;
-    ws.send(Message::Text(
-        json!({"type": "connection_init", "payload": {"token": l.access}})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(next_json(&mut ws).await.unwrap()["type"], "connection_ack");
-    ws.send(Message::Text(json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { chatChanges { kind chat { title } } }"}}).to_string().into())).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut ws = ws_subscribed(
+        &a,
+        &l.access,
+        "1",
+        "subscription { chatChanges { kind chat { title } } }",
+    )
+    .await;
 
     // The same token works on the other server, and its change reaches this subscription.
     let (st, _) = b

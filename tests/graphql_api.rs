@@ -2,7 +2,7 @@
 //! benchmark query's shape, keys and sessions, and subscriptions over graphql-ws.
 
 use crate::both_backends;
-use crate::support::{next_json, ws_connect, Backend, TestServer};
+use crate::support::{next_json, ws_connect, ws_subscribed, Backend, TestServer};
 use futures_util::SinkExt;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -485,17 +485,7 @@ async fn subscriptions(b: Backend) {
 
     // Graceful shutdown completes open subscriptions.
     let l2 = s.login("watcher", "password123").await;
-    let mut ws = ws_connect(&s).await;
-    ws.send(Message::Text(
-        json!({"type": "connection_init", "payload": {"token": l2.access}})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(next_json(&mut ws).await.unwrap()["type"], "connection_ack");
-    ws.send(Message::Text(json!({"id": "9", "type": "subscribe", "payload": {"query": "subscription { chatChanges { kind } }"}}).to_string().into())).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut ws = ws_subscribed(&s, &l2.access, "9", "subscription { chatChanges { kind } }").await;
     s.stop();
     let ev = next_json(&mut ws).await.unwrap();
     assert_eq!(

@@ -297,3 +297,33 @@ pub async fn next_json(ws: &mut Ws) -> Option<Value> {
         }
     }
 }
+
+/// Sends one JSON message on a client WebSocket.
+pub async fn ws_send(ws: &mut Ws, msg: Value) {
+    use futures_util::SinkExt;
+    ws.send(Message::Text(msg.to_string().into()))
+        .await
+        .expect("ws send");
+}
+
+/// Connects with `token` in `connection_init`, waits for the ack, subscribes `query` as `id`
+/// and gives the server a moment to register the subscription.
+pub async fn ws_subscribed(s: &TestServer, token: &str, id: &str, query: &str) -> Ws {
+    let mut ws = ws_connect(s).await;
+    ws_send(
+        &mut ws,
+        serde_json::json!({"type": "connection_init", "payload": {"token": token}}),
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut ws).await.expect("ack")["type"],
+        "connection_ack"
+    );
+    ws_send(
+        &mut ws,
+        serde_json::json!({"id": id, "type": "subscribe", "payload": {"query": query}}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    ws
+}

@@ -235,23 +235,30 @@ pub async fn login(
     open_session(state, user, client).await
 }
 
-async fn open_session(state: &AppState, user: User, client: ClientInfo) -> AppResult<TokenPair> {
+/// Signs a new (access, refresh) pair for a session.
+fn issue_pair(state: &AppState, user: &User, sid: &str) -> AppResult<(String, String)> {
     let cfg = &state.config;
-    let sid = uuid::Uuid::new_v4().to_string();
-    let refresh = state.jwt.issue(
-        TokenKind::Refresh,
-        user.id,
-        &user.role,
-        &sid,
-        cfg.refresh_token_ttl_secs,
-    )?;
     let access = state.jwt.issue(
         TokenKind::Access,
         user.id,
         &user.role,
-        &sid,
+        sid,
         cfg.access_token_ttl_secs,
     )?;
+    let refresh = state.jwt.issue(
+        TokenKind::Refresh,
+        user.id,
+        &user.role,
+        sid,
+        cfg.refresh_token_ttl_secs,
+    )?;
+    Ok((access, refresh))
+}
+
+async fn open_session(state: &AppState, user: User, client: ClientInfo) -> AppResult<TokenPair> {
+    let cfg = &state.config;
+    let sid = uuid::Uuid::new_v4().to_string();
+    let (access, refresh) = issue_pair(state, &user, &sid)?;
     let ts = now();
     let session = Session {
         id: sid,
@@ -293,20 +300,7 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
     let old_hash = sha256_hex(token);
     let (session, user) = live_session(state, &claims).await?;
     let cfg = &state.config;
-    let refresh = state.jwt.issue(
-        TokenKind::Refresh,
-        user.id,
-        &user.role,
-        &session.id,
-        cfg.refresh_token_ttl_secs,
-    )?;
-    let access = state.jwt.issue(
-        TokenKind::Access,
-        user.id,
-        &user.role,
-        &session.id,
-        cfg.access_token_ttl_secs,
-    )?;
+    let (access, refresh) = issue_pair(state, &user, &session.id)?;
     let new_hash = sha256_hex(&refresh);
     let ts = now();
     // Compare-and-swap on the current hash: of two concurrent refreshes with one token,
