@@ -12,6 +12,7 @@
 //! - [`events`]: the event bus behind subscriptions, bridged across processes on PostgreSQL.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -47,7 +48,10 @@ impl App {
             config.login_rate_limit,
             std::time::Duration::from_secs(config.login_rate_window_secs),
         ));
+        let ttl = std::time::Duration::from_secs(5);
         Ok(state::AppState {
+            session_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
+            response_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
             login_limiter,
             config: Arc::new(config),
             db,

@@ -2,6 +2,7 @@
 
 use crate::auth::tokens::JwtKeys;
 use crate::config::Config;
+use crate::db::models::{Session, User};
 use crate::db::Db;
 use crate::events::EventBus;
 use std::sync::Arc;
@@ -18,8 +19,20 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     /// In-process events for subscriptions.
     pub events: EventBus,
+    /// Session checks (session + user rows by session id), valid while no write happened.
+    pub session_cache: Arc<crate::cache::GenerationCache<String, (Session, User)>>,
+    /// Whole GraphQL query responses by caller and request body, valid while no write happened.
+    pub response_cache: Arc<crate::cache::GenerationCache<(String, u64), Arc<CachedResponse>>>,
     /// Login attempts per client address.
     pub login_limiter: Arc<crate::auth::rate_limit::RateLimiter>,
     /// Server start, for uptime.
     pub started_at: Instant,
+}
+
+/// A cached GraphQL answer and the exact request body it answers (hash collisions are checked).
+pub struct CachedResponse {
+    /// The request body.
+    pub request: bytes::Bytes,
+    /// The serialized response.
+    pub response: bytes::Bytes,
 }

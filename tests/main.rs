@@ -10,6 +10,7 @@ mod cross_process;
 mod graphql_api;
 mod graphql_limits;
 mod ownership;
+mod response_cache;
 mod rest_resources;
 mod schema_sdl;
 mod token_security;

@@ -40,6 +40,27 @@ pub struct SqlitePools {
     pub readers: Pool<SqliteConn>,
     /// All writes, serialized (max one connection).
     pub writer: Pool<SqliteConn>,
+    /// Data generation: moves on before and after every write, so anything computed from
+    /// reads at one generation is known stale once it differs (see `crate::cache`).
+    pub generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Moves the generation on when a write ends, early returns and errors included.
+#[doc(hidden)]
+pub struct GenerationBump<'a>(pub &'a std::sync::atomic::AtomicU64);
+
+impl GenerationBump<'_> {
+    /// Moves the generation on now and again when dropped.
+    pub fn start(generation: &std::sync::atomic::AtomicU64) -> GenerationBump<'_> {
+        generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        GenerationBump(generation)
+    }
+}
+
+impl Drop for GenerationBump<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The pooled database, either backend.
@@ -70,6 +91,7 @@ macro_rules! db_run {
         match $db {
             $crate::db::Db::Sqlite(pools) => {
                 let mut pooled = $crate::db::sqlite_pool!(pools, $mode).get().await?;
+                let _bump = $crate::db::generation_bump!(pools, $mode);
                 let $conn: &mut $crate::db::SqliteConn = &mut *pooled;
                 $body
             }
@@ -126,6 +148,19 @@ macro_rules! __sqlite_pool {
 }
 pub use crate::__sqlite_pool as sqlite_pool;
 
+/// A [`GenerationBump`] for writes, nothing for reads; used by [`db_run!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __generation_bump {
+    ($pools:expr, read) => {
+        ()
+    };
+    ($pools:expr, write) => {
+        $crate::db::GenerationBump::start(&$pools.generation)
+    };
+}
+pub use crate::__generation_bump as generation_bump;
+
 fn sqlite_path(url: &str) -> &str {
     url.trim_start_matches("sqlite://")
 }
@@ -167,7 +202,11 @@ impl Db {
                 conn.batch_execute(SQLITE_PRAGMAS).await?;
                 run_migrations(conn, SQLITE_MIGRATIONS).await?;
             }
-            Db::Sqlite(SqlitePools { readers, writer })
+            Db::Sqlite(SqlitePools {
+                readers,
+                writer,
+                generation: Default::default(),
+            })
         } else {
             let conn = AsyncPgConnection::establish(url).await?;
             run_migrations(conn, PG_MIGRATIONS).await?;
@@ -185,6 +224,16 @@ impl Db {
         match self {
             Db::Sqlite(_) => Backend::Sqlite,
             Db::Pg(_) => Backend::Postgres,
+        }
+    }
+
+    /// The current data generation when this process sees every write (SQLite: one process,
+    /// one writer); `None` on PostgreSQL, where other processes write too, so nothing may be
+    /// cached across requests.
+    pub fn generation(&self) -> Option<u64> {
+        match self {
+            Db::Sqlite(p) => Some(p.generation.load(std::sync::atomic::Ordering::SeqCst)),
+            Db::Pg(_) => None,
         }
     }
 

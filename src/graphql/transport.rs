@@ -55,10 +55,20 @@ async fn resolve_caller(
 async fn execute(
     schema: &HearthSchema,
     state: &AppState,
-    mut batch: BatchRequest,
+    batch: BatchRequest,
     caller: Option<Caller>,
     client: crate::service::auth::ClientInfo,
 ) -> Response {
+    Json(run(schema, state, batch, caller, client).await).into_response()
+}
+
+async fn run(
+    schema: &HearthSchema,
+    state: &AppState,
+    mut batch: BatchRequest,
+    caller: Option<Caller>,
+    client: crate::service::auth::ClientInfo,
+) -> BatchResponse {
     for req in batch.iter_mut() {
         insert_loaders(&mut req.data, state);
         req.data.insert(client.clone());
@@ -74,7 +84,78 @@ async fn execute(
             .flat_map(|r| r.errors.iter_mut())
             .for_each(annotate_error),
     }
-    Json(resp).into_response()
+    resp
+}
+
+/// What a cached answer is keyed by: who asks (user, session or key, rights) and what.
+fn cache_identity(caller: &Caller) -> String {
+    format!(
+        "{}:{}:{:?}",
+        caller.user_id(),
+        caller.session_id.as_deref().unwrap_or("key"),
+        caller.permissions
+    )
+}
+
+fn cache_key(caller: &Caller, body: &[u8]) -> (String, u64) {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut hasher);
+    (cache_identity(caller), hasher.finish())
+}
+
+fn cached_answer(
+    state: &AppState,
+    caller: &Caller,
+    body: &bytes::Bytes,
+    generation: u64,
+) -> Option<Response> {
+    let hit = state
+        .response_cache
+        .get(&cache_key(caller, body), generation)?;
+    (hit.request == *body).then(|| {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            hit.response.clone(),
+        )
+            .into_response()
+    })
+}
+
+/// Runs a single authenticated query and keeps an error-free answer for the same caller and
+/// body until anything is written (any write moves the data generation on) or 5 s pass.
+async fn execute_cached(
+    schema: &HearthSchema,
+    state: &AppState,
+    body: bytes::Bytes,
+    batch: BatchRequest,
+    caller: Caller,
+    client: crate::service::auth::ClientInfo,
+) -> Response {
+    let Some(generation) = state.db.generation() else {
+        return execute(schema, state, batch, Some(caller), client).await;
+    };
+    // post() already looked for a cached answer before parsing the body.
+    let key = cache_key(&caller, &body);
+    let resp = run(schema, state, batch, Some(caller), client).await;
+    let ok = match &resp {
+        BatchResponse::Single(r) => r.errors.is_empty(),
+        BatchResponse::Batch(_) => false,
+    };
+    let Ok(bytes) = serde_json::to_vec(&resp) else {
+        return Json(resp).into_response();
+    };
+    let bytes = bytes::Bytes::from(bytes);
+    if ok {
+        let entry = crate::state::CachedResponse {
+            request: body,
+            response: bytes.clone(),
+        };
+        state
+            .response_cache
+            .put(key, generation, std::sync::Arc::new(entry));
+    }
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
 /// `POST /graphql`: `application/json` only (a simple content type would let another site
@@ -109,6 +190,17 @@ pub async fn post(
             ))
         }
     };
+    // Fast path: an answer cached for this caller and this exact body. Only single queries
+    // are ever cached, so a hit means the body changes nothing (no CSRF needed for cookies).
+    if let Some(generation) = state.db.generation() {
+        if let Some(cred) = credential(&parts.headers, false) {
+            if let Ok(caller) = auth::authenticate(&state, cred).await {
+                if let Some(hit) = cached_answer(&state, &caller, &bytes, generation) {
+                    return hit;
+                }
+            }
+        }
+    }
     let batch: BatchRequest = match serde_json::from_slice(&bytes) {
         Ok(b) => b,
         Err(e) if e.is_syntax() || e.is_eof() => {
@@ -134,21 +226,23 @@ pub async fn post(
             ),
         ));
     }
-    let has_mutation = batch
+    let types: Vec<OperationType> = batch
         .iter()
-        .any(|r| operation_types(&r.query).contains(&OperationType::Mutation));
+        .flat_map(|r| operation_types(&r.query))
+        .collect();
+    let has_mutation = types.contains(&OperationType::Mutation);
+    let query_only = !types.is_empty() && types.iter().all(|t| *t == OperationType::Query);
     let caller = match resolve_caller(&state, credential(&parts.headers, has_mutation)).await {
         Ok(c) => c,
         Err(e) => return gql_error(e),
     };
-    execute(
-        &schema,
-        &state,
-        batch,
-        caller,
-        client_info(&parts, "graphql"),
-    )
-    .await
+    let client = client_info(&parts, "graphql");
+    match caller {
+        Some(caller) if query_only && matches!(batch, BatchRequest::Single(_)) => {
+            execute_cached(&schema, &state, bytes, batch, caller, client).await
+        }
+        caller => execute(&schema, &state, batch, caller, client).await,
+    }
 }
 
 /// `GET /graphql`: GraphiQL for browsers; with `?query=` a query-only execution.

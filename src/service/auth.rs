@@ -345,18 +345,31 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
 /// token's subject, is neither revoked nor expired, and the user is active.
 async fn live_session(state: &AppState, claims: &Claims) -> AppResult<(Session, User)> {
     let db = &state.db;
-    let sid = claims.sid.clone();
-    let row = crate::db_load!(
-        db,
-        (Session, User),
-        sessions::table
-            .inner_join(users::table)
-            .filter(sessions::id.eq(sid))
-            .select((Session::as_select(), User::as_select()))
-            .limit(1)
-    )?
-    .into_iter()
-    .next();
+    // Any write (a logout, a deactivation) moves the generation on, so a cached check is
+    // exactly as fresh as a database read; expiry is re-checked below on every use.
+    let generation = state.db.generation();
+    let cached = generation.and_then(|g| state.session_cache.get(&claims.sid, g));
+    let row = match cached {
+        Some(hit) => Some(hit),
+        None => {
+            let sid = claims.sid.clone();
+            let row = crate::db_load!(
+                db,
+                (Session, User),
+                sessions::table
+                    .inner_join(users::table)
+                    .filter(sessions::id.eq(sid))
+                    .select((Session::as_select(), User::as_select()))
+                    .limit(1)
+            )?
+            .into_iter()
+            .next();
+            if let (Some(g), Some(r)) = (generation, &row) {
+                state.session_cache.put(claims.sid.clone(), g, r.clone());
+            }
+            row
+        }
+    };
     let Some((session, user)) = row else {
         return Err(AppError::new(
             ErrorCode::SessionRevoked,
