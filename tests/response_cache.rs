@@ -69,11 +69,4 @@ async fn cached_answers_follow_writes_and_callers(b: Backend) {
         .to_string();
     let (_, r) = s.gql(Some(&key), q, json!({})).await;
     assert_eq!(r["data"]["me"]["username"], "cacheb");
-    s.call(
-        reqwest::Method::DELETE,
-        &format!("/api/v1/keys/{}", 1),
-        Some(&l.access),
-        None,
-    )
-    .await;
 }
