@@ -192,11 +192,18 @@ pub async fn post(
     };
     // Fast path: an answer cached for this caller and this exact body. Only single queries
     // are ever cached, so a hit means the body changes nothing (no CSRF needed for cookies).
+    // A caller authenticated here by header is reused below; a cookie caller is checked
+    // again once the body is known, because mutations need the CSRF token.
+    let mut header_caller = None;
     if let Some(generation) = state.db.generation() {
         if let Some(cred) = credential(&parts.headers, false) {
+            let is_cookie = matches!(cred, Credential::Cookie { .. });
             if let Ok(caller) = auth::authenticate(&state, cred).await {
                 if let Some(hit) = cached_answer(&state, &caller, &bytes, generation) {
                     return hit;
+                }
+                if !is_cookie {
+                    header_caller = Some(caller);
                 }
             }
         }
@@ -232,9 +239,12 @@ pub async fn post(
         .collect();
     let has_mutation = types.contains(&OperationType::Mutation);
     let query_only = !types.is_empty() && types.iter().all(|t| *t == OperationType::Query);
-    let caller = match resolve_caller(&state, credential(&parts.headers, has_mutation)).await {
-        Ok(c) => c,
-        Err(e) => return gql_error(e),
+    let caller = match header_caller {
+        Some(c) => Some(c),
+        None => match resolve_caller(&state, credential(&parts.headers, has_mutation)).await {
+            Ok(c) => c,
+            Err(e) => return gql_error(e),
+        },
     };
     let client = client_info(&parts, "graphql");
     match caller {
