@@ -35,6 +35,52 @@ pub struct Config {
     pub login_rate_window_secs: u64,
     /// GraphQL limits and switches.
     pub graphql: GraphqlConfig,
+    /// Model providers: the embedded model, timeouts, queues.
+    pub llm: LlmConfig,
+}
+
+/// Model providers. Remote models are registered in the database (GraphQL, `/api/models`);
+/// the embedded GGUF below is registered at start when the file exists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Model key `auto` resolves to when no agent names one (else the first healthy model).
+    pub default_model: Option<String>,
+    /// The embedded GGUF chat model, registered as `local_model_key` at start.
+    pub local_model: PathBuf,
+    /// Registry key of the embedded model.
+    pub local_model_key: String,
+    /// Context window of local generations, in tokens (capped by the model's own).
+    pub local_context: u32,
+    /// Decode threads per local generation; 0 means one per core.
+    pub local_threads: usize,
+    /// Seconds to wait for a remote model's response and its first token.
+    pub request_timeout_secs: u64,
+    /// Seconds to wait for a TCP connection to a remote model.
+    pub connect_timeout_secs: u64,
+    /// Seconds of silence tolerated between two tokens of a remote stream.
+    pub idle_timeout_secs: u64,
+    /// Requests that may wait for a busy model before new ones get `model_busy`.
+    pub queue_depth: usize,
+    /// Tokens generated when neither the request nor the agent sets a limit.
+    pub default_max_tokens: u32,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            default_model: None,
+            local_model: PathBuf::from(".hearth/assets/SmolLM2-135M-Instruct.Q4_1.gguf"),
+            local_model_key: "smollm2-135m-instruct".into(),
+            local_context: 2048,
+            local_threads: 0,
+            request_timeout_secs: 120,
+            connect_timeout_secs: 5,
+            idle_timeout_secs: 60,
+            queue_depth: 32,
+            default_max_tokens: 512,
+        }
+    }
 }
 
 /// GraphQL limits that async-graphql leaves open by default.
@@ -81,6 +127,7 @@ impl Default for Config {
             login_rate_limit: 10,
             login_rate_window_secs: 60,
             graphql: GraphqlConfig::default(),
+            llm: LlmConfig::default(),
         }
     }
 }
@@ -170,6 +217,15 @@ impl Config {
         if let Some(v) = get("HEARTH_LOGIN_RATE_LIMIT") {
             self.login_rate_limit = parse("HEARTH_LOGIN_RATE_LIMIT", v)?;
         }
+        if let Some(v) = get("HEARTH_LLM_DEFAULT_MODEL") {
+            self.llm.default_model = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(v) = get("HEARTH_LLM_LOCAL_MODEL") {
+            self.llm.local_model = PathBuf::from(v);
+        }
+        if let Some(v) = get("HEARTH_LLM_LOCAL_THREADS") {
+            self.llm.local_threads = parse("HEARTH_LLM_LOCAL_THREADS", v)?;
+        }
         if let Some(v) = get("HEARTH_GRAPHQL_INTROSPECTION") {
             self.graphql.introspection = parse("HEARTH_GRAPHQL_INTROSPECTION", v)?;
         }
@@ -222,6 +278,22 @@ impl Config {
             return Err(bad(
                 "graphql",
                 "max_depth, max_complexity and max_batch must be at least 1",
+            ));
+        }
+        let l = &self.llm;
+        if l.local_context < 256 {
+            return Err(bad("llm.local_context", "must be at least 256"));
+        }
+        if l.request_timeout_secs == 0 || l.connect_timeout_secs == 0 || l.idle_timeout_secs == 0 {
+            return Err(bad("llm", "timeouts must be at least 1 second"));
+        }
+        if l.default_max_tokens == 0 {
+            return Err(bad("llm.default_max_tokens", "must be at least 1"));
+        }
+        if l.local_model_key.trim().is_empty() || l.local_model_key == "auto" {
+            return Err(bad(
+                "llm.local_model_key",
+                "must be a non-empty key other than `auto`",
             ));
         }
         Ok(())

@@ -54,6 +54,10 @@ pub enum ErrorCode {
     RateLimited,
     /// A model backend is down or refuses connections.
     LlmUnavailable,
+    /// A model is at its concurrency limit and its wait queue is full.
+    ModelBusy,
+    /// A chat already has a turn running.
+    TurnInProgress,
     /// A dependency (database, …) is unavailable.
     Unavailable,
     /// A bug or an I/O failure; details are in the log only.
@@ -88,6 +92,8 @@ impl ErrorCode {
             QueryTooComplex => "query_too_complex",
             RateLimited => "rate_limited",
             LlmUnavailable => "llm_unavailable",
+            ModelBusy => "model_busy",
+            TurnInProgress => "turn_in_progress",
             Unavailable => "unavailable",
             Internal => "internal_error",
         }
@@ -105,12 +111,12 @@ impl ErrorCode {
                 StatusCode::FORBIDDEN
             }
             NotFound => StatusCode::NOT_FOUND,
-            Conflict => StatusCode::CONFLICT,
+            Conflict | TurnInProgress => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            LlmUnavailable | Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            LlmUnavailable | ModelBusy | Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

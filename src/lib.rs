@@ -9,6 +9,7 @@
 //! - [`graphql`]: schema assembly, one module per domain, loaders, subscriptions.
 //! - [`rest`]: the compatibility layer, one module per documented API.
 //! - [`http`]: the axum router, middleware and server lifecycle.
+//! - [`llm`]: model providers (llama.cpp, OpenAI-compatible), gates, prompt fitting.
 //! - [`events`]: the event bus behind subscriptions, bridged across processes on PostgreSQL.
 
 pub mod auth;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod llm;
 pub mod rest;
 pub mod service;
 pub mod state;
@@ -49,7 +51,8 @@ impl App {
             std::time::Duration::from_secs(config.login_rate_window_secs),
         ));
         let ttl = std::time::Duration::from_secs(5);
-        Ok(state::AppState {
+        let llm = Arc::new(llm::LlmHub::new(config.llm.clone())?);
+        let state = state::AppState {
             session_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
             response_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
             login_limiter,
@@ -57,8 +60,20 @@ impl App {
             db,
             jwt: Arc::new(auth::tokens::JwtKeys::new(&secret)),
             events,
+            llm,
+            turns: Arc::new(events::turns::TurnHub::default()),
             started_at: std::time::Instant::now(),
-        })
+        };
+        service::models::ensure_builtin(&state).await?;
+        let recovered = service::turns::recover_interrupted(&state).await?;
+        if recovered > 0 {
+            tracing::warn!(
+                recovered,
+                "answers interrupted by the last stop were kept as `error`"
+            );
+        }
+        service::turns::spawn_cancel_relay(&state);
+        Ok(state)
     }
 }
 

@@ -25,6 +25,10 @@ pub struct AppState {
     pub response_cache: Arc<crate::cache::GenerationCache<(String, u64), Arc<CachedResponse>>>,
     /// Login attempts per client address.
     pub login_limiter: Arc<crate::auth::rate_limit::RateLimiter>,
+    /// Model providers, loaded models, per-model gates.
+    pub llm: Arc<crate::llm::LlmHub>,
+    /// Live chat turns of this process.
+    pub turns: Arc<crate::events::turns::TurnHub>,
     /// Server start, for uptime.
     pub started_at: Instant,
 }

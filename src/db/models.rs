@@ -367,3 +367,111 @@ pub struct NewMessage<'a> {
     /// Creation time.
     pub created_at: NaiveDateTime,
 }
+
+/// A registered model: the embedded GGUF, discovered files, or a remote OpenAI-compatible one.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = models)]
+pub struct ModelRow {
+    /// Primary key.
+    pub id: i64,
+    /// Unique key clients pass as `model` (never `auto`).
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// `local` or `openai`.
+    pub provider: String,
+    /// `local` or `cloud` (seed 000 `type`).
+    pub kind: String,
+    /// Architecture family (llama, qwen2, …).
+    pub family: Option<String>,
+    /// GGUF file of a local model.
+    pub path: Option<String>,
+    /// Base URL of an OpenAI-compatible server, up to `/v1`.
+    pub base_url: Option<String>,
+    /// Bearer key for the remote server; never returned by any API.
+    pub api_key: Option<String>,
+    /// File size of a local model.
+    pub size_bytes: Option<i64>,
+    /// Version from the GGUF metadata or the registrant.
+    pub version: Option<String>,
+    /// Context window in tokens; history is trimmed to it.
+    pub context_length: i32,
+    /// Price per 1000 prompt tokens, for cost reporting.
+    pub cost_per_1k_input: f64,
+    /// Price per 1000 generated tokens.
+    pub cost_per_1k_output: f64,
+    /// Generations allowed at once.
+    pub max_concurrent: i32,
+    /// Disabled models are listed but never routed to.
+    pub enabled: bool,
+    /// Registration time.
+    pub created_at: NaiveDateTime,
+    /// Last change.
+    pub updated_at: NaiveDateTime,
+    /// One line for model lists (seed 004).
+    pub description: String,
+    /// Model id sent upstream (defaults to `key`).
+    pub remote_name: Option<String>,
+}
+
+/// Columns for registering a model.
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = models)]
+pub struct NewModel {
+    /// Key.
+    pub key: String,
+    /// Name.
+    pub name: String,
+    /// Provider.
+    pub provider: String,
+    /// Kind.
+    pub kind: String,
+    /// Family.
+    pub family: Option<String>,
+    /// Path.
+    pub path: Option<String>,
+    /// Base URL.
+    pub base_url: Option<String>,
+    /// Key for the upstream.
+    pub api_key: Option<String>,
+    /// Size.
+    pub size_bytes: Option<i64>,
+    /// Version.
+    pub version: Option<String>,
+    /// Context window.
+    pub context_length: i32,
+    /// Input price.
+    pub cost_per_1k_input: f64,
+    /// Output price.
+    pub cost_per_1k_output: f64,
+    /// Concurrency.
+    pub max_concurrent: i32,
+    /// Routable.
+    pub enabled: bool,
+    /// Description.
+    pub description: String,
+    /// Upstream id.
+    pub remote_name: Option<String>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Last change.
+    pub updated_at: NaiveDateTime,
+}
+
+/// Columns for remembering one exchange of an agent that learns from interaction.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = memory_entries)]
+pub struct NewMemoryEntry {
+    /// Whose memory.
+    pub user_id: i64,
+    /// The agent that learns.
+    pub agent_id: Option<i64>,
+    /// The exchange as text.
+    pub content: String,
+    /// JSON: chat and message ids.
+    pub metadata: String,
+    /// Filled by the retrieval pipeline.
+    pub embedding: Option<Vec<u8>>,
+    /// Time.
+    pub created_at: NaiveDateTime,
+}

@@ -249,6 +249,8 @@ diesel::table! {
         enabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        description -> Text,
+        remote_name -> Nullable<Text>,
     }
 }
 

@@ -5,6 +5,7 @@
 //! subscriptions of that session on all of them.
 
 pub mod pg_bridge;
+pub mod turns;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
@@ -38,6 +39,13 @@ pub enum Event {
     UserDisabled {
         /// The user.
         user_id: i64,
+    },
+    /// Someone asked to stop the running turn of a chat (runs in whichever process has it).
+    TurnCancelRequested {
+        /// Owner.
+        user_id: i64,
+        /// Chat id.
+        chat_id: i64,
     },
     /// The server is draining: every open stream completes now.
     Shutdown,

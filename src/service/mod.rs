@@ -5,8 +5,11 @@ pub mod agents;
 pub mod api_keys;
 pub mod auth;
 pub mod chats;
+pub mod completions;
+pub mod models;
 pub mod pagination;
 pub mod projects;
+pub mod turns;
 pub mod users;
 pub mod validate;
 

@@ -1,0 +1,542 @@
+//! Chat turns: store the user's message, stream the model's answer to every listener of the
+//! chat, store the answer when the turn ends. The turn runs in its own task, so a client
+//! that disconnects does not stop it; only [`cancel`] does, and then what was generated is
+//! kept with status `cancelled`. A backend that is down fails before anything is stored.
+//!
+//! Writes per turn: one (user message + reserved assistant message) at the start and one
+//! (answer, usage, title, memory) at the end — never one per token.
+
+use crate::auth::Caller;
+use crate::db::models::{Agent, Chat, Message, ModelRow, NewMemoryEntry, NewMessage};
+use crate::db::schema::{chats, documents, memory_entries, messages};
+use crate::db_run;
+use crate::error::{AppError, AppResult, ErrorCode};
+use crate::events::turns::{ChatListener, TurnEvent};
+use crate::events::Event;
+use crate::llm::{Chunk, ChunkStream, PromptMessage, Usage};
+use crate::service::{agents, chats as chat_service, completions, models, now, validate};
+use crate::state::AppState;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+/// Most documents attached to one message.
+pub const MAX_FILES: usize = 20;
+/// Messages of history considered before trimming to the window.
+const HISTORY: i64 = 200;
+/// Longest automatic title.
+const TITLE_CHARS: usize = 60;
+
+/// A message to send.
+#[derive(Debug, Clone, Default)]
+pub struct SendInput {
+    /// Text (at most 4000 characters, seed 001).
+    pub content: String,
+    /// Ids of the caller's documents to attach.
+    pub files: Vec<i64>,
+    /// Model for this turn; the chat's, the agent's or `auto` when absent.
+    pub model: Option<String>,
+    /// Temperature override.
+    pub temperature: Option<f64>,
+    /// Token cap override.
+    pub max_tokens: Option<i64>,
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone)]
+pub struct TurnOutcome {
+    /// The stored assistant message (status complete, cancelled or error).
+    pub message: Arc<Message>,
+    /// Token counts.
+    pub usage: Usage,
+    /// The failure, for status `error`.
+    pub error: Option<AppError>,
+}
+
+/// A started turn.
+pub struct TurnStart {
+    /// The chat.
+    pub chat: Chat,
+    /// The stored user message.
+    pub user_message: Message,
+    /// The assistant message being written.
+    pub message_id: i64,
+    /// The model answering.
+    pub model: ModelRow,
+    /// The chat's events from before the turn started (nothing is missed).
+    pub events: ChatListener,
+    /// Resolves when the turn has ended and is stored.
+    pub outcome: oneshot::Receiver<TurnOutcome>,
+}
+
+impl TurnStart {
+    /// Waits for the end of the turn (the turn itself does not depend on this wait).
+    pub async fn finish(self) -> AppResult<TurnOutcome> {
+        self.outcome
+            .await
+            .map_err(|_| AppError::internal("turn task ended without an outcome"))
+    }
+}
+
+/// Checks that every attached id is one of the caller's documents.
+async fn check_files(state: &AppState, caller: &Caller, files: &[i64]) -> AppResult<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    if files.len() > MAX_FILES {
+        return Err(AppError::validation(
+            "files",
+            format!("at most {MAX_FILES} files per message"),
+        ));
+    }
+    let uid = caller.user_id();
+    let ids = files.to_vec();
+    let db = &state.db;
+    let n: i64 = db_run!(db, read, |conn| documents::table
+        .filter(documents::id.eq_any(&ids))
+        .filter(documents::owner_id.eq(uid))
+        .count()
+        .get_result(conn)
+        .await
+        .map_err(AppError::from))?;
+    let mut distinct = files.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if n as usize != distinct.len() {
+        return Err(AppError::not_found("document"));
+    }
+    Ok(())
+}
+
+/// The prompt: the agent's system prompt, the chat's finished messages, the new message.
+async fn build_prompt(
+    state: &AppState,
+    chat_id: i64,
+    agent: Option<&Agent>,
+    content: &str,
+) -> AppResult<Vec<PromptMessage>> {
+    let mut history = chat_service::window_messages(&state.db, &[chat_id], HISTORY, true).await?;
+    let mut msgs = Vec::new();
+    if let Some(a) = agent.filter(|a| !a.system_prompt.trim().is_empty()) {
+        msgs.push(PromptMessage::new("system", a.system_prompt.clone()));
+    }
+    for m in history.remove(&chat_id).unwrap_or_default() {
+        let usable = matches!(m.status.as_str(), "complete" | "cancelled") && !m.content.is_empty();
+        if usable && matches!(m.role.as_str(), "user" | "assistant" | "system") {
+            msgs.push(PromptMessage::new(&m.role, m.content));
+        }
+    }
+    msgs.push(PromptMessage::new("user", content));
+    Ok(msgs)
+}
+
+/// Stores the user message and starts the answer. Fails without storing anything when the
+/// chat is not the caller's, a turn is already running in it, or the model is unavailable.
+pub async fn send(
+    state: &AppState,
+    caller: &Caller,
+    chat_id: i64,
+    input: SendInput,
+) -> AppResult<TurnStart> {
+    caller.require_write()?;
+    let content = validate::required("content", &input.content, validate::MAX_MESSAGE_CHARS)?;
+    if let Some(m) = &input.model {
+        validate::max_len("model", m, validate::MAX_NAME_CHARS)?;
+    }
+    let chat = chat_service::get(state, caller, chat_id).await?;
+    check_files(state, caller, &input.files).await?;
+    let agent = match chat.agent_id {
+        Some(aid) => Some(agents::get(state, Some(caller), aid).await?),
+        None => None,
+    };
+    let requested = input.model.clone().or_else(|| chat.model.clone());
+    let model = models::resolve(
+        state,
+        requested.as_deref(),
+        agent.as_ref().and_then(|a| a.model.as_deref()),
+    )
+    .await?;
+    let params = completions::params(
+        state,
+        &model,
+        agent.as_ref(),
+        input.temperature,
+        input.max_tokens,
+    )?;
+
+    let turn_id = uuid::Uuid::new_v4().to_string();
+    let cancel = state.turns.begin(chat_id, &turn_id).ok_or_else(|| {
+        AppError::new(
+            ErrorCode::TurnInProgress,
+            "this chat is already answering; wait for it or cancel it",
+        )
+    })?;
+    // From here on the reservation must be released on every path.
+    let started = async {
+        let prompt = build_prompt(state, chat_id, agent.as_ref(), &content).await?;
+        let prompt = completions::fit(&model, prompt, params);
+        let stream = state.llm.generate(&model, prompt, params).await?;
+        let (user_message, reserved) =
+            store_start(state, chat_id, &content, &input.files, &model.key).await?;
+        Ok::<_, AppError>((stream, user_message, reserved))
+    }
+    .await;
+    let (stream, user_message, reserved) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            state.turns.end(chat_id, &turn_id);
+            return Err(e);
+        }
+    };
+    let events = state.turns.listen(chat_id);
+    let (done_tx, done_rx) = oneshot::channel();
+    let run = Run {
+        state: state.clone(),
+        user_id: caller.user_id(),
+        chat: chat.clone(),
+        agent,
+        turn_id,
+        message_id: reserved.id,
+        user_content: content,
+        first_exchange: is_first(state, chat_id, user_message.id)
+            .await
+            .unwrap_or(false),
+        model: model.clone(),
+        cancel,
+    };
+    let message_id = reserved.id;
+    tokio::spawn(run.run(stream, user_message.id, done_tx));
+    Ok(TurnStart {
+        chat,
+        user_message,
+        message_id,
+        model,
+        events,
+        outcome: done_rx,
+    })
+}
+
+/// Whether `user_message_id` is the chat's first message.
+async fn is_first(state: &AppState, chat_id: i64, user_message_id: i64) -> AppResult<bool> {
+    let db = &state.db;
+    let older: i64 = db_run!(db, read, |conn| messages::table
+        .filter(messages::chat_id.eq(chat_id))
+        .filter(messages::id.lt(user_message_id))
+        .count()
+        .get_result(conn)
+        .await
+        .map_err(AppError::from))?;
+    Ok(older == 0)
+}
+
+/// One write: the user message and the reserved (`streaming`) assistant message.
+async fn store_start(
+    state: &AppState,
+    chat_id: i64,
+    content: &str,
+    files: &[i64],
+    model: &str,
+) -> AppResult<(Message, Message)> {
+    let files = serde_json::to_string(files).map_err(AppError::internal)?;
+    let ts = now();
+    let db = &state.db;
+    db_run!(db, write, |conn| {
+        use diesel_async::AsyncConnection;
+        let files = files.clone();
+        conn.transaction(async |conn| {
+            let user: Message = diesel::insert_into(messages::table)
+                .values(NewMessage {
+                    chat_id,
+                    role: "user",
+                    content,
+                    model: None,
+                    status: "complete",
+                    files: &files,
+                    created_at: ts,
+                })
+                .returning(Message::as_returning())
+                .get_result(conn)
+                .await?;
+            let reserved: Message = diesel::insert_into(messages::table)
+                .values(NewMessage {
+                    chat_id,
+                    role: "assistant",
+                    content: "",
+                    model: Some(model),
+                    status: "streaming",
+                    files: "[]",
+                    created_at: ts,
+                })
+                .returning(Message::as_returning())
+                .get_result(conn)
+                .await?;
+            diesel::update(chats::table.find(chat_id))
+                .set((
+                    chats::last_message_at.eq(Some(ts)),
+                    chats::updated_at.eq(ts),
+                ))
+                .execute(conn)
+                .await?;
+            Ok::<_, AppError>((user, reserved))
+        })
+        .await
+    })
+}
+
+/// Everything the turn task needs.
+struct Run {
+    state: AppState,
+    user_id: i64,
+    chat: Chat,
+    agent: Option<Agent>,
+    turn_id: String,
+    message_id: i64,
+    user_content: String,
+    first_exchange: bool,
+    model: ModelRow,
+    cancel: CancellationToken,
+}
+
+impl Run {
+    async fn run(
+        self,
+        mut stream: ChunkStream,
+        user_message_id: i64,
+        done: oneshot::Sender<TurnOutcome>,
+    ) {
+        let started = Instant::now();
+        let channel = self.state.turns.channel(self.chat.id);
+        let (chat_id, message_id) = (self.chat.id, self.message_id);
+        channel.send(TurnEvent::Started {
+            chat_id,
+            user_message_id,
+            message_id,
+            model: self.model.key.clone(),
+        });
+        let mut text = String::new();
+        let mut usage = Usage::default();
+        let mut pieces = 0u32;
+        let (status, error) = loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break ("cancelled", None),
+                item = stream.next() => match item {
+                    Some(Ok(Chunk::Token(t))) => {
+                        pieces += 1;
+                        text.push_str(&t);
+                        channel.send(TurnEvent::Token { chat_id, message_id, delta: Arc::from(t) });
+                    }
+                    Some(Ok(Chunk::Done { usage: u, .. })) => {
+                        usage = u;
+                        break ("complete", None);
+                    }
+                    Some(Err(e)) => break ("error", Some(e)),
+                    None => break ("error", Some(AppError::new(ErrorCode::LlmUnavailable, "the model stopped without finishing"))),
+                },
+            }
+        };
+        // Stops a local decode thread and releases the model's slot now.
+        drop(stream);
+        if status != "complete" {
+            usage.completion_tokens = pieces;
+        }
+        let latency = started.elapsed().as_millis() as i64;
+        let stored = self.store_end(&text, status, usage, latency).await;
+        self.state.turns.end(chat_id, &self.turn_id);
+        let message = match stored {
+            Ok(m) => Arc::new(m),
+            Err(e) => {
+                channel.send(TurnEvent::Error {
+                    chat_id,
+                    message_id: Some(message_id),
+                    code: e.code,
+                    message: e.message.clone(),
+                });
+                return;
+            }
+        };
+        match &error {
+            Some(e) => channel.send(TurnEvent::Error {
+                chat_id,
+                message_id: Some(message_id),
+                code: e.code,
+                message: e.message.clone(),
+            }),
+            None => channel.send(TurnEvent::Response {
+                chat_id,
+                message: message.clone(),
+                usage,
+            }),
+        }
+        self.state.events.publish(Event::ChatUpserted {
+            user_id: self.user_id,
+            chat_id,
+        });
+        let _ = done.send(TurnOutcome {
+            message,
+            usage,
+            error,
+        });
+    }
+
+    /// One write: the answer, its usage, the automatic title and the agent's memory.
+    async fn store_end(
+        &self,
+        text: &str,
+        status: &str,
+        usage: Usage,
+        latency: i64,
+    ) -> AppResult<Message> {
+        let (chat_id, message_id, ts) = (self.chat.id, self.message_id, now());
+        let title = (self.first_exchange
+            && self.chat.title == chat_service::DEFAULT_TITLE
+            && status == "complete")
+            .then(|| auto_title(&self.user_content));
+        let memory = self
+            .agent
+            .as_ref()
+            .filter(|a| a.learn_from_interaction && status == "complete")
+            .map(|a| NewMemoryEntry {
+                user_id: self.user_id,
+                agent_id: Some(a.id),
+                content: format!("User: {}\nAssistant: {}", self.user_content, text),
+                metadata: serde_json::json!({ "chat_id": chat_id, "message_id": message_id, "source": "interaction" }).to_string(),
+                embedding: None,
+                created_at: ts,
+            });
+        let (text, status) = (text.to_string(), status.to_string());
+        let db = &self.state.db;
+        db_run!(db, write, |conn| {
+            use diesel_async::AsyncConnection;
+            let (text, status, title) = (text.clone(), status.clone(), title.clone());
+            let memory = memory.as_ref().map(|m| NewMemoryEntry {
+                user_id: m.user_id,
+                agent_id: m.agent_id,
+                content: m.content.clone(),
+                metadata: m.metadata.clone(),
+                embedding: None,
+                created_at: m.created_at,
+            });
+            conn.transaction(async |conn| {
+                let m: Message = diesel::update(messages::table.find(message_id))
+                    .set((
+                        messages::content.eq(&text),
+                        messages::status.eq(&status),
+                        messages::prompt_tokens.eq(Some(usage.prompt_tokens as i32)),
+                        messages::completion_tokens.eq(Some(usage.completion_tokens as i32)),
+                        messages::latency_ms.eq(Some(latency)),
+                    ))
+                    .returning(Message::as_returning())
+                    .get_result(conn)
+                    .await?;
+                diesel::update(chats::table.find(chat_id))
+                    .set((
+                        chats::updated_at.eq(ts),
+                        chats::last_message_at.eq(Some(ts)),
+                    ))
+                    .execute(conn)
+                    .await?;
+                if let Some(t) = &title {
+                    diesel::update(
+                        chats::table
+                            .find(chat_id)
+                            .filter(chats::title.eq(chat_service::DEFAULT_TITLE)),
+                    )
+                    .set(chats::title.eq(t))
+                    .execute(conn)
+                    .await?;
+                }
+                if let Some(mem) = &memory {
+                    diesel::insert_into(memory_entries::table)
+                        .values(mem)
+                        .execute(conn)
+                        .await?;
+                }
+                Ok::<_, AppError>(m)
+            })
+            .await
+        })
+    }
+}
+
+/// A title from the first message: its first line, cut at a word boundary.
+pub fn auto_title(content: &str) -> String {
+    let line = content
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    if line.chars().count() <= TITLE_CHARS {
+        return line.to_string();
+    }
+    let cut: String = line.chars().take(TITLE_CHARS).collect();
+    let cut = match cut.rfind(' ') {
+        Some(i) if i > TITLE_CHARS / 2 => &cut[..i],
+        _ => &cut,
+    };
+    format!("{}…", cut.trim_end())
+}
+
+/// Asks the chat's running turn to stop, in whichever process runs it. Returns whether a
+/// turn of this chat was running.
+pub async fn cancel(state: &AppState, caller: &Caller, chat_id: i64) -> AppResult<bool> {
+    caller.require_write()?;
+    chat_service::get(state, caller, chat_id).await?;
+    if state.turns.cancel(chat_id) {
+        return Ok(true);
+    }
+    let db = &state.db;
+    let streaming: i64 = db_run!(db, read, |conn| messages::table
+        .filter(messages::chat_id.eq(chat_id))
+        .filter(messages::status.eq("streaming"))
+        .count()
+        .get_result(conn)
+        .await
+        .map_err(AppError::from))?;
+    if streaming > 0 {
+        state.events.publish(Event::TurnCancelRequested {
+            user_id: caller.user_id(),
+            chat_id,
+        });
+    }
+    Ok(streaming > 0)
+}
+
+/// At start: answers that were streaming when a previous run of the server stopped are kept
+/// with what they had, marked `error` (SQLite only; on PostgreSQL other processes may still
+/// be streaming them).
+pub async fn recover_interrupted(state: &AppState) -> AppResult<usize> {
+    if state.db.backend() != crate::db::Backend::Sqlite {
+        return Ok(0);
+    }
+    let db = &state.db;
+    db_run!(db, write, |conn| diesel::update(
+        messages::table.filter(messages::status.eq("streaming"))
+    )
+    .set(messages::status.eq("error"))
+    .execute(conn)
+    .await
+    .map_err(AppError::from))
+}
+
+/// Relays cancel requests from other processes to the turns running here.
+pub fn spawn_cancel_relay(state: &AppState) {
+    let mut rx = state.events.subscribe();
+    let turns = state.turns.clone();
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match rx.recv().await {
+                Ok(Event::TurnCancelRequested { chat_id, .. }) => {
+                    turns.cancel(chat_id);
+                }
+                Ok(Event::Shutdown) | Err(RecvError::Closed) => break,
+                _ => {}
+            }
+        }
+    });
+}
