@@ -5,8 +5,10 @@ pub mod agents;
 pub mod auth;
 pub mod chats;
 pub mod loaders;
+pub mod models;
 pub mod subscription;
 pub mod transport;
+pub mod turns;
 pub mod types;
 pub mod users;
 
@@ -25,6 +27,7 @@ pub struct QueryRoot(
     auth::AuthQuery,
     agents::AgentQuery,
     chats::ChatQuery,
+    models::ModelQuery,
 );
 
 /// Mutation root: one part per domain.
@@ -34,6 +37,8 @@ pub struct MutationRoot(
     users::UserMutation,
     agents::AgentMutation,
     chats::ChatMutation,
+    models::ModelMutation,
+    turns::TurnMutation,
 );
 
 /// The schema type.

@@ -2,8 +2,10 @@
 //! is disabled or the server drains, so logging out closes what that session had open and
 //! clients see a clean `complete` on shutdown.
 
-use super::require_caller;
+use super::turns::ChatEvent;
 use super::types::ChatObject;
+use super::{parse_id, require_caller};
+use crate::auth::Caller;
 use crate::events::Event;
 use crate::service::chats;
 use crate::state::AppState;
@@ -66,5 +68,50 @@ impl SubscriptionRoot {
                 }
             }
         })
+    }
+
+    /// Events of one of the caller's chats: every turn's `STARTED`, `TOKEN`s, agent steps,
+    /// then `RESPONSE` or `ERROR`. Any number of subscribers see the same events.
+    async fn chat_events(
+        &self,
+        ctx: &Context<'_>,
+        chat_id: ID,
+    ) -> Result<impl Stream<Item = ChatEvent>> {
+        let caller = require_caller(ctx)?.clone();
+        let state = ctx.data::<AppState>()?.clone();
+        let chat_id = parse_id(&chat_id)?;
+        chats::get(&state, &caller, chat_id).await?;
+        let mut listener = state.turns.listen(chat_id);
+        let mut bus = state.events.subscribe();
+        Ok(async_stream::stream! {
+            loop {
+                tokio::select! {
+                    turn = listener.rx.recv() => match turn {
+                        Ok(e) => yield ChatEvent::from(&e),
+                        Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => break,
+                    },
+                    event = bus.recv() => match event {
+                        Ok(e) if ends_stream(&e, &caller, chat_id) => break,
+                        Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => break,
+                    },
+                }
+            }
+        })
+    }
+}
+
+/// Whether a bus event ends a caller's chat stream: its session or account is gone, the chat
+/// was deleted, or the server drains.
+fn ends_stream(e: &Event, caller: &Caller, chat_id: i64) -> bool {
+    match e {
+        Event::SessionRevoked { session_id, .. } => {
+            caller.session_id.as_deref() == Some(session_id.as_str())
+        }
+        Event::UserDisabled { user_id } => *user_id == caller.user_id(),
+        Event::ChatDeleted { chat_id: c, .. } => *c == chat_id,
+        Event::Shutdown => true,
+        _ => false,
     }
 }
