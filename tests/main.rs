@@ -1,9 +1,11 @@
 //! The integration suite: one binary, real servers on 127.0.0.1:0, every test on SQLite and
 //! on PostgreSQL.
 
+mod mock_llm;
 mod support;
 
 mod auth_flows;
+mod chat_turns;
 mod cli;
 mod concurrency;
 mod cross_process;

@@ -53,9 +53,11 @@ impl ModelObject {
     async fn context_length(&self) -> i32 {
         self.0.context_length
     }
+    #[graphql(name = "costPer1kInput")]
     async fn cost_per_1k_input(&self) -> f64 {
         self.0.cost_per_1k_input
     }
+    #[graphql(name = "costPer1kOutput")]
     async fn cost_per_1k_output(&self) -> f64 {
         self.0.cost_per_1k_output
     }
@@ -88,7 +90,9 @@ impl ModelObject {
     }
     /// Model id sent upstream (admins only).
     async fn remote_name(&self, ctx: &Context<'_>) -> Option<&str> {
-        admin(ctx).then_some(self.0.remote_name.as_deref()).flatten()
+        admin(ctx)
+            .then_some(self.0.remote_name.as_deref())
+            .flatten()
     }
     /// Whether an upstream key is stored (the key itself is never returned).
     async fn has_api_key(&self) -> bool {
@@ -101,6 +105,7 @@ impl ModelObject {
 
 /// Fields of a model; on update, omitted fields keep their value.
 #[derive(InputObject, Default)]
+#[graphql(name = "ModelInput")]
 pub struct ModelInputGql {
     /// Unique key; derived from the name when omitted.
     pub key: Option<String>,
@@ -117,7 +122,9 @@ pub struct ModelInputGql {
     /// Model id sent upstream; the key when omitted.
     pub remote_name: Option<String>,
     pub context_length: Option<i32>,
+    #[graphql(name = "costPer1kInput")]
     pub cost_per_1k_input: Option<f64>,
+    #[graphql(name = "costPer1kOutput")]
     pub cost_per_1k_output: Option<f64>,
     pub max_concurrent: Option<i32>,
     pub enabled: Option<bool>,

@@ -28,7 +28,11 @@ pub struct SendMessageInput {
 
 impl SendMessageInput {
     fn split(self) -> Result<(i64, SendInput)> {
-        let files = self.files.iter().map(parse_id).collect::<Result<Vec<_>>>()?;
+        let files = self
+            .files
+            .iter()
+            .map(parse_id)
+            .collect::<Result<Vec<_>>>()?;
         Ok((
             parse_id(&self.chat_id)?,
             SendInput {
@@ -163,18 +167,34 @@ impl From<&TurnEvent> for ChatEvent {
     fn from(e: &TurnEvent) -> Self {
         use crate::events::turns::StepKind;
         match e {
-            TurnEvent::Started { chat_id, user_message_id, message_id, model } => ChatEvent {
+            TurnEvent::Started {
+                chat_id,
+                user_message_id,
+                message_id,
+                model,
+            } => ChatEvent {
                 message_id: id(*message_id),
                 user_message_id: id(*user_message_id),
                 model: Some(model.clone()),
                 ..ChatEvent::empty(ChatEventType::Started, *chat_id)
             },
-            TurnEvent::Token { chat_id, message_id, delta } => ChatEvent {
+            TurnEvent::Token {
+                chat_id,
+                message_id,
+                delta,
+            } => ChatEvent {
                 message_id: id(*message_id),
                 delta: Some(delta.to_string()),
                 ..ChatEvent::empty(ChatEventType::Token, *chat_id)
             },
-            TurnEvent::Step { chat_id, message_id, kind, content, tool, params } => ChatEvent {
+            TurnEvent::Step {
+                chat_id,
+                message_id,
+                kind,
+                content,
+                tool,
+                params,
+            } => ChatEvent {
                 message_id: id(*message_id),
                 content: Some(content.clone()),
                 tool: tool.clone(),
@@ -189,13 +209,22 @@ impl From<&TurnEvent> for ChatEvent {
                     *chat_id,
                 )
             },
-            TurnEvent::Response { chat_id, message, usage } => ChatEvent {
+            TurnEvent::Response {
+                chat_id,
+                message,
+                usage,
+            } => ChatEvent {
                 message_id: id(message.id),
                 message: Some(MessageObject((**message).clone())),
                 usage: Some((*usage).into()),
                 ..ChatEvent::empty(ChatEventType::Response, *chat_id)
             },
-            TurnEvent::Error { chat_id, message_id, code, message } => ChatEvent {
+            TurnEvent::Error {
+                chat_id,
+                message_id,
+                code,
+                message,
+            } => ChatEvent {
                 message_id: message_id.and_then(id),
                 code: Some(code.as_str().to_string()),
                 error: Some(message.clone()),

@@ -1,0 +1,163 @@
+//! A scripted OpenAI-compatible server for tests and benchmarks: `POST /v1/chat/completions`
+//! streams the next queued [`Script`] (or the default one) as SSE, with delays, upstream
+//! errors and connections dropped mid-stream. Every request body is recorded.
+
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How the next answer behaves.
+#[derive(Clone, Debug)]
+pub struct Script {
+    /// Text pieces, one SSE chunk each.
+    pub tokens: Vec<String>,
+    /// Pause before the first token.
+    pub first_delay: Duration,
+    /// Pause between tokens.
+    pub token_delay: Duration,
+    /// Close the connection (without finishing) after this many tokens.
+    pub drop_after: Option<usize>,
+    /// HTTP status; non-200 answers with an error body.
+    pub status: u16,
+    /// Report usage (prompt, completion) in a final chunk.
+    pub usage: Option<(u32, u32)>,
+}
+
+impl Script {
+    /// Streams `tokens` at once, reporting usage.
+    pub fn tokens(tokens: &[&str]) -> Self {
+        Script {
+            tokens: tokens.iter().map(|t| t.to_string()).collect(),
+            first_delay: Duration::ZERO,
+            token_delay: Duration::ZERO,
+            drop_after: None,
+            status: 200,
+            usage: Some((11, tokens.len() as u32)),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<VecDeque<Script>>,
+    default: Mutex<Option<Script>>,
+    requests: Mutex<Vec<Value>>,
+}
+
+/// A running mock upstream.
+pub struct MockLlm {
+    /// Base URL up to `/v1`, as registered in Hearth.
+    pub base_url: String,
+    shared: Arc<Shared>,
+}
+
+impl MockLlm {
+    /// Starts on 127.0.0.1:0; answers "Hello from upstream" until scripted otherwise.
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared::default());
+        *shared.default.lock().unwrap() = Some(Script::tokens(&["Hello", " from", " upstream"]));
+        let app = Router::new()
+            .route("/v1/chat/completions", post(completions))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        MockLlm {
+            base_url: format!("http://{addr}/v1"),
+            shared,
+        }
+    }
+
+    /// Queues a script for the next request.
+    pub fn push(&self, script: Script) {
+        self.shared.queue.lock().unwrap().push_back(script);
+    }
+
+    /// Replaces the script used when the queue is empty.
+    pub fn set_default(&self, script: Script) {
+        *self.shared.default.lock().unwrap() = Some(script);
+    }
+
+    /// Bodies of every request so far.
+    pub fn requests(&self) -> Vec<Value> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+}
+
+/// A base URL where nothing listens.
+pub async fn dead_base_url() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}/v1")
+}
+
+fn chunk(content: Option<&str>, finish: Option<&str>) -> String {
+    let v = json!({
+        "id": "chatcmpl-mock",
+        "object": "chat.completion.chunk",
+        "model": "mock",
+        "choices": [{"index": 0, "delta": content.map_or(json!({}), |c| json!({"content": c})), "finish_reason": finish}],
+    });
+    format!("data: {v}\n\n")
+}
+
+async fn completions(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+    shared.requests.lock().unwrap().push(body);
+    let script = shared
+        .queue
+        .lock()
+        .unwrap()
+        .pop_front()
+        .or_else(|| shared.default.lock().unwrap().clone())
+        .unwrap();
+    if script.status != 200 {
+        let status = StatusCode::from_u16(script.status).unwrap();
+        return (
+            status,
+            Json(json!({"error": {"message": "scripted failure"}})),
+        )
+            .into_response();
+    }
+    let stream = async_stream::stream! {
+        tokio::time::sleep(script.first_delay).await;
+        for (i, t) in script.tokens.iter().enumerate() {
+            if script.drop_after == Some(i) {
+                // Let what was sent reach the client before the connection breaks.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                yield Err(std::io::Error::other("scripted drop"));
+                return;
+            }
+            if i > 0 && !script.token_delay.is_zero() {
+                tokio::time::sleep(script.token_delay).await;
+            }
+            yield Ok::<_, std::io::Error>(chunk(Some(t), None));
+        }
+        if script.drop_after.is_some_and(|d| d >= script.tokens.len()) {
+            yield Err(std::io::Error::other("scripted drop"));
+            return;
+        }
+        yield Ok(chunk(None, Some("stop")));
+        if let Some((p, c)) = script.usage {
+            let u = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "choices": [],
+                           "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}});
+            yield Ok(format!("data: {u}\n\n"));
+        }
+        yield Ok("data: [DONE]\n\n".to_string());
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
