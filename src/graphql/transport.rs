@@ -326,16 +326,6 @@ fn payload_credential(payload: &serde_json::Value) -> Option<Credential> {
     find("x-api-key").map(Credential::ApiKey)
 }
 
-/// Whether the `Origin` of a request names the host it was sent to.
-fn same_origin(headers: &HeaderMap) -> bool {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    match (origin, host) {
-        (Some(o), Some(h)) => o.split_once("://").map(|(_, rest)| rest) == Some(h),
-        _ => false,
-    }
-}
-
 /// How often the server pings an open subscription connection.
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// How long a graphql-transport-ws client may stay silent (it answers our pings with pongs).
@@ -355,14 +345,7 @@ pub async fn ws(
     // A browser sends cookies on a cross-site WebSocket handshake too (no CORS here), so a
     // cookie only counts when the page's origin is this host. `?token=` serves clients that
     // cannot set headers on a WebSocket.
-    let query_token = query.as_deref().and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("token="))
-            .map(|t| Credential::Bearer(t.to_string()))
-    });
-    let header_cred = credential(&headers, false)
-        .filter(|c| !matches!(c, Credential::Cookie { .. }) || same_origin(&headers))
-        .or(query_token);
+    let header_cred = crate::http::extract::ws_credential(&headers, query.as_deref());
     let modern = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())

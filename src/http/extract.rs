@@ -92,6 +92,41 @@ impl FromRequestParts<AppState> for MaybeCaller {
     }
 }
 
+/// Whether the `Origin` of a request names the host it was sent to.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (Some(o), Some(h)) => o.split_once("://").map(|(_, rest)| rest) == Some(h),
+        _ => false,
+    }
+}
+
+/// The credential of a WebSocket handshake: a header, the cookie only from a same-origin
+/// page (browsers send cookies on cross-site handshakes too), else `?token=`.
+pub fn ws_credential(headers: &HeaderMap, query: Option<&str>) -> Option<Credential> {
+    let query_token = query.and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .map(|t| Credential::Bearer(t.to_string()))
+    });
+    credential(headers, false)
+        .filter(|c| !matches!(c, Credential::Cookie { .. }) || same_origin(headers))
+        .or(query_token)
+}
+
+/// A caller authenticated at a WebSocket handshake (refused with 401 before the upgrade).
+pub struct WsCaller(pub Caller);
+
+impl FromRequestParts<AppState> for WsCaller {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let cred = ws_credential(&parts.headers, parts.uri.query())
+            .ok_or_else(AppError::unauthenticated)?;
+        Ok(WsCaller(auth::authenticate(state, cred).await?))
+    }
+}
+
 /// Client info as an extractor.
 pub struct Client(pub ClientInfo);
 

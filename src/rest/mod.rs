@@ -4,10 +4,17 @@
 
 pub mod api_auth;
 pub mod foyer;
+pub mod foyer_messages;
 pub mod health;
 pub mod nexus;
+pub mod nexus_llm;
+pub mod openai;
 pub mod orchestrator;
+pub mod orchestrator_chat;
 pub mod plugin_host;
+pub mod plugin_host_llm;
+pub mod runner;
+pub mod streaming;
 
 use crate::state::AppState;
 use axum::Router;
@@ -19,9 +26,14 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(api_auth::router())
         .merge(orchestrator::router())
+        .merge(orchestrator_chat::router())
         .merge(foyer::router())
-        .nest("/api/v1", nexus::router())
+        .merge(foyer_messages::router())
+        .nest("/api/v1", nexus::router().merge(nexus_llm::router()))
         .merge(plugin_host::router())
+        .merge(plugin_host_llm::router())
+        .merge(runner::router())
+        .merge(openai::router())
 }
 
 /// Timestamps as the seeds write them: RFC 3339, UTC, `Z`.

@@ -35,7 +35,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Re-renders table errors in seed 002's shape.
-async fn nexus_errors(req: Request, next: Next) -> Response {
+pub(crate) async fn nexus_errors(req: Request, next: Next) -> Response {
     let request_id = req
         .extensions()
         .get::<RequestId>()

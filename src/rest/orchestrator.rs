@@ -75,7 +75,7 @@ async fn list(
 }
 
 /// Accepts `123` and seed 000's `conv-123` form.
-fn conversation_id(raw: &str) -> Result<i64, AppError> {
+pub(crate) fn conversation_id(raw: &str) -> Result<i64, AppError> {
     path_id(raw.strip_prefix("conv-").unwrap_or(raw))
 }
 

@@ -323,3 +323,27 @@ pub async fn list_visible(
         q.load(conn).await.map_err(AppError::from)
     })
 }
+
+/// The agent a slug names for the caller (seed 002's `agent_type`): their own agent with that
+/// slug, else the oldest public one.
+pub async fn by_slug(state: &AppState, caller: &Caller, slug: &str) -> AppResult<Agent> {
+    let uid = caller.user_id();
+    let slug = slug.to_string();
+    let db = &state.db;
+    let found: Vec<Agent> = db_run!(db, read, |conn| {
+        agents::table
+            .filter(agents::slug.eq(&slug))
+            .filter(agents::owner_id.eq(uid).or(agents::is_public.eq(true)))
+            .order(agents::id.asc())
+            .select(Agent::as_select())
+            .load(conn)
+            .await
+            .map_err(AppError::from)
+    })?;
+    found
+        .iter()
+        .find(|a| a.owner_id == uid)
+        .or(<[Agent]>::first(&found))
+        .cloned()
+        .ok_or_else(|| AppError::not_found("agent"))
+}

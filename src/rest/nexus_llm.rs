@@ -1,0 +1,302 @@
+//! Seed 002 (Nexus) LLM and agents, under `/api/v1`: `/llm/chat` (choices/usage, or SSE
+//! `{delta, finish_reason}` with `stream: true`), `/llm/models`, `/agents`,
+//! `/agents/{agent_type}/invoke` (stateless) and `/agents/{agent_type}/chat` (a chat, whose
+//! id is the `session_id`). An agent type is the slug of an agent the caller can see.
+
+use super::streaming::{generation, sse, turn_events, Gen};
+use crate::db::models::Agent;
+use crate::error::AppError;
+use crate::events::turns::TurnEvent;
+use crate::http::extract::{path_id, AuthCaller, JsonBody};
+use crate::llm::PromptMessage;
+use crate::service::chats::{self, ChatInput};
+use crate::service::completions::{self, CompletionRequest};
+use crate::service::turns::{self, SendInput};
+use crate::service::{agents, models};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Routes (relative to `/api/v1`), with the seed's error shape.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/llm/chat", post(llm_chat))
+        .route("/llm/models", get(llm_models))
+        .route("/agents", get(list_agents))
+        .route("/agents/{agent_type}/invoke", post(invoke))
+        .route("/agents/{agent_type}/chat", post(agent_chat))
+        .layer(middleware::from_fn(super::nexus::nexus_errors))
+}
+
+#[derive(Deserialize)]
+struct LlmChatBody {
+    messages: Vec<PromptMessage>,
+    model: Option<String>,
+    temperature: Option<f64>,
+    max_tokens: Option<i64>,
+    #[serde(default)]
+    stream: bool,
+}
+
+/// `{delta, finish_reason}` lines of a stateless generation.
+fn delta_stream(s: crate::llm::ChunkStream) -> impl futures_util::Stream<Item = String> + Send {
+    generation(s).map(|g| match g {
+        Gen::Token(t) => json!({ "delta": t, "finish_reason": null }).to_string(),
+        Gen::Done(_, finish) => json!({ "delta": "", "finish_reason": finish.as_str() }).to_string(),
+        Gen::Failed(e) => json!({ "delta": "", "finish_reason": "error",
+                                  "error": { "code": e.code.as_str().to_uppercase(), "message": e.message } })
+        .to_string(),
+    })
+}
+
+async fn llm_chat(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    JsonBody(body): JsonBody<LlmChatBody>,
+) -> Result<Response, AppError> {
+    let req = CompletionRequest {
+        model: body.model,
+        messages: body.messages,
+        temperature: body.temperature,
+        max_tokens: body.max_tokens,
+    };
+    if body.stream {
+        let (_, s) = completions::stream(&state, &caller, req, None).await?;
+        return Ok(sse(delta_stream(s)));
+    }
+    let c = completions::complete(&state, &caller, req, None).await?;
+    Ok(Json(json!({
+        "id": format!("chat-{}", uuid::Uuid::new_v4()),
+        "model": c.model.key,
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": c.text },
+            "finish_reason": c.finish.as_str(),
+        }],
+        "usage": {
+            "prompt_tokens": c.usage.prompt_tokens,
+            "completion_tokens": c.usage.completion_tokens,
+            "total_tokens": c.usage.prompt_tokens + c.usage.completion_tokens,
+        },
+    }))
+    .into_response())
+}
+
+async fn llm_models(
+    State(state): State<AppState>,
+    AuthCaller(_): AuthCaller,
+) -> Result<Json<Value>, AppError> {
+    let rows = models::list(&state).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.key,
+                "name": m.name,
+                "provider": m.provider,
+                "context_length": m.context_length,
+                "cost_per_1k_input": m.cost_per_1k_input,
+                "cost_per_1k_output": m.cost_per_1k_output,
+                "status": state.llm.status(m),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "models": items })))
+}
+
+fn capabilities(a: &Agent) -> Value {
+    serde_json::from_str(&a.capabilities).unwrap_or_else(|_| json!([]))
+}
+
+async fn list_agents(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+) -> Result<Json<Value>, AppError> {
+    let rows =
+        agents::list_visible(&state, &caller, crate::service::validate::MAX_PAGE, None).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|a| {
+            json!({
+                "type": a.slug,
+                "id": a.id.to_string(),
+                "name": a.name,
+                "description": a.description,
+                "status": "available",
+                "capabilities": capabilities(a),
+                "model": a.model,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "agents": items })))
+}
+
+#[derive(Deserialize, Default)]
+struct InvokeOptions {
+    model: Option<String>,
+    temperature: Option<f64>,
+    max_tokens: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct InvokeBody {
+    input: String,
+    context: Option<Value>,
+    #[serde(default)]
+    options: Option<InvokeOptions>,
+}
+
+fn metadata(
+    model: &crate::db::models::ModelRow,
+    usage: crate::llm::Usage,
+    latency_ms: i64,
+) -> Value {
+    json!({
+        "model": model.key,
+        "tokens_used": usage.prompt_tokens + usage.completion_tokens,
+        "latency_ms": latency_ms,
+        "cost_usd": completions::cost(model, usage),
+    })
+}
+
+async fn invoke(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    Path(agent_type): Path<String>,
+    JsonBody(body): JsonBody<InvokeBody>,
+) -> Result<Json<Value>, AppError> {
+    let agent = agents::by_slug(&state, &caller, &agent_type).await?;
+    crate::service::validate::required(
+        "input",
+        &body.input,
+        crate::service::validate::MAX_MESSAGE_CHARS,
+    )?;
+    let opts = body.options.unwrap_or_default();
+    let mut messages = Vec::new();
+    if let Some(ctx) = body.context.filter(|c| !c.is_null()) {
+        let text = ctx.to_string();
+        crate::service::validate::max_len("context", &text, 20_000)?;
+        messages.push(PromptMessage::new(
+            "system",
+            format!("Context of the request (JSON): {text}"),
+        ));
+    }
+    messages.push(PromptMessage::new("user", body.input));
+    let c = completions::complete(
+        &state,
+        &caller,
+        CompletionRequest {
+            model: opts.model,
+            messages,
+            temperature: opts.temperature,
+            max_tokens: opts.max_tokens,
+        },
+        Some(&agent),
+    )
+    .await?;
+    Ok(Json(json!({
+        "agent_type": agent.slug,
+        "response": c.text,
+        "metadata": metadata(&c.model, c.usage, c.latency_ms),
+    })))
+}
+
+#[derive(Deserialize)]
+struct AgentChatBody {
+    message: String,
+    session_id: Option<String>,
+    #[serde(default)]
+    stream: bool,
+}
+
+async fn agent_chat(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    Path(agent_type): Path<String>,
+    JsonBody(body): JsonBody<AgentChatBody>,
+) -> Result<Response, AppError> {
+    let agent = agents::by_slug(&state, &caller, &agent_type).await?;
+    crate::service::validate::required(
+        "message",
+        &body.message,
+        crate::service::validate::MAX_MESSAGE_CHARS,
+    )?;
+    let chat = match body
+        .session_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => {
+            let chat = chats::get(
+                &state,
+                &caller,
+                path_id(s.strip_prefix("sess-").unwrap_or(s))?,
+            )
+            .await?;
+            if chat.agent_id != Some(agent.id) {
+                return Err(AppError::not_found("session"));
+            }
+            chat
+        }
+        None => {
+            chats::create(
+                &state,
+                &caller,
+                ChatInput {
+                    agent_id: Some(agent.id),
+                    ..Default::default()
+                },
+            )
+            .await?
+        }
+    };
+    let start = turns::send(
+        &state,
+        &caller,
+        chat.id,
+        SendInput {
+            content: body.message,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let session_id = chat.id.to_string();
+    if body.stream {
+        let events = turn_events(start).filter_map(|e| async move {
+            match e {
+                TurnEvent::Token { delta, .. } => Some(json!({ "delta": &*delta, "finish_reason": null }).to_string()),
+                TurnEvent::Response { message, .. } => Some(
+                    json!({ "delta": "", "finish_reason": if message.status == "cancelled" { "cancelled" } else { "stop" },
+                            "message_id": message.id }).to_string(),
+                ),
+                TurnEvent::Error { code, message, .. } => Some(
+                    json!({ "delta": "", "finish_reason": "error",
+                            "error": { "code": code.as_str().to_uppercase(), "message": message } }).to_string(),
+                ),
+                _ => None,
+            }
+        });
+        return Ok(super::streaming::sse(events));
+    }
+    let model = start.model.clone();
+    let outcome = start.finish().await?;
+    if let Some(e) = outcome.error {
+        return Err(e);
+    }
+    let m = &outcome.message;
+    Ok(Json(json!({
+        "agent_type": agent.slug,
+        "session_id": session_id,
+        "response": m.content,
+        "message_id": m.id,
+        "metadata": metadata(&model, outcome.usage, m.latency_ms.unwrap_or(0)),
+    }))
+    .into_response())
+}

@@ -1,0 +1,263 @@
+//! Seed 000 chat: `POST /api/chat` (whole answer, or SSE with `stream: true`) and
+//! `WS /ws/chat?token=`. Both render the turn's events as seed 000's event objects
+//! (`think`, `plan`, `action`, `result`, `response`, `error`, `ping`, plus `token` for each
+//! piece of the answer). Without `conversation_id` a new conversation starts; on the
+//! WebSocket, later messages continue the connection's conversation.
+
+use super::orchestrator::conversation_id;
+use super::streaming::{sse, turn_events};
+use crate::auth::Caller;
+use crate::error::{AppError, ErrorCode};
+use crate::events::turns::TurnEvent;
+use crate::events::Event;
+use crate::http::extract::{AuthCaller, JsonBody, WsCaller};
+use crate::service::chats::{self, ChatInput};
+use crate::service::turns::{self, SendInput, TurnStart};
+use crate::state::AppState;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/chat", post(chat))
+        .route("/ws/chat", get(ws_chat))
+}
+
+/// Body of `POST /api/chat` and of each `/ws/chat` message.
+#[derive(Deserialize)]
+struct ChatBody {
+    message: String,
+    model: Option<String>,
+    /// `"conv-123"`, `"123"` or `123`.
+    conversation_id: Option<Value>,
+    #[serde(default)]
+    stream: bool,
+}
+
+/// The conversation to continue, or a new one.
+async fn conversation(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&Value>,
+) -> Result<i64, AppError> {
+    match id {
+        Some(Value::Number(n)) => {
+            let id = n
+                .as_i64()
+                .ok_or_else(|| AppError::not_found("conversation"))?;
+            Ok(chats::get(state, caller, id).await?.id)
+        }
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            Ok(chats::get(state, caller, conversation_id(s)?).await?.id)
+        }
+        Some(Value::Null) | None => {
+            Ok(chats::create(state, caller, ChatInput::default()).await?.id)
+        }
+        Some(Value::String(_)) => Ok(chats::create(state, caller, ChatInput::default()).await?.id),
+        Some(_) => Err(AppError::validation(
+            "conversation_id",
+            "conversation_id must be a string or a number",
+        )),
+    }
+}
+
+async fn start(state: &AppState, caller: &Caller, body: ChatBody) -> Result<TurnStart, AppError> {
+    // Check the message before a conversation is created for it.
+    crate::service::validate::required(
+        "message",
+        &body.message,
+        crate::service::validate::MAX_MESSAGE_CHARS,
+    )?;
+    let chat_id = conversation(state, caller, body.conversation_id.as_ref()).await?;
+    turns::send(
+        state,
+        caller,
+        chat_id,
+        SendInput {
+            content: body.message,
+            model: body.model.filter(|m| m != "auto"),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+fn tokens_json(prompt: Option<i32>, completion: Option<i32>) -> Value {
+    json!({ "prompt": prompt.unwrap_or(0), "completion": completion.unwrap_or(0) })
+}
+
+/// One turn event in seed 000's shape.
+fn event_json(e: &TurnEvent) -> Option<Value> {
+    Some(match e {
+        TurnEvent::Started { .. } => return None,
+        TurnEvent::Token {
+            delta, message_id, ..
+        } => {
+            json!({ "type": "token", "content": &**delta, "message_id": message_id })
+        }
+        TurnEvent::Step {
+            kind,
+            content,
+            tool,
+            params,
+            ..
+        } => json!({
+            "type": kind.as_str(), "content": content, "tool": tool, "params": params,
+        }),
+        TurnEvent::Response {
+            chat_id, message, ..
+        } => json!({
+            "type": "response",
+            "content": message.content,
+            "conversation_id": chat_id.to_string(),
+            "message_id": message.id,
+            "model_used": message.model,
+            "status": message.status,
+            "tools_used": [],
+            "tokens": tokens_json(message.prompt_tokens, message.completion_tokens),
+        }),
+        TurnEvent::Error { code, message, .. } => {
+            json!({ "type": "error", "content": message, "code": code.as_str() })
+        }
+    })
+}
+
+async fn chat(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    JsonBody(body): JsonBody<ChatBody>,
+) -> Result<Response, AppError> {
+    let streaming = body.stream;
+    let start = start(&state, &caller, body).await?;
+    if streaming {
+        let events =
+            turn_events(start).filter_map(|e| async move { event_json(&e).map(|v| v.to_string()) });
+        return Ok(sse(events));
+    }
+    let chat_id = start.chat.id;
+    let outcome = start.finish().await?;
+    if let Some(e) = outcome.error {
+        return Err(e);
+    }
+    let m = &outcome.message;
+    Ok(Json(json!({
+        "response": m.content,
+        "conversation_id": chat_id.to_string(),
+        "message_id": m.id,
+        "model_used": m.model,
+        "tools_used": [],
+        "tokens": tokens_json(m.prompt_tokens, m.completion_tokens),
+    }))
+    .into_response())
+}
+
+/// How often `/ws/chat` sends `{"type": "ping"}`.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+async fn ws_chat(
+    State(state): State<AppState>,
+    WsCaller(caller): WsCaller,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| serve_ws(state, caller, socket))
+}
+
+fn error_json(e: &AppError) -> String {
+    json!({ "type": "error", "content": e.message, "code": e.code.as_str() }).to_string()
+}
+
+/// Whether a bus event ends this caller's connection.
+fn ends(e: &Event, caller: &Caller) -> bool {
+    match e {
+        Event::SessionRevoked { session_id, .. } => {
+            caller.session_id.as_deref() == Some(session_id.as_str())
+        }
+        Event::UserDisabled { user_id } => *user_id == caller.user_id(),
+        Event::Shutdown => true,
+        _ => false,
+    }
+}
+
+async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
+    let (mut tx, mut rx) = socket.split();
+    let mut bus = state.events.subscribe();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    let mut conversation: Option<i64> = None;
+    loop {
+        let incoming = tokio::select! {
+            m = rx.next() => m,
+            e = bus.recv() => match e {
+                Ok(e) if ends(&e, &caller) => break,
+                _ => continue,
+            },
+            _ = ping.tick() => {
+                if tx.send(WsMessage::Text(r#"{"type":"ping"}"#.into())).await.is_err() { break; }
+                continue;
+            }
+        };
+        let text = match incoming {
+            Some(Ok(WsMessage::Text(t))) => t,
+            Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(_)) => continue,
+        };
+        let mut body: ChatBody = match serde_json::from_str(&text) {
+            Ok(b) => b,
+            Err(e) => {
+                let err = AppError::new(
+                    ErrorCode::InvalidJson,
+                    format!("message is not a valid chat request: {e}"),
+                );
+                if tx
+                    .send(WsMessage::Text(error_json(&err).into()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+        };
+        if body.conversation_id.is_none() {
+            body.conversation_id = conversation.map(|c| json!(c));
+        }
+        let start = match start(&state, &caller, body).await {
+            Ok(s) => s,
+            Err(e) => {
+                if tx
+                    .send(WsMessage::Text(error_json(&e).into()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+        };
+        conversation = Some(start.chat.id);
+        let mut events = Box::pin(turn_events(start));
+        // The turn continues (and is stored) even if the socket goes away meanwhile.
+        while let Some(e) = events.next().await {
+            if let Some(v) = event_json(&e) {
+                if tx
+                    .send(WsMessage::Text(v.to_string().into()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = tx.close().await;
+}
