@@ -13,6 +13,7 @@ mod graphql_api;
 mod graphql_limits;
 mod ownership;
 mod response_cache;
+mod rest_llm;
 mod rest_resources;
 mod schema_sdl;
 mod token_security;
