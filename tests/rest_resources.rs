@@ -338,6 +338,9 @@ async fn health_union(b: Backend) {
     }
     assert_eq!(h["status"], "healthy");
     assert_eq!(h["db_ok"], true);
+    // The embedded model is registered at start and usable.
+    assert_eq!(h["ollama"], "connected", "{h}");
+    assert_eq!(h["default_model"], "smollm2-135m-instruct");
     assert_eq!(
         h["database"],
         if b == Backend::Sqlite {
