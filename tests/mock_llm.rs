@@ -30,6 +30,19 @@ pub struct Script {
     pub status: u16,
     /// Report usage (prompt, completion) in a final chunk.
     pub usage: Option<(u32, u32)>,
+    /// Replace each token by its emission time (µs since [`epoch`]), for latency benchmarks.
+    pub stamp: bool,
+}
+
+/// The instant stamped token times count from (one per process).
+pub fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+/// Microseconds since [`epoch`].
+pub fn now_us() -> u64 {
+    epoch().elapsed().as_micros() as u64
 }
 
 impl Script {
@@ -42,6 +55,7 @@ impl Script {
             drop_after: None,
             status: 200,
             usage: Some((11, tokens.len() as u32)),
+            stamp: false,
         }
     }
 }
@@ -142,7 +156,12 @@ async fn completions(State(shared): State<Arc<Shared>>, Json(body): Json<Value>)
             if i > 0 && !script.token_delay.is_zero() {
                 tokio::time::sleep(script.token_delay).await;
             }
-            yield Ok::<_, std::io::Error>(chunk(Some(t), None));
+            if script.stamp {
+                // Trailing space: stamps stay separate tokens once concatenated.
+                yield Ok::<_, std::io::Error>(chunk(Some(&format!("{} ", now_us())), None));
+            } else {
+                yield Ok::<_, std::io::Error>(chunk(Some(t), None));
+            }
         }
         if script.drop_after.is_some_and(|d| d >= script.tokens.len()) {
             yield Err(std::io::Error::other("scripted drop"));

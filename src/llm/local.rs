@@ -24,7 +24,8 @@ static CONTEXT_LOCK: Mutex<()> = Mutex::new(());
 /// Loaded models by file path, shared by every server in the process.
 static MODELS: OnceLock<Mutex<HashMap<String, Arc<LlamaModel>>>> = OnceLock::new();
 
-fn backend() -> AppResult<&'static LlamaBackend> {
+/// The process's llama.cpp backend (initialised on first use).
+pub fn backend() -> AppResult<&'static LlamaBackend> {
     BACKEND
         .get_or_init(|| {
             llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());

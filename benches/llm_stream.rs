@@ -1,0 +1,382 @@
+//! Token streaming through Hearth against the same tokens taken straight from the upstream,
+//! side by side, and local decode speed through Hearth against a bare llama-cpp-2 loop.
+//!
+//! Part 1: the scripted OpenAI-compatible upstream (`tests/mock_llm.rs`) streams TOKENS
+//! tokens every GAP_MS, each token carrying its emission time. For 1, 100 and 1000 concurrent
+//! streams it measures time to first token and per-token latency (arrival − emission):
+//!   - direct: SSE clients reading the upstream itself (the reference),
+//!   - subscription: `chatEvents` subscriptions over graphql-ws, turns started with
+//!     `sendMessage` (stores the user message, streams, stores the answer),
+//!   - /v1: Hearth's OpenAI-compatible SSE (stateless, nothing stored).
+//! and the resident memory each idle subscription adds (server and client share the process,
+//! so this is an upper bound for the server side).
+//!
+//! Part 2: the embedded GGUF decodes greedily through Hearth's `/v1` stream and in a bare
+//! llama-cpp-2 loop with the same context size and threads; tokens/s of the decode phase.
+//!
+//! Everything runs in one process on one runtime. HEARTH_BENCH_STREAMS (default "1,100,1000")
+//! picks the concurrency levels.
+
+#[path = "../tests/mock_llm.rs"]
+mod mock_llm;
+
+use futures_util::{SinkExt, StreamExt};
+use mock_llm::{now_us, MockLlm, Script};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+const TOKENS: usize = 32;
+const GAP_MS: u64 = 20;
+
+#[derive(Default)]
+struct Lat {
+    ttft_us: Vec<u64>,
+    token_us: Vec<u64>,
+}
+
+impl Lat {
+    fn merge(&mut self, o: Lat) {
+        self.ttft_us.extend(o.ttft_us);
+        self.token_us.extend(o.token_us);
+    }
+}
+
+fn pct(v: &[u64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s[((s.len() - 1) as f64 * p).round() as usize] as f64
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|v| v.parse().unwrap_or(0)))
+        })
+        .unwrap_or(0)
+}
+
+/// Reads an OpenAI SSE stream, timing stamped tokens.
+async fn read_sse(res: reqwest::Response, t0: u64) -> Lat {
+    let mut lat = Lat::default();
+    let mut bytes = res.bytes_stream();
+    let mut buf = Vec::new();
+    while let Some(Ok(piece)) = bytes.next().await {
+        buf.extend_from_slice(&piece);
+        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            let line = String::from_utf8_lossy(&line);
+            let Some(data) = line.trim().strip_prefix("data: ") else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(data) else { continue };
+            if let Some(stamp) = v["choices"][0]["delta"]["content"].as_str().and_then(|c| c.trim().parse::<u64>().ok()) {
+                let now = now_us();
+                if lat.ttft_us.is_empty() {
+                    lat.ttft_us.push(now - t0);
+                }
+                lat.token_us.push(now.saturating_sub(stamp));
+            }
+        }
+    }
+    lat
+}
+
+/// `n` concurrent SSE completions against `url` (the upstream, or Hearth's /v1).
+async fn sse_run(http: &reqwest::Client, url: &str, token: Option<&str>, model: &str, n: usize) -> Lat {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (http, url, token, model) = (http.clone(), url.to_string(), token.map(str::to_string), model.to_string());
+        tasks.push(tokio::spawn(async move {
+            let t0 = now_us();
+            let mut req = http.post(&url).json(&json!({
+                "model": model, "stream": true, "max_tokens": 512,
+                "messages": [{"role": "user", "content": "stream please"}],
+            }));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let res = req.send().await.expect("stream opens");
+            assert!(res.status().is_success(), "{}", res.status());
+            read_sse(res, t0).await
+        }));
+    }
+    let mut all = Lat::default();
+    for t in tasks {
+        all.merge(t.await.unwrap());
+    }
+    all
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn subscribe(base: &str, token: &str, chat: &str) -> Ws {
+    let url = format!("{}/graphql/ws", base.replace("http://", "ws://"));
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();
+    req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("ws");
+    ws.send(Message::Text(json!({"type": "connection_init", "payload": {"token": token}}).to_string().into())).await.unwrap();
+    loop {
+        if let Some(Ok(Message::Text(t))) = ws.next().await {
+            if t.contains("connection_ack") {
+                break;
+            }
+        }
+    }
+    let q = format!("subscription {{ chatEvents(chatId: \"{chat}\") {{ type delta }} }}");
+    ws.send(Message::Text(json!({"id": "1", "type": "subscribe", "payload": {"query": q}}).to_string().into())).await.unwrap();
+    ws
+}
+
+async fn gql(http: &reqwest::Client, base: &str, token: &str, query: &str, vars: Value) -> Value {
+    http.post(format!("{base}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({"query": query, "variables": vars}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `n` chats, each with a `chatEvents` subscription, all sent a message at once. Returns
+/// the latencies and the RSS added per idle subscription (KiB).
+async fn subscription_run(http: &reqwest::Client, base: &str, token: &str, n: usize) -> (Lat, f64) {
+    let mut chats = Vec::new();
+    for _ in 0..n {
+        let v = gql(http, base, token, "mutation { createChat(input: {}) { id } }", json!({})).await;
+        chats.push(v["data"]["createChat"]["id"].as_str().unwrap().to_string());
+    }
+    let before = rss_kb();
+    let mut sockets = Vec::new();
+    for c in &chats {
+        sockets.push(subscribe(base, token, c).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500 + n as u64)).await;
+    let per_sub = (rss_kb().saturating_sub(before)) as f64 / n as f64;
+    let gate = Arc::new(tokio::sync::Barrier::new(n));
+    let mut tasks = Vec::new();
+    for (ws, chat) in sockets.into_iter().zip(chats) {
+        let (http, base, token, gate) = (http.clone(), base.to_string(), token.to_string(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            let (_, mut rx) = ws.split();
+            gate.wait().await;
+            let t0 = now_us();
+            let reader = tokio::spawn(async move {
+                let mut lat = Lat::default();
+                while let Some(Ok(m)) = rx.next().await {
+                    let Message::Text(t) = m else { continue };
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    let e = &v["payload"]["data"]["chatEvents"];
+                    match e["type"].as_str() {
+                        Some("TOKEN") => {
+                            let now = now_us();
+                            if lat.ttft_us.is_empty() {
+                                lat.ttft_us.push(now - t0);
+                            }
+                            let stamp: u64 = e["delta"].as_str().unwrap().trim().parse().unwrap();
+                            lat.token_us.push(now.saturating_sub(stamp));
+                        }
+                        Some("RESPONSE") | Some("ERROR") => break,
+                        _ => {}
+                    }
+                }
+                lat
+            });
+            let r = gql(&http, &base, &token,
+                "mutation($c: ID!) { sendMessage(input: {chatId: $c, content: \"stream please\"}) { assistantMessageId } }",
+                json!({"c": chat})).await;
+            assert!(r["errors"].is_null(), "{r}");
+            reader.await.unwrap()
+        }));
+    }
+    let mut all = Lat::default();
+    for t in tasks {
+        all.merge(t.await.unwrap());
+    }
+    (all, per_sub)
+}
+
+fn row(name: &str, n: usize, l: &Lat, reference: Option<&Lat>) {
+    let (t50, t99) = (pct(&l.ttft_us, 0.5), pct(&l.ttft_us, 0.99));
+    let (k50, k99) = (pct(&l.token_us, 0.5), pct(&l.token_us, 0.99));
+    let added = reference.map(|r| {
+        format!(
+            " | added TTFT p50 {:.0} µs, p99 {:.0} µs | added per-token p50 {:.0} µs, p99 {:.0} µs",
+            t50 - pct(&r.ttft_us, 0.5),
+            t99 - pct(&r.ttft_us, 0.99),
+            k50 - pct(&r.token_us, 0.5),
+            k99 - pct(&r.token_us, 0.99)
+        )
+    });
+    println!(
+        "{name:>13} n={n:<5} tokens={:<6} TTFT p50 {t50:.0} µs p99 {t99:.0} µs | per-token p50 {k50:.0} µs p99 {k99:.0} µs{}",
+        l.token_us.len(),
+        added.unwrap_or_default()
+    );
+}
+
+/// Decode tokens/s of a bare llama-cpp-2 greedy loop producing `count` tokens.
+fn bare_decode(path: &str, prompt: &str, count: usize, n_ctx: u32) -> f64 {
+    use llama_cpp_2::context::params::LlamaContextParams;
+    use llama_cpp_2::llama_batch::LlamaBatch;
+    use llama_cpp_2::model::params::LlamaModelParams;
+    use llama_cpp_2::model::LlamaModel;
+    use llama_cpp_2::sampling::LlamaSampler;
+    let backend = hearth::llm::local::backend().unwrap();
+    let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).unwrap();
+    let text = hearth::llm::local::render(&model, &[hearth::llm::PromptMessage::new("user", prompt)]).unwrap();
+    let tokens = model.vocab().tokenize(text.as_bytes(), true, true);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
+    let params = LlamaContextParams::default()
+        .with_n_ctx(std::num::NonZeroU32::new(n_ctx))
+        .with_n_batch(n_ctx)
+        .with_n_ubatch(512)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let mut ctx = model.new_context(backend, params).unwrap();
+    let mut batch = LlamaBatch::new(n_ctx as usize, 1);
+    for (i, t) in tokens.iter().enumerate() {
+        batch.add(*t, i as i32, &[0], i == tokens.len() - 1).unwrap();
+    }
+    ctx.decode(&mut batch).unwrap();
+    let mut sampler = LlamaSampler::greedy();
+    let mut pos = tokens.len() as i32;
+    let mut first = None;
+    let mut produced = 0;
+    while produced < count {
+        let t = sampler.sample(&ctx, batch.n_tokens() - 1);
+        let _piece = model.vocab().token_to_piece(t, false, None);
+        produced += 1;
+        if first.is_none() {
+            first = Some(Instant::now());
+        }
+        if model.vocab().is_eog(t) {
+            break;
+        }
+        batch.clear();
+        batch.add(t, pos, &[0], true).unwrap();
+        pos += 1;
+        ctx.decode(&mut batch).unwrap();
+    }
+    (produced - 1) as f64 / first.unwrap().elapsed().as_secs_f64()
+}
+
+/// Decode tokens/s through Hearth's `/v1` stream; returns (tokens/s, completion tokens).
+async fn hearth_decode(http: &reqwest::Client, base: &str, token: &str, prompt: &str, max: u32) -> (f64, usize) {
+    let res = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(token)
+        .json(&json!({"model": "smollm2-135m-instruct", "stream": true, "temperature": 0.0, "max_tokens": max,
+                      "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": prompt}]}))
+        .send()
+        .await
+        .unwrap();
+    let mut bytes = res.bytes_stream();
+    let (mut first, mut last, mut count) = (None, Instant::now(), 0usize);
+    let mut buf = Vec::new();
+    while let Some(Ok(piece)) = bytes.next().await {
+        buf.extend_from_slice(&piece);
+        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            let line = String::from_utf8_lossy(&line);
+            let Some(data) = line.trim().strip_prefix("data: ") else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(data) else { continue };
+            if v["choices"][0]["delta"]["content"].as_str().is_some_and(|c| !c.is_empty()) {
+                first.get_or_insert_with(Instant::now);
+                last = Instant::now();
+            }
+            if let Some(c) = v["usage"]["completion_tokens"].as_u64() {
+                count = c as usize;
+            }
+        }
+    }
+    ((count - 1) as f64 / (last - first.unwrap()).as_secs_f64(), count)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let levels: Vec<usize> = std::env::var("HEARTH_BENCH_STREAMS")
+        .unwrap_or_else(|_| "1,100,1000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async move {
+        mock_llm::epoch();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = hearth::config::Config {
+            data_dir: dir.path().to_path_buf(),
+            jwt_secret: Some("bench-secret-bench-secret-bench-secret-000".into()),
+            login_rate_limit: 0,
+            ..Default::default()
+        };
+        config.llm.queue_depth = 4096;
+        let (_state, app) = hearth::http::app_for(config).await.expect("hearth builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { hearth::http::serve(listener, app, std::future::pending()).await.unwrap() });
+        let http = reqwest::Client::builder().pool_max_idle_per_host(2048).build().unwrap();
+        let reg = http.post(format!("{base}/api/auth/register"))
+            .json(&json!({"email": "b@example.com", "password": "password123", "trigramme": "bench"}))
+            .send().await.unwrap();
+        assert!(reg.status().is_success());
+        let login: Value = http.post(format!("{base}/api/auth/login"))
+            .json(&json!({"username": "bench", "password": "password123"}))
+            .send().await.unwrap().json().await.unwrap();
+        let token = login["access_token"].as_str().unwrap().to_string();
+
+        let mock = MockLlm::start().await;
+        let tokens = vec!["x"; TOKENS];
+        let mut script = Script::tokens(&tokens);
+        script.token_delay = Duration::from_millis(GAP_MS);
+        script.stamp = true;
+        mock.set_default(script);
+        let r = gql(&http, &base, &token,
+            "mutation($i: ModelInput!) { registerModel(input: $i) { key } }",
+            json!({"i": {"key": "bench", "provider": "openai", "baseUrl": mock.base_url, "maxConcurrent": 1024, "contextLength": 8192}})).await;
+        assert!(r["errors"].is_null(), "{r}");
+        gql(&http, &base, &token, "mutation { setDefaultModel(key: \"bench\") }", json!({})).await;
+
+        println!("# Part 1: {TOKENS} tokens every {GAP_MS} ms per stream; latencies in µs (arrival − emission)");
+        let upstream = format!("{}/chat/completions", mock.base_url);
+        let hearth_v1 = format!("{base}/v1/chat/completions");
+        for &n in &levels {
+            let direct = sse_run(&http, &upstream, None, "bench", n).await;
+            row("direct", n, &direct, None);
+            let (sub, per_sub_kb) = subscription_run(&http, &base, &token, n).await;
+            row("subscription", n, &sub, Some(&direct));
+            let v1 = sse_run(&http, &hearth_v1, Some(&token), "bench", n).await;
+            row("/v1 SSE", n, &v1, Some(&direct));
+            println!("{:>13} n={n:<5} RSS added per idle subscription: {per_sub_kb:.1} KiB", "memory");
+        }
+
+        println!("# Part 2: local decode, greedy, SmolLM2-135M Q4_1");
+        let path = std::fs::canonicalize(".hearth/assets/SmolLM2-135M-Instruct.Q4_1.gguf").expect("make setup fetched the model");
+        let prompt = "Write a long story about a dragon who learns to cook.";
+        let mut through = Vec::new();
+        let mut count = 0;
+        hearth_decode(&http, &base, &token, prompt, 16).await; // load and warm
+        for _ in 0..5 {
+            let (tps, c) = hearth_decode(&http, &base, &token, prompt, 256).await;
+            through.push(tps);
+            count = c;
+        }
+        let p = path.display().to_string();
+        let bare: Vec<f64> = tokio::task::spawn_blocking(move || (0..5).map(|_| bare_decode(&p, prompt, count, 2048)).collect())
+            .await
+            .unwrap();
+        let (h, b) = (median(through), median(bare));
+        println!("{:>13} {count} tokens: Hearth /v1 {h:.1} tok/s, bare llama-cpp-2 {b:.1} tok/s, ratio {:.3}", "decode", h / b);
+    });
+}
