@@ -19,6 +19,7 @@ schema:
 bench:
 	./scripts/setup.sh --with-bench
 	cargo bench --bench graphql_http
+	cargo bench --bench llm_stream
 
 fmt:
 	cargo fmt --all

@@ -73,9 +73,16 @@ async fn read_sse(res: reqwest::Response, t0: u64) -> Lat {
         while let Some(i) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=i).collect();
             let line = String::from_utf8_lossy(&line);
-            let Some(data) = line.trim().strip_prefix("data: ") else { continue };
-            let Ok(v) = serde_json::from_str::<Value>(data) else { continue };
-            if let Some(stamp) = v["choices"][0]["delta"]["content"].as_str().and_then(|c| c.trim().parse::<u64>().ok()) {
+            let Some(data) = line.trim().strip_prefix("data: ") else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<Value>(data) else {
+                continue;
+            };
+            if let Some(stamp) = v["choices"][0]["delta"]["content"]
+                .as_str()
+                .and_then(|c| c.trim().parse::<u64>().ok())
+            {
                 let now = now_us();
                 if lat.ttft_us.is_empty() {
                     lat.ttft_us.push(now - t0);
@@ -88,10 +95,21 @@ async fn read_sse(res: reqwest::Response, t0: u64) -> Lat {
 }
 
 /// `n` concurrent SSE completions against `url` (the upstream, or Hearth's /v1).
-async fn sse_run(http: &reqwest::Client, url: &str, token: Option<&str>, model: &str, n: usize) -> Lat {
+async fn sse_run(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    model: &str,
+    n: usize,
+) -> Lat {
     let mut tasks = Vec::new();
     for _ in 0..n {
-        let (http, url, token, model) = (http.clone(), url.to_string(), token.map(str::to_string), model.to_string());
+        let (http, url, token, model) = (
+            http.clone(),
+            url.to_string(),
+            token.map(str::to_string),
+            model.to_string(),
+        );
         tasks.push(tokio::spawn(async move {
             let t0 = now_us();
             let mut req = http.post(&url).json(&json!({
@@ -113,14 +131,26 @@ async fn sse_run(http: &reqwest::Client, url: &str, token: Option<&str>, model: 
     all
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn subscribe(base: &str, token: &str, chat: &str) -> Ws {
     let url = format!("{}/graphql/ws", base.replace("http://", "ws://"));
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();
-    req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().unwrap());
+    let mut req =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("ws");
-    ws.send(Message::Text(json!({"type": "connection_init", "payload": {"token": token}}).to_string().into())).await.unwrap();
+    ws.send(Message::Text(
+        json!({"type": "connection_init", "payload": {"token": token}})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
     loop {
         if let Some(Ok(Message::Text(t))) = ws.next().await {
             if t.contains("connection_ack") {
@@ -129,7 +159,13 @@ async fn subscribe(base: &str, token: &str, chat: &str) -> Ws {
         }
     }
     let q = format!("subscription {{ chatEvents(chatId: \"{chat}\") {{ type delta }} }}");
-    ws.send(Message::Text(json!({"id": "1", "type": "subscribe", "payload": {"query": q}}).to_string().into())).await.unwrap();
+    ws.send(Message::Text(
+        json!({"id": "1", "type": "subscribe", "payload": {"query": q}})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
     ws
 }
 
@@ -150,7 +186,14 @@ async fn gql(http: &reqwest::Client, base: &str, token: &str, query: &str, vars:
 async fn subscription_run(http: &reqwest::Client, base: &str, token: &str, n: usize) -> (Lat, f64) {
     let mut chats = Vec::new();
     for _ in 0..n {
-        let v = gql(http, base, token, "mutation { createChat(input: {}) { id } }", json!({})).await;
+        let v = gql(
+            http,
+            base,
+            token,
+            "mutation { createChat(input: {}) { id } }",
+            json!({}),
+        )
+        .await;
         chats.push(v["data"]["createChat"]["id"].as_str().unwrap().to_string());
     }
     let before = rss_kb();
@@ -163,7 +206,12 @@ async fn subscription_run(http: &reqwest::Client, base: &str, token: &str, n: us
     let gate = Arc::new(tokio::sync::Barrier::new(n));
     let mut tasks = Vec::new();
     for (ws, chat) in sockets.into_iter().zip(chats) {
-        let (http, base, token, gate) = (http.clone(), base.to_string(), token.to_string(), gate.clone());
+        let (http, base, token, gate) = (
+            http.clone(),
+            base.to_string(),
+            token.to_string(),
+            gate.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let (_, mut rx) = ws.split();
             gate.wait().await;
@@ -231,7 +279,9 @@ fn bare_decode(path: &str, prompt: &str, count: usize, n_ctx: u32) -> f64 {
     use llama_cpp_2::sampling::LlamaSampler;
     let backend = hearth::llm::local::backend().unwrap();
     let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).unwrap();
-    let text = hearth::llm::local::render(&model, &[hearth::llm::PromptMessage::new("user", prompt)]).unwrap();
+    let text =
+        hearth::llm::local::render(&model, &[hearth::llm::PromptMessage::new("user", prompt)])
+            .unwrap();
     let tokens = model.vocab().tokenize(text.as_bytes(), true, true);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
     let params = LlamaContextParams::default()
@@ -243,7 +293,9 @@ fn bare_decode(path: &str, prompt: &str, count: usize, n_ctx: u32) -> f64 {
     let mut ctx = model.new_context(backend, params).unwrap();
     let mut batch = LlamaBatch::new(n_ctx as usize, 1);
     for (i, t) in tokens.iter().enumerate() {
-        batch.add(*t, i as i32, &[0], i == tokens.len() - 1).unwrap();
+        batch
+            .add(*t, i as i32, &[0], i == tokens.len() - 1)
+            .unwrap();
     }
     ctx.decode(&mut batch).unwrap();
     let mut sampler = LlamaSampler::greedy();
@@ -269,7 +321,13 @@ fn bare_decode(path: &str, prompt: &str, count: usize, n_ctx: u32) -> f64 {
 }
 
 /// Decode tokens/s through Hearth's `/v1` stream; returns (tokens/s, completion tokens).
-async fn hearth_decode(http: &reqwest::Client, base: &str, token: &str, prompt: &str, max: u32) -> (f64, usize) {
+async fn hearth_decode(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    prompt: &str,
+    max: u32,
+) -> (f64, usize) {
     let res = http
         .post(format!("{base}/v1/chat/completions"))
         .bearer_auth(token)
@@ -286,9 +344,16 @@ async fn hearth_decode(http: &reqwest::Client, base: &str, token: &str, prompt: 
         while let Some(i) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=i).collect();
             let line = String::from_utf8_lossy(&line);
-            let Some(data) = line.trim().strip_prefix("data: ") else { continue };
-            let Ok(v) = serde_json::from_str::<Value>(data) else { continue };
-            if v["choices"][0]["delta"]["content"].as_str().is_some_and(|c| !c.is_empty()) {
+            let Some(data) = line.trim().strip_prefix("data: ") else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<Value>(data) else {
+                continue;
+            };
+            if v["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty())
+            {
                 first.get_or_insert_with(Instant::now);
                 last = Instant::now();
             }
@@ -297,7 +362,10 @@ async fn hearth_decode(http: &reqwest::Client, base: &str, token: &str, prompt: 
             }
         }
     }
-    ((count - 1) as f64 / (last - first.unwrap()).as_secs_f64(), count)
+    (
+        (count - 1) as f64 / (last - first.unwrap()).as_secs_f64(),
+        count,
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -311,7 +379,11 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         mock_llm::epoch();
         let dir = tempfile::tempdir().unwrap();

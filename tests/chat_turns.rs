@@ -361,7 +361,13 @@ async fn backend_down_fails_fast_and_stores_nothing(b: Backend) {
         .unwrap();
     assert_eq!(down["status"], "down");
     // With it as the default, /health reports the backend disconnected.
-    let (_, r) = s.gql(Some(&admin.access), "mutation { setDefaultModel(key: \"down\") }", json!({})).await;
+    let (_, r) = s
+        .gql(
+            Some(&admin.access),
+            "mutation { setDefaultModel(key: \"down\") }",
+            json!({}),
+        )
+        .await;
     assert_eq!(r["data"]["setDefaultModel"], true);
     let (_, h) = s.get("/health", None).await;
     assert_eq!(h["ollama"], "disconnected", "{h}");

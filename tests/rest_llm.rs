@@ -375,11 +375,54 @@ async fn foyer_messages_and_stream(b: Backend) {
             .0,
         413
     );
-    // Nothing was stored by the refused requests.
+    // A state-changing GET: the cookie alone is not enough, its CSRF token must come along.
+    let res = s
+        .http
+        .post(s.url("/auth/login"))
+        .json(&json!({"user": "admin", "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("access_token="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = res.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = s.url(&format!("/api/messages/stream/{chat}?message=hi"));
+    let st = s
+        .http
+        .get(&url)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    mock.push(Script::tokens(&["ok"]));
+    let res = s
+        .http
+        .get(&url)
+        .header("cookie", &cookie)
+        .header("x-csrf-token", csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse_lines(res).await.last().unwrap(), "[DONE]");
+    // Nothing was stored by the refused requests (only the last, accepted exchange).
     let (_, c) = s
         .get(&format!("/api/chats/{chat}"), Some(&admin.access))
         .await;
-    assert_eq!(c["messages"].as_array().unwrap().len(), 4);
+    assert_eq!(c["messages"].as_array().unwrap().len(), 6);
 }
 
 async fn nexus_llm_and_agents(b: Backend) {

@@ -6,11 +6,11 @@ use super::ts;
 use crate::db::models::Message;
 use crate::error::AppError;
 use crate::events::turns::TurnEvent;
-use crate::http::extract::{path_id, AuthCaller, JsonBody};
+use crate::http::extract::{credential, path_id, AuthCaller, JsonBody};
 use crate::service::turns::{self, SendInput};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -85,10 +85,14 @@ struct StreamQuery {
 
 async fn stream(
     State(state): State<AppState>,
-    AuthCaller(caller): AuthCaller,
+    headers: HeaderMap,
     Path(chat_id): Path<String>,
     Query(q): Query<StreamQuery>,
 ) -> Result<Response, AppError> {
+    // This GET changes state (the seed's design): a cookie alone must carry the CSRF token,
+    // or a link on another site could make a signed-in browser send a message.
+    let cred = credential(&headers, true).ok_or_else(AppError::unauthenticated)?;
+    let caller = crate::service::auth::authenticate(&state, cred).await?;
     let start = turns::send(
         &state,
         &caller,

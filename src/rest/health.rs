@@ -32,7 +32,9 @@ async fn plugin_count(state: &AppState) -> Result<i64, AppError> {
 /// resolves to is healthy, `disconnected` when models exist but none is usable,
 /// `not_configured` when none is registered.
 async fn llm_state(state: &AppState) -> (&'static str, Option<String>, usize) {
-    let all = crate::service::models::list(state).await.unwrap_or_default();
+    let all = crate::service::models::list(state)
+        .await
+        .unwrap_or_default();
     let healthy = all.iter().filter(|m| state.llm.is_healthy(m)).count();
     match crate::service::models::resolve(state, None, None).await {
         Ok(m) if state.llm.is_healthy(&m) => ("connected", Some(m.key), healthy),
