@@ -1,9 +1,10 @@
 // Hearth web UI: cookie login (with its CSRF token for mutations), chats and agents over
-// GraphQL, live chat list through a graphql-ws subscription. No build step.
+// GraphQL, live chat list and token-by-token answers through graphql-ws subscriptions
+// (`chatChanges`, `chatEvents`). No build step.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { csrf: sessionStorage.getItem("hearth.csrf") || "", chatId: null, after: null, search: "", ws: null };
+const state = { csrf: sessionStorage.getItem("hearth.csrf") || "", chatId: null, after: null, search: "", ws: null, wsReady: false };
 
 function setError(id, err) { $(id).textContent = err ? String(err.message || err) : ""; }
 
@@ -85,18 +86,54 @@ async function loadChats(reset) {
 async function openChat(id) {
   state.chatId = id;
   for (const li of document.querySelectorAll("#chats li")) li.classList.toggle("active", li.dataset.id === id);
-  const { chat } = await gql("query($id: ID!) { chat(id: $id) { id title agent { name } messages(last: 50) { role content createdAt } } }", { id });
+  const { chat } = await gql("query($id: ID!) { chat(id: $id) { id title agent { name } messages(last: 50) { role content status createdAt } } }", { id });
   $("#chat-view").hidden = false;
   $("#rename").title.value = chat.title;
   $("#chat-agent").textContent = chat.agent ? `Agent: ${chat.agent.name}` : "No agent: the server's default model";
   const list = $("#messages");
   list.replaceChildren();
   if (!chat.messages.length) list.append(text("li", "No messages yet.", "muted"));
-  for (const m of chat.messages) {
-    const li = document.createElement("li");
-    li.append(text("span", m.role, "role"), document.createTextNode(m.content));
+  for (const m of chat.messages) list.append(messageItem(m.role, m.content, m.status));
+  listenToChat();
+}
+
+function messageItem(role, content, status) {
+  const li = document.createElement("li");
+  const body = text("span", content, "body");
+  li.append(text("span", role, "role"), body);
+  if (status && status !== "complete" && status !== "streaming") li.append(text("span", ` (${status})`, "muted"));
+  return li;
+}
+
+// One `chatEvents` subscription, for the open chat.
+function listenToChat() {
+  if (!state.ws || !state.wsReady || !state.chatId) return;
+  state.ws.send(JSON.stringify({ id: "events", type: "complete" }));
+  const query = "subscription($c: ID!) { chatEvents(chatId: $c) { type messageId delta code error message { content status } } }";
+  state.ws.send(JSON.stringify({ id: "events", type: "subscribe", payload: { query, variables: { c: state.chatId } } }));
+}
+
+function onChatEvent(e) {
+  const list = $("#messages");
+  const id = `msg-${e.messageId}`;
+  let li = e.messageId && document.getElementById(id);
+  if (e.type === "STARTED") {
+    list.querySelector(".muted:only-child")?.remove();
+    li = messageItem("assistant", "");
+    li.id = id;
     list.append(li);
+    $("#stop").hidden = false;
+  } else if (e.type === "TOKEN" && li) {
+    li.querySelector(".body").textContent += e.delta;
+  } else if (e.type === "RESPONSE") {
+    if (li) li.replaceWith(Object.assign(messageItem("assistant", e.message.content, e.message.status), { id }));
+    $("#stop").hidden = true;
+  } else if (e.type === "ERROR") {
+    if (li) li.append(text("span", ` (${e.code})`, "error"));
+    setError("#app-error", e.error);
+    $("#stop").hidden = true;
   }
+  list.lastElementChild?.scrollIntoView({ block: "end" });
 }
 
 async function loadAgents() {
@@ -124,14 +161,19 @@ function subscribe() {
   ws.onmessage = (ev) => {
     const msg = JSON.parse(ev.data);
     if (msg.type === "ping") ws.send(JSON.stringify({ type: "pong" }));
-    else if (msg.type === "connection_ack") ws.send(JSON.stringify({ id: "chats", type: "subscribe", payload: { query: "subscription { chatChanges { kind chatId } }" } }));
-    else if (msg.type === "next") {
+    else if (msg.type === "connection_ack") {
+      state.wsReady = true;
+      ws.send(JSON.stringify({ id: "chats", type: "subscribe", payload: { query: "subscription { chatChanges { kind chatId } }" } }));
+      listenToChat();
+    } else if (msg.type === "next" && msg.id === "events") {
+      if (msg.payload.data && msg.payload.data.chatEvents) onChatEvent(msg.payload.data.chatEvents);
+    } else if (msg.type === "next") {
       const change = msg.payload.data.chatChanges;
       if (change.kind === "DELETED" && change.chatId === state.chatId) { state.chatId = null; $("#chat-view").hidden = true; }
       loadChats(true).catch((e) => setError("#app-error", e));
     }
   };
-  ws.onclose = () => { state.ws = null; };
+  ws.onclose = () => { state.ws = null; state.wsReady = false; };
 }
 
 function bind() {
@@ -184,6 +226,26 @@ function bind() {
     if (f.model.value.trim()) input.model = f.model.value.trim();
     try { await gql("mutation($i: CreateAgentInput!) { createAgent(input: $i) { id } }", { i: input }); f.reset(); await loadAgents(); }
     catch (e) { setError("#app-error", e); }
+  });
+  $("#compose").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    const content = f.content.value.trim();
+    if (!content || !state.chatId) return;
+    try {
+      setError("#app-error");
+      const { sendMessage } = await gql("mutation($i: SendMessageInput!) { sendMessage(input: $i) { userMessage { content } assistantMessageId } }", { i: { chatId: state.chatId, content } });
+      const answer = document.getElementById(`msg-${sendMessage.assistantMessageId}`);
+      const mine = messageItem("user", sendMessage.userMessage.content);
+      if (answer) answer.before(mine); else $("#messages").append(mine);
+      f.reset();
+    } catch (e) { setError("#app-error", e); }
+  });
+  $("#compose").content.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); $("#compose").requestSubmit(); }
+  });
+  $("#stop").addEventListener("click", async () => {
+    try { await gql("mutation($c: ID!) { cancelTurn(chatId: $c) }", { c: state.chatId }); } catch (e) { setError("#app-error", e); }
   });
   let timer;
   $("#search").addEventListener("input", (ev) => {
