@@ -16,6 +16,7 @@ both_backends!(
     slow_first_token_and_broken_stream,
     long_history_is_trimmed_to_the_window,
     turn_input_is_checked,
+    model_registry_administration,
 );
 
 /// Registers a remote model on `mock` (admin) and returns its key.
@@ -611,4 +612,125 @@ async fn embedded_model_answers() {
         .gql(Some(&admin.access), "{ models { key status } }", json!({}))
         .await;
     assert_eq!(m["data"]["models"][0]["status"], "loaded");
+}
+
+async fn model_registry_administration(b: Backend) {
+    let s = TestServer::start(b).await;
+    let mock = MockLlm::start().await;
+    let admin = s.user("admin").await;
+    let key = remote_model(&s, &admin.access, "mock", &mock.base_url, 8192).await;
+    let (_, r) = s
+        .gql(Some(&admin.access), "mutation { updateModel(key: \"mock\", input: {contextLength: 4096, remoteName: \"gpt-x\", description: \"Scripted\"}) { key contextLength remoteName description } }", json!({}))
+        .await;
+    assert_eq!(
+        r["data"]["updateModel"],
+        json!({"key": "mock", "contextLength": 4096, "remoteName": "gpt-x", "description": "Scripted"}),
+        "{r}"
+    );
+    let chat = new_chat(&s, &admin.access, Some(&key), None).await;
+    let (_, r) = s
+        .gql(Some(&admin.access), "mutation($i: SendMessageInput!) { sendMessageAndWait(input: $i) { assistantMessage { content } } }", json!({"i": {"chatId": chat, "content": "hi"}}))
+        .await;
+    assert_eq!(
+        r["data"]["sendMessageAndWait"]["assistantMessage"]["content"], "Hello from upstream",
+        "{r}"
+    );
+    assert_eq!(mock.requests()[0]["model"], "gpt-x");
+    assert_eq!(mock.requests()[0]["max_tokens"], 512);
+    // A disabled model is refused by name and skipped by `auto`.
+    s.gql(
+        Some(&admin.access),
+        "mutation { updateModel(key: \"mock\", input: {enabled: false}) { key } }",
+        json!({}),
+    )
+    .await;
+    let r = send(&s, &admin.access, &chat, "again").await;
+    assert_eq!(TestServer::gql_code(&r), "validation_error", "{r}");
+    let (_, d) = s
+        .gql(
+            Some(&admin.access),
+            "{ defaultModel { key } models { key status } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["data"]["defaultModel"]["key"], "smollm2-135m-instruct");
+    assert!(d["data"]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["key"] == "mock" && m["status"] == "disabled"));
+    // Bad values name their field; keys are unique; `auto` is reserved.
+    let (_, r) = s
+        .gql(
+            Some(&admin.access),
+            "mutation { updateModel(key: \"mock\", input: {maxConcurrent: 0}) { key } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["details"]["field"], "max_concurrent",
+        "{r}"
+    );
+    let (_, r) = s.gql(Some(&admin.access), "mutation { registerModel(input: {key: \"mock\", baseUrl: \"http://127.0.0.1:9/v1\"}) { key } }", json!({})).await;
+    assert_eq!(TestServer::gql_code(&r), "conflict");
+    let (_, r) = s.gql(Some(&admin.access), "mutation { registerModel(input: {key: \"auto\", baseUrl: \"http://127.0.0.1:9/v1\"}) { key } }", json!({})).await;
+    assert_eq!(TestServer::gql_code(&r), "validation_error");
+    let (_, r) = s.gql(Some(&admin.access), "mutation { registerModel(input: {key: \"x\", baseUrl: \"file:///etc/passwd\"}) { key } }", json!({})).await;
+    assert_eq!(TestServer::gql_code(&r), "validation_error");
+    // Discovery over GraphQL finds the embedded file, already registered.
+    let (_, r) = s.gql(Some(&admin.access), "mutation { discoverModels(paths: [\".hearth/assets\"]) { newlyRegistered model { key family } } }", json!({})).await;
+    assert_eq!(
+        r["data"]["discoverModels"],
+        json!([{"newlyRegistered": false, "model": {"key": "smollm2-135m-instruct", "family": "llama"}}]),
+        "{r}"
+    );
+    // Delete.
+    let (_, r) = s
+        .gql(
+            Some(&admin.access),
+            "mutation { deleteModel(key: \"mock\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["deleteModel"], true);
+    let (_, r) = s
+        .gql(
+            Some(&admin.access),
+            "mutation { deleteModel(key: \"mock\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(TestServer::gql_code(&r), "not_found");
+}
+
+/// A model at its concurrency limit with a full queue refuses at once with `model_busy`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_model_refuses_beyond_its_queue() {
+    let s = TestServer::start_with(Backend::Sqlite, |c| c.llm.queue_depth = 0).await;
+    let mock = MockLlm::start().await;
+    let admin = s.user("admin").await;
+    let (_, r) = s
+        .gql(Some(&admin.access), "mutation($u: String!) { registerModel(input: {key: \"one\", baseUrl: $u, maxConcurrent: 1}) { key } }", json!({"u": mock.base_url}))
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    mock.push(slow(20, 50));
+    let first = new_chat(&s, &admin.access, Some("one"), None).await;
+    let second = new_chat(&s, &admin.access, Some("one"), None).await;
+    let r = send(&s, &admin.access, &first, "long").await;
+    assert!(r["errors"].is_null(), "{r}");
+    let r = send(&s, &admin.access, &second, "me too").await;
+    assert_eq!(TestServer::gql_code(&r), "model_busy", "{r}");
+    let (st, e) = s
+        .post(
+            "/api/messages",
+            Some(&admin.access),
+            json!({"chat_id": second.parse::<i64>().unwrap(), "content": "me too"}),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 503);
+    assert_eq!(e["code"], "model_busy");
+    // Once the first answer is done, the slot is free again.
+    settled(&s, &admin.access, &first).await;
+    let r = send(&s, &admin.access, &second, "now").await;
+    assert!(r["errors"].is_null(), "{r}");
 }

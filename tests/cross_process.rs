@@ -46,3 +46,56 @@ async fn events_cross_servers_on_postgres() {
         reqwest::StatusCode::UNAUTHORIZED
     );
 }
+
+/// `cancelTurn` sent to one server stops a turn running on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_reaches_the_server_running_the_turn() {
+    use crate::chat_turns::{new_chat, remote_model};
+    use crate::mock_llm::{MockLlm, Script};
+    let a = TestServer::start(Backend::Postgres).await;
+    let url = a.state.config.database_url();
+    let b = TestServer::start_with(Backend::Postgres, |c| c.database_url = Some(url)).await;
+    let mock = MockLlm::start().await;
+    let admin = a.user("admin").await;
+    let key = remote_model(&a, &admin.access, "mock", &mock.base_url, 8192).await;
+    let chat = new_chat(&a, &admin.access, Some(&key), None).await;
+    let tokens: Vec<String> = (0..100).map(|i| format!("t{i} ")).collect();
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let mut slow = Script::tokens(&refs);
+    slow.token_delay = std::time::Duration::from_millis(50);
+    mock.push(slow);
+    let (_, r) = a
+        .gql(
+            Some(&admin.access),
+            "mutation($i: SendMessageInput!) { sendMessage(input: $i) { assistantMessageId } }",
+            json!({"i": {"chatId": chat, "content": "count"}}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, c) = b
+        .gql(
+            Some(&admin.access),
+            "mutation($c: ID!) { cancelTurn(chatId: $c) }",
+            json!({"c": chat}),
+        )
+        .await;
+    assert_eq!(c["data"]["cancelTurn"], true, "{c}");
+    for _ in 0..100 {
+        let (_, m) = b
+            .gql(
+                Some(&admin.access),
+                "query($c: ID!) { chat(id: $c) { messages(last: 1) { status content } } }",
+                json!({"c": chat}),
+            )
+            .await;
+        let last = &m["data"]["chat"]["messages"][0];
+        if last["status"] != "streaming" {
+            assert_eq!(last["status"], "cancelled", "{m}");
+            assert!(last["content"].as_str().unwrap().len() < 100 * 4);
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the turn was not cancelled");
+}

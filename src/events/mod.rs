@@ -56,12 +56,27 @@ impl Event {
     pub fn crosses_processes(&self) -> bool {
         !matches!(self, Event::Shutdown)
     }
+
+    /// Whether it can end an open stream (session, account, chat gone, shutdown). Streams
+    /// listen to these alone, so the data events of thousands of chats do not wake every
+    /// stream.
+    pub fn is_control(&self) -> bool {
+        matches!(
+            self,
+            Event::SessionRevoked { .. }
+                | Event::UserDisabled { .. }
+                | Event::ChatDeleted { .. }
+                | Event::Shutdown
+        )
+    }
 }
 
 /// Cheap-to-clone publisher/subscriber handle.
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
+    /// The [`Event::is_control`] subset.
+    control: broadcast::Sender<Event>,
     /// Outgoing events for the other processes (PostgreSQL only).
     remote: Option<mpsc::UnboundedSender<Event>>,
 }
@@ -71,6 +86,7 @@ impl EventBus {
     pub fn new(capacity: usize) -> Self {
         Self {
             tx: broadcast::channel(capacity).0,
+            control: broadcast::channel(capacity).0,
             remote: None,
         }
     }
@@ -79,6 +95,7 @@ impl EventBus {
     pub fn with_remote(capacity: usize, remote: mpsc::UnboundedSender<Event>) -> Self {
         Self {
             tx: broadcast::channel(capacity).0,
+            control: broadcast::channel(capacity).0,
             remote: Some(remote),
         }
     }
@@ -90,16 +107,24 @@ impl EventBus {
                 let _ = remote.send(event.clone());
             }
         }
-        let _ = self.tx.send(event);
+        self.deliver_local(event);
     }
 
     /// Delivers an event that came from another process (not forwarded again).
     pub fn deliver_local(&self, event: Event) {
+        if event.is_control() {
+            let _ = self.control.send(event.clone());
+        }
         let _ = self.tx.send(event);
     }
 
     /// A new receiver seeing events published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
+    }
+
+    /// A new receiver of the control events only (see [`Event::is_control`]).
+    pub fn subscribe_control(&self) -> broadcast::Receiver<Event> {
+        self.control.subscribe()
     }
 }

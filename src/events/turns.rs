@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-/// Undelivered events kept per listener; a listener further behind skips to the newest
-/// (the final `Response` carries the whole text, so nothing is lost for good).
-const CHANNEL_CAPACITY: usize = 1024;
+/// Undelivered events kept per chat; a listener further behind skips to the newest (the
+/// final `Response` carries the whole text, so nothing is lost for good). Slots hold an
+/// `Arc`, so an idle chat channel costs a few KiB.
+const CHANNEL_CAPACITY: usize = 256;
 
 /// An agent step (tool use) inside a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +110,7 @@ struct Running {
 /// Per-chat channels and running turns of this process.
 #[derive(Default)]
 pub struct TurnHub {
-    channels: Mutex<HashMap<i64, Arc<broadcast::Sender<TurnEvent>>>>,
+    channels: Mutex<HashMap<i64, Arc<broadcast::Sender<Arc<TurnEvent>>>>>,
     running: Mutex<HashMap<i64, Running>>,
 }
 
@@ -117,14 +118,14 @@ pub struct TurnHub {
 pub struct ChatChannel {
     hub: Arc<TurnHub>,
     chat_id: i64,
-    tx: Option<Arc<broadcast::Sender<TurnEvent>>>,
+    tx: Option<Arc<broadcast::Sender<Arc<TurnEvent>>>>,
 }
 
 impl ChatChannel {
     /// Sends to every listener of the chat (none is fine).
     pub fn send(&self, event: TurnEvent) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(event);
+            let _ = tx.send(Arc::new(event));
         }
     }
 }
@@ -141,7 +142,7 @@ pub struct ChatListener {
     hub: Arc<TurnHub>,
     chat_id: i64,
     /// The events.
-    pub rx: broadcast::Receiver<TurnEvent>,
+    pub rx: broadcast::Receiver<Arc<TurnEvent>>,
 }
 
 impl Drop for ChatListener {
@@ -154,7 +155,7 @@ impl Drop for ChatListener {
 }
 
 impl TurnHub {
-    fn sender(&self, chat_id: i64) -> Arc<broadcast::Sender<TurnEvent>> {
+    fn sender(&self, chat_id: i64) -> Arc<broadcast::Sender<Arc<TurnEvent>>> {
         let mut ch = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         ch.entry(chat_id)
             .or_insert_with(|| Arc::new(broadcast::channel(CHANNEL_CAPACITY).0))

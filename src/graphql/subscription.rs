@@ -82,12 +82,12 @@ impl SubscriptionRoot {
         let chat_id = parse_id(&chat_id)?;
         chats::get(&state, &caller, chat_id).await?;
         let mut listener = state.turns.listen(chat_id);
-        let mut bus = state.events.subscribe();
+        let mut bus = state.events.subscribe_control();
         Ok(async_stream::stream! {
             loop {
                 tokio::select! {
                     turn = listener.rx.recv() => match turn {
-                        Ok(e) => yield ChatEvent::from(&e),
+                        Ok(e) => yield ChatEvent::from(&*e),
                         Err(RecvError::Lagged(_)) => continue,
                         Err(RecvError::Closed) => break,
                     },

@@ -326,6 +326,11 @@ fn payload_credential(payload: &serde_json::Value) -> Option<Credential> {
     find("x-api-key").map(Credential::ApiKey)
 }
 
+/// Initial read buffer of a WebSocket connection (it grows for larger frames).
+pub const WS_BUFFER: usize = 4 * 1024;
+/// Bytes of queued frames gathered before a write (every flush writes whatever is queued).
+const WS_WRITE_BATCH: usize = 64 * 1024;
+
 /// How often the server pings an open subscription connection.
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// How long a graphql-transport-ws client may stay silent (it answers our pings with pongs).
@@ -353,6 +358,11 @@ pub async fn ws(
     let init_timeout = Duration::from_secs(state.config.graphql.connection_init_timeout_secs);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // Frames here are small (operations, events); 128 KiB default buffers per socket
+        // would dominate the memory of thousands of idle subscriptions.
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_WRITE_BATCH)
+        .max_message_size(state.config.body_limit_bytes)
         .on_upgrade(move |socket| async move {
             let (mut ws_sink, ws_stream) = socket.split();
             let (out_tx, mut out_rx) = futures_channel::mpsc::channel::<Message>(64);
@@ -370,8 +380,24 @@ pub async fn ws(
                         m = out_rx.next() => match m { Some(m) => m, None => break },
                         _ = tick.tick() => Message::Text(ping.into()),
                     };
-                    let closing = matches!(msg, Message::Close(_));
-                    if ws_sink.send(msg).await.is_err() || closing {
+                    // Frames already queued go out with this one in a single write: under
+                    // load, one syscall per token would cost more than the token itself.
+                    let mut closing = matches!(msg, Message::Close(_));
+                    if ws_sink.feed(msg).await.is_err() {
+                        break;
+                    }
+                    while !closing {
+                        match out_rx.try_recv() {
+                            Ok(m) => {
+                                closing = matches!(m, Message::Close(_));
+                                if ws_sink.feed(m).await.is_err() {
+                                    break;
+                                }
+                            }
+                            _ => break,
+                        }
+                    }
+                    if ws_sink.flush().await.is_err() || closing {
                         break;
                     }
                 }

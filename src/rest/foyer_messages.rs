@@ -106,11 +106,11 @@ async fn stream(
     // Each event becomes zero or more `data:` lines; an error is followed by `[DONE]` too,
     // so clients that wait for it stop reading.
     let events = turn_events(start).flat_map(|e| {
-        let lines = match e {
+        let lines = match &*e {
             TurnEvent::Token {
                 delta, message_id, ..
             } => {
-                vec![json!({ "token": &*delta, "message_id": message_id }).to_string()]
+                vec![json!({ "token": &**delta, "message_id": message_id }).to_string()]
             }
             TurnEvent::Response { .. } => vec!["[DONE]".to_string()],
             TurnEvent::Error {

@@ -270,8 +270,8 @@ async fn agent_chat(
     let session_id = chat.id.to_string();
     if body.stream {
         let events = turn_events(start).filter_map(|e| async move {
-            match e {
-                TurnEvent::Token { delta, .. } => Some(json!({ "delta": &*delta, "finish_reason": null }).to_string()),
+            match &*e {
+                TurnEvent::Token { delta, .. } => Some(json!({ "delta": &**delta, "finish_reason": null }).to_string()),
                 TurnEvent::Response { message, .. } => Some(
                     json!({ "delta": "", "finish_reason": if message.status == "cancelled" { "cancelled" } else { "stop" },
                             "message_id": message.id }).to_string(),

@@ -169,6 +169,8 @@ async fn ws_chat(
 ) -> Response {
     upgrade
         .max_message_size(64 * 1024)
+        .read_buffer_size(crate::graphql::transport::WS_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| serve_ws(state, caller, socket))
 }
 
@@ -190,7 +192,7 @@ fn ends(e: &Event, caller: &Caller) -> bool {
 
 async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
     let (mut tx, mut rx) = socket.split();
-    let mut bus = state.events.subscribe();
+    let mut bus = state.events.subscribe_control();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut conversation: Option<i64> = None;

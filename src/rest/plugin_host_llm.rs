@@ -75,6 +75,8 @@ async fn stream(
 ) -> Response {
     upgrade
         .max_message_size(512 * 1024)
+        .read_buffer_size(crate::graphql::transport::WS_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| serve(state, caller, socket))
 }
 

@@ -9,6 +9,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use std::convert::Infallible;
+use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
 /// An SSE response of `data:` lines, with keep-alive comments while the model thinks.
@@ -28,14 +29,14 @@ pub fn sse(data: impl Stream<Item = String> + Send + 'static) -> Response {
 /// The events of one turn, from `Started` to its `Response` or `Error` (then the stream ends).
 /// Other turns of the chat and a lagging receiver's gaps are skipped; the final event always
 /// carries the whole stored message.
-pub fn turn_events(start: TurnStart) -> impl Stream<Item = TurnEvent> + Send + 'static {
+pub fn turn_events(start: TurnStart) -> impl Stream<Item = Arc<TurnEvent>> + Send + 'static {
     let message_id = start.message_id;
     let mut listener = start.events;
     async_stream::stream! {
         loop {
             match listener.rx.recv().await {
                 Ok(e) => {
-                    let (mine, last) = match &e {
+                    let (mine, last) = match &*e {
                         TurnEvent::Started { message_id: m, .. }
                         | TurnEvent::Token { message_id: m, .. }
                         | TurnEvent::Step { message_id: m, .. } => (*m == message_id, false),
