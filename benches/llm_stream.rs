@@ -8,8 +8,9 @@
 //!   - subscription: `chatEvents` subscriptions over graphql-ws, turns started with
 //!     `sendMessage` (stores the user message, streams, stores the answer),
 //!   - /v1: Hearth's OpenAI-compatible SSE (stateless, nothing stored).
-//! and the resident memory each idle subscription adds (server and client share the process,
-//! so this is an upper bound for the server side).
+//!
+//! It also reports the resident memory each idle subscription adds (server and client share
+//! the process, so this is an upper bound for the server side).
 //!
 //! Part 2: the embedded GGUF decodes greedily through Hearth's `/v1` stream and in a bare
 //! llama-cpp-2 loop with the same context size and threads; tokens/s of the decode phase.
