@@ -163,13 +163,16 @@ function subscribe() {
     if (msg.type === "ping") ws.send(JSON.stringify({ type: "pong" }));
     else if (msg.type === "connection_ack") {
       state.wsReady = true;
-      ws.send(JSON.stringify({ id: "chats", type: "subscribe", payload: { query: "subscription { chatChanges { kind chatId } }" } }));
+      ws.send(JSON.stringify({ id: "chats", type: "subscribe", payload: { query: "subscription { chatChanges { kind chatId chat { title } } }" } }));
       listenToChat();
     } else if (msg.type === "next" && msg.id === "events") {
       if (msg.payload.data && msg.payload.data.chatEvents) onChatEvent(msg.payload.data.chatEvents);
     } else if (msg.type === "next") {
       const change = msg.payload.data.chatChanges;
       if (change.kind === "DELETED" && change.chatId === state.chatId) { state.chatId = null; $("#chat-view").hidden = true; }
+      // The automatic title arrives after the first answer; keep the open chat's field current.
+      const title = $("#rename").title;
+      if (change.chat && change.chatId === state.chatId && document.activeElement !== title) title.value = change.chat.title;
       loadChats(true).catch((e) => setError("#app-error", e));
     }
   };
