@@ -157,6 +157,18 @@ async fn orchestrator_chat_and_models(b: Backend) {
             .0,
         413
     );
+    // Unknown model on a new conversation: 422, and no empty conversation is left behind.
+    let (_, before) = s.get("/api/conversations", Some(&admin.access)).await;
+    let (st, e) = s
+        .post(
+            "/api/chat",
+            Some(&admin.access),
+            json!({"message": "hi", "model": "nope"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (_, after) = s.get("/api/conversations", Some(&admin.access)).await;
+    assert_eq!(before["total"], after["total"]);
     // Unknown model: a clear 422, nothing stored.
     let (st, e) = s
         .post(

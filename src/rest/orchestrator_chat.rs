@@ -42,31 +42,31 @@ struct ChatBody {
     stream: bool,
 }
 
-/// The conversation to continue, or a new one.
+/// The conversation to continue, or a new one (`true` when created here).
 async fn conversation(
     state: &AppState,
     caller: &Caller,
     id: Option<&Value>,
-) -> Result<i64, AppError> {
-    match id {
-        Some(Value::Number(n)) => {
-            let id = n
-                .as_i64()
-                .ok_or_else(|| AppError::not_found("conversation"))?;
-            Ok(chats::get(state, caller, id).await?.id)
+) -> Result<(i64, bool), AppError> {
+    let existing = match id {
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| AppError::not_found("conversation"))?,
+        Some(Value::String(s)) if !s.trim().is_empty() => conversation_id(s)?,
+        Some(Value::Null) | Some(Value::String(_)) | None => {
+            return Ok((
+                chats::create(state, caller, ChatInput::default()).await?.id,
+                true,
+            ))
         }
-        Some(Value::String(s)) if !s.trim().is_empty() => {
-            Ok(chats::get(state, caller, conversation_id(s)?).await?.id)
+        Some(_) => {
+            return Err(AppError::validation(
+                "conversation_id",
+                "conversation_id must be a string or a number",
+            ))
         }
-        Some(Value::Null) | None => {
-            Ok(chats::create(state, caller, ChatInput::default()).await?.id)
-        }
-        Some(Value::String(_)) => Ok(chats::create(state, caller, ChatInput::default()).await?.id),
-        Some(_) => Err(AppError::validation(
-            "conversation_id",
-            "conversation_id must be a string or a number",
-        )),
-    }
+    };
+    Ok((chats::get(state, caller, existing).await?.id, false))
 }
 
 async fn start(state: &AppState, caller: &Caller, body: ChatBody) -> Result<TurnStart, AppError> {
@@ -76,8 +76,8 @@ async fn start(state: &AppState, caller: &Caller, body: ChatBody) -> Result<Turn
         &body.message,
         crate::service::validate::MAX_MESSAGE_CHARS,
     )?;
-    let chat_id = conversation(state, caller, body.conversation_id.as_ref()).await?;
-    turns::send(
+    let (chat_id, created) = conversation(state, caller, body.conversation_id.as_ref()).await?;
+    let started = turns::send(
         state,
         caller,
         chat_id,
@@ -87,7 +87,12 @@ async fn start(state: &AppState, caller: &Caller, body: ChatBody) -> Result<Turn
             ..Default::default()
         },
     )
-    .await
+    .await;
+    // A refused first message (unknown model, backend down) leaves no empty conversation.
+    if started.is_err() && created {
+        let _ = chats::delete(state, caller, chat_id).await;
+    }
+    started
 }
 
 fn tokens_json(prompt: Option<i32>, completion: Option<i32>) -> Value {
