@@ -990,3 +990,48 @@ async fn openai_v1_with_an_api_key(b: Backend) {
     assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
     assert_eq!(e["error"]["type"], "permission_error");
 }
+
+/// Every chat and model door refuses anonymous callers with 401 and its API's error shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_llm_door_needs_auth() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let gets = [
+        "/api/models",
+        "/api/config",
+        "/api/parameters",
+        "/api/parameters/model",
+        "/api/parameters/category/temperature",
+        "/api/v1/llm/models",
+        "/api/v1/agents",
+        "/v1/models",
+        "/api/messages/stream/1?message=hi",
+    ];
+    for path in gets {
+        let (st, body) = s.get(path, None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{path}: {body}");
+    }
+    let posts = [
+        "/api/chat",
+        "/api/messages",
+        "/api/models",
+        "/api/models/discover",
+        "/api/config",
+        "/api/v1/llm/chat",
+        "/api/v1/agents/x/invoke",
+        "/api/v1/agents/x/chat",
+        "/llm/infer",
+        "/v1/chat/completions",
+    ];
+    for path in posts {
+        let (st, body) = s.post(path, None, json!({})).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{path}: {body}");
+        let code = if path.starts_with("/api/v1/") {
+            body["error"]["code"] == "UNAUTHENTICATED"
+        } else if path.starts_with("/v1/") {
+            body["error"]["type"] == "authentication_error"
+        } else {
+            body["code"] == "unauthenticated"
+        };
+        assert!(code, "{path}: {body}");
+    }
+}
