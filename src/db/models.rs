@@ -459,7 +459,7 @@ pub struct NewModel {
 }
 
 /// Columns for remembering one exchange of an agent that learns from interaction.
-#[derive(Debug, Insertable)]
+#[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = memory_entries)]
 pub struct NewMemoryEntry {
     /// Whose memory.

@@ -112,26 +112,29 @@ async fn check_files(state: &AppState, caller: &Caller, files: &[i64]) -> AppRes
     Ok(())
 }
 
-/// The prompt: the agent's system prompt, the chat's finished messages, the new message.
+/// The prompt: the agent's system prompt, the chat's finished messages, the new message;
+/// and whether the chat had no message before (its first exchange gets a title).
 async fn build_prompt(
     state: &AppState,
     chat_id: i64,
     agent: Option<&Agent>,
     content: &str,
-) -> AppResult<Vec<PromptMessage>> {
+) -> AppResult<(Vec<PromptMessage>, bool)> {
     let mut history = chat_service::window_messages(&state.db, &[chat_id], HISTORY, true).await?;
+    let history = history.remove(&chat_id).unwrap_or_default();
+    let first = history.is_empty();
     let mut msgs = Vec::new();
     if let Some(a) = agent.filter(|a| !a.system_prompt.trim().is_empty()) {
         msgs.push(PromptMessage::new("system", a.system_prompt.clone()));
     }
-    for m in history.remove(&chat_id).unwrap_or_default() {
+    for m in history {
         let usable = matches!(m.status.as_str(), "complete" | "cancelled") && !m.content.is_empty();
         if usable && matches!(m.role.as_str(), "user" | "assistant" | "system") {
             msgs.push(PromptMessage::new(&m.role, m.content));
         }
     }
     msgs.push(PromptMessage::new("user", content));
-    Ok(msgs)
+    Ok((msgs, first))
 }
 
 /// Stores the user message and starts the answer. Fails without storing anything when the
@@ -177,15 +180,15 @@ pub async fn send(
     })?;
     // From here on the reservation must be released on every path.
     let started = async {
-        let prompt = build_prompt(state, chat_id, agent.as_ref(), &content).await?;
+        let (prompt, first) = build_prompt(state, chat_id, agent.as_ref(), &content).await?;
         let prompt = completions::fit(&model, prompt, params);
         let stream = state.llm.generate(&model, prompt, params).await?;
         let (user_message, reserved) =
             store_start(state, chat_id, &content, &input.files, &model.key).await?;
-        Ok::<_, AppError>((stream, user_message, reserved))
+        Ok::<_, AppError>((stream, user_message, reserved, first))
     }
     .await;
-    let (stream, user_message, reserved) = match started {
+    let (stream, user_message, reserved, first_exchange) = match started {
         Ok(v) => v,
         Err(e) => {
             state.turns.end(chat_id, &turn_id);
@@ -202,9 +205,7 @@ pub async fn send(
         turn_id,
         message_id: reserved.id,
         user_content: content,
-        first_exchange: is_first(state, chat_id, user_message.id)
-            .await
-            .unwrap_or(false),
+        first_exchange,
         model: model.clone(),
         cancel,
     };
@@ -218,19 +219,6 @@ pub async fn send(
         events,
         outcome: done_rx,
     })
-}
-
-/// Whether `user_message_id` is the chat's first message.
-async fn is_first(state: &AppState, chat_id: i64, user_message_id: i64) -> AppResult<bool> {
-    let db = &state.db;
-    let older: i64 = db_run!(db, read, |conn| messages::table
-        .filter(messages::chat_id.eq(chat_id))
-        .filter(messages::id.lt(user_message_id))
-        .count()
-        .get_result(conn)
-        .await
-        .map_err(AppError::from))?;
-    Ok(older == 0)
 }
 
 /// One write: the user message and the reserved (`streaming`) assistant message.
@@ -413,14 +401,7 @@ impl Run {
         db_run!(db, write, |conn| {
             use diesel_async::AsyncConnection;
             let (text, status, title) = (text.clone(), status.clone(), title.clone());
-            let memory = memory.as_ref().map(|m| NewMemoryEntry {
-                user_id: m.user_id,
-                agent_id: m.agent_id,
-                content: m.content.clone(),
-                metadata: m.metadata.clone(),
-                embedding: None,
-                created_at: m.created_at,
-            });
+            let memory = memory.clone();
             conn.transaction(async |conn| {
                 let m: Message = diesel::update(messages::table.find(message_id))
                     .set((
