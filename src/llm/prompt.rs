@@ -4,7 +4,8 @@
 
 use super::PromptMessage;
 
-/// Estimated tokens of one message: ~3.5 characters per token plus per-message framing.
+/// Estimated tokens of one message: one per 3 characters (conservative for English, where a
+/// token averages about 4) plus per-message framing.
 pub fn estimate_tokens(m: &PromptMessage) -> u32 {
     let chars = m.content.chars().count() as u32;
     chars.div_ceil(3) + 4

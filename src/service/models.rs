@@ -261,6 +261,16 @@ fn new_row(input: ModelInput) -> AppResult<NewModel> {
     Ok(row)
 }
 
+/// A registry key from a file name (`Llama-3-8B.Q4_K_M` → `llama-3-8b-q4-k-m`).
+fn key_from_stem(stem: &str) -> String {
+    // `slugify` falls back to "agent" for names without letters or digits.
+    if stem.chars().any(|c| c.is_ascii_alphanumeric()) {
+        validate::slugify(stem)
+    } else {
+        "model".into()
+    }
+}
+
 fn file_stem(path: &str) -> String {
     Path::new(path)
         .file_stem()
@@ -415,7 +425,7 @@ pub async fn discover(
             continue;
         }
         let input = ModelInput {
-            key: Some(validate::slugify(&file_stem(&path)).replace("agent", "model")),
+            key: Some(key_from_stem(&file_stem(&path))),
             provider: Some(PROVIDER_LOCAL.into()),
             path: Some(path.clone()),
             ..Default::default()
