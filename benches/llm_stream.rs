@@ -16,7 +16,7 @@
 //! llama-cpp-2 loop with the same context size and threads; tokens/s of the decode phase.
 //!
 //! Everything runs in one process on one runtime. HEARTH_BENCH_STREAMS (default "1,100,1000")
-//! picks the concurrency levels.
+//! picks the concurrency levels; HEARTH_BENCH_DECODE=0 skips part 2 (for profiling part 1).
 
 #[path = "../tests/mock_llm.rs"]
 mod mock_llm;
@@ -474,6 +474,9 @@ fn main() {
             println!("{:>13} n={n:<5} RSS added per idle subscription: {per_sub_kb:.1} KiB", "memory");
         }
 
+        if std::env::var("HEARTH_BENCH_DECODE").as_deref() == Ok("0") {
+            return;
+        }
         println!("# Part 2: local decode, greedy, SmolLM2-135M Q4_1");
         let path = std::fs::canonicalize(".hearth/assets/SmolLM2-135M-Instruct.Q4_1.gguf").expect("make setup fetched the model");
         let prompt = "Write a long story about a dragon who learns to cook.";
