@@ -64,9 +64,8 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// Reads an OpenAI SSE stream, timing stamped tokens.
-async fn read_sse(res: reqwest::Response, t0: u64) -> Lat {
-    let mut lat = Lat::default();
+/// Calls `f` with each JSON `data:` payload of an SSE response, as it arrives.
+async fn each_sse_json(res: reqwest::Response, mut f: impl FnMut(Value)) {
     let mut bytes = res.bytes_stream();
     let mut buf = Vec::new();
     while let Some(Ok(piece)) = bytes.next().await {
@@ -74,24 +73,33 @@ async fn read_sse(res: reqwest::Response, t0: u64) -> Lat {
         while let Some(i) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=i).collect();
             let line = String::from_utf8_lossy(&line);
-            let Some(data) = line.trim().strip_prefix("data: ") else {
-                continue;
-            };
-            let Ok(v) = serde_json::from_str::<Value>(data) else {
-                continue;
-            };
-            if let Some(stamp) = v["choices"][0]["delta"]["content"]
-                .as_str()
-                .and_then(|c| c.trim().parse::<u64>().ok())
+            if let Some(v) = line
+                .trim()
+                .strip_prefix("data: ")
+                .and_then(|d| serde_json::from_str::<Value>(d).ok())
             {
-                let now = now_us();
-                if lat.ttft_us.is_empty() {
-                    lat.ttft_us.push(now - t0);
-                }
-                lat.token_us.push(now.saturating_sub(stamp));
+                f(v);
             }
         }
     }
+}
+
+/// Reads an OpenAI SSE stream, timing stamped tokens.
+async fn read_sse(res: reqwest::Response, t0: u64) -> Lat {
+    let mut lat = Lat::default();
+    each_sse_json(res, |v| {
+        if let Some(stamp) = v["choices"][0]["delta"]["content"]
+            .as_str()
+            .and_then(|c| c.trim().parse::<u64>().ok())
+        {
+            let now = now_us();
+            if lat.ttft_us.is_empty() {
+                lat.ttft_us.push(now - t0);
+            }
+            lat.token_us.push(now.saturating_sub(stamp));
+        }
+    })
+    .await;
     lat
 }
 
@@ -353,32 +361,20 @@ async fn hearth_decode(
         .send()
         .await
         .unwrap();
-    let mut bytes = res.bytes_stream();
     let (mut first, mut last, mut count) = (None, Instant::now(), 0usize);
-    let mut buf = Vec::new();
-    while let Some(Ok(piece)) = bytes.next().await {
-        buf.extend_from_slice(&piece);
-        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=i).collect();
-            let line = String::from_utf8_lossy(&line);
-            let Some(data) = line.trim().strip_prefix("data: ") else {
-                continue;
-            };
-            let Ok(v) = serde_json::from_str::<Value>(data) else {
-                continue;
-            };
-            if v["choices"][0]["delta"]["content"]
-                .as_str()
-                .is_some_and(|c| !c.is_empty())
-            {
-                first.get_or_insert_with(Instant::now);
-                last = Instant::now();
-            }
-            if let Some(c) = v["usage"]["completion_tokens"].as_u64() {
-                count = c as usize;
-            }
+    each_sse_json(res, |v| {
+        if v["choices"][0]["delta"]["content"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+        {
+            first.get_or_insert_with(Instant::now);
+            last = Instant::now();
         }
-    }
+        if let Some(c) = v["usage"]["completion_tokens"].as_u64() {
+            count = c as usize;
+        }
+    })
+    .await;
     (
         (count - 1) as f64 / (last - first.unwrap()).as_secs_f64(),
         count,

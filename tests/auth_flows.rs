@@ -1,7 +1,7 @@
 //! Every documented login flow, refresh rotation, logout, API keys and cookie + CSRF.
 
 use crate::both_backends;
-use crate::support::{Backend, TestServer};
+use crate::support::{cookie_of, Backend, TestServer};
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -610,21 +610,6 @@ async fn api_keys_lifecycle(b: Backend) {
     let (st, e) = s.gql(Some(&secret), "{ me { id } }", json!({})).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert_eq!(TestServer::gql_code(&e), "api_key_revoked");
-}
-
-fn cookie_of(res: &reqwest::Response) -> String {
-    let set = res
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect::<Vec<_>>();
-    let c = set
-        .iter()
-        .find(|c| c.starts_with("access_token="))
-        .expect("access_token cookie set");
-    assert!(c.contains("HttpOnly"), "{c}");
-    c.split(';').next().unwrap().to_string()
 }
 
 async fn cookie_login_and_csrf(b: Backend) {

@@ -60,6 +60,21 @@ pub async fn new_chat(
         .to_string()
 }
 
+/// Creates an agent from a `{"i": CreateAgentInput}` value and returns its id.
+async fn new_agent(s: &TestServer, token: &str, vars: Value) -> String {
+    let (_, a) = s
+        .gql(
+            Some(token),
+            "mutation($i: CreateAgentInput!) { createAgent(input: $i) { id } }",
+            vars,
+        )
+        .await;
+    a["data"]["createAgent"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{a}"))
+        .to_string()
+}
+
 const EVENTS: &str = "subscription($c: ID!) { chatEvents(chatId: $c) { type chatId messageId userMessageId delta model code error usage { promptTokens completionTokens totalTokens } message { id role content status model promptTokens completionTokens latencyMs } } }";
 
 async fn subscribe(s: &TestServer, token: &str, chat: &str) -> Ws {
@@ -127,14 +142,7 @@ async fn events_reach_every_subscriber_in_order(b: Backend) {
     let admin = s.user("admin").await;
     let key = remote_model(&s, &admin.access, "mock-gpt", &mock.base_url, 8192).await;
     // An agent that learns: its exchanges are remembered.
-    let (_, a) = s
-        .gql(
-            Some(&admin.access),
-            "mutation($i: CreateAgentInput!) { createAgent(input: $i) { id } }",
-            json!({"i": {"name": "Tutor", "systemPrompt": "You teach.", "model": key, "learnFromInteraction": true, "temperature": 0.2, "maxTokens": 64}}),
-        )
-        .await;
-    let agent = a["data"]["createAgent"]["id"].as_str().unwrap().to_string();
+    let agent = new_agent(&s, &admin.access, json!({"i": {"name": "Tutor", "systemPrompt": "You teach.", "model": key, "learnFromInteraction": true, "temperature": 0.2, "maxTokens": 64}})).await;
     let chat = new_chat(&s, &admin.access, None, Some(&agent)).await;
     let mut one = subscribe(&s, &admin.access, &chat).await;
     let mut two = subscribe(&s, &admin.access, &chat).await;
@@ -246,7 +254,8 @@ async fn memory_rows(s: &TestServer) -> Vec<String> {
     rows.unwrap()
 }
 
-fn slow(n: usize, delay_ms: u64) -> Script {
+/// A script of `n` tokens `t0 `, `t1 `, … one every `delay_ms`.
+pub fn slow(n: usize, delay_ms: u64) -> Script {
     let tokens: Vec<String> = (0..n).map(|i| format!("t{i} ")).collect();
     let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
     let mut sc = Script::tokens(&refs);
@@ -424,14 +433,7 @@ async fn long_history_is_trimmed_to_the_window(b: Backend) {
     let mock = MockLlm::start().await;
     let admin = s.user("admin").await;
     let key = remote_model(&s, &admin.access, "small", &mock.base_url, 1000).await;
-    let (_, a) = s
-        .gql(
-            Some(&admin.access),
-            "mutation($i: CreateAgentInput!) { createAgent(input: $i) { id } }",
-            json!({"i": {"name": "Keeper", "systemPrompt": "Keep this prompt.", "model": key, "maxTokens": 100}}),
-        )
-        .await;
-    let agent = a["data"]["createAgent"]["id"].as_str().unwrap().to_string();
+    let agent = new_agent(&s, &admin.access, json!({"i": {"name": "Keeper", "systemPrompt": "Keep this prompt.", "model": key, "maxTokens": 100}})).await;
     let chat = new_chat(&s, &admin.access, None, Some(&agent)).await;
     for i in 0..4 {
         mock.push(Script::tokens(&["ok"]));

@@ -50,8 +50,8 @@ async fn events_cross_servers_on_postgres() {
 /// `cancelTurn` sent to one server stops a turn running on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_reaches_the_server_running_the_turn() {
-    use crate::chat_turns::{new_chat, remote_model};
-    use crate::mock_llm::{MockLlm, Script};
+    use crate::chat_turns::{new_chat, remote_model, slow};
+    use crate::mock_llm::MockLlm;
     let a = TestServer::start(Backend::Postgres).await;
     let url = a.state.config.database_url();
     let b = TestServer::start_with(Backend::Postgres, |c| c.database_url = Some(url)).await;
@@ -59,11 +59,7 @@ async fn cancel_reaches_the_server_running_the_turn() {
     let admin = a.user("admin").await;
     let key = remote_model(&a, &admin.access, "mock", &mock.base_url, 8192).await;
     let chat = new_chat(&a, &admin.access, Some(&key), None).await;
-    let tokens: Vec<String> = (0..100).map(|i| format!("t{i} ")).collect();
-    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    let mut slow = Script::tokens(&refs);
-    slow.token_delay = std::time::Duration::from_millis(50);
-    mock.push(slow);
+    mock.push(slow(100, 50));
     let (_, r) = a
         .gql(
             Some(&admin.access),

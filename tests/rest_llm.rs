@@ -395,17 +395,7 @@ async fn foyer_messages_and_stream(b: Backend) {
         .send()
         .await
         .unwrap();
-    let cookie = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("access_token="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&res);
     let csrf = res.json::<Value>().await.unwrap()["csrf_token"]
         .as_str()
         .unwrap()

@@ -327,3 +327,19 @@ pub async fn ws_subscribed(s: &TestServer, token: &str, id: &str, query: &str) -
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     ws
 }
+
+/// The `access_token=…` pair of a login response's `Set-Cookie` (checked HttpOnly).
+pub fn cookie_of(res: &reqwest::Response) -> String {
+    let set = res
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    let c = set
+        .iter()
+        .find(|c| c.starts_with("access_token="))
+        .expect("access_token cookie set");
+    assert!(c.contains("HttpOnly"), "{c}");
+    c.split(';').next().unwrap().to_string()
+}

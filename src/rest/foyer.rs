@@ -295,7 +295,8 @@ async fn create_chat(
     Ok((StatusCode::CREATED, Json(chat_json(&chat))))
 }
 
-fn message_json(m: &Message) -> Value {
+/// A message in seed 001's shape; answers add their model, status and token counts.
+pub(crate) fn message_json(m: &Message) -> Value {
     let mut v = json!({
         "id": m.id,
         "content": m.content,
@@ -305,6 +306,9 @@ fn message_json(m: &Message) -> Value {
     });
     if m.role == "assistant" {
         v["llm_model"] = json!(m.model);
+        v["status"] = json!(m.status);
+        v["prompt_tokens"] = json!(m.prompt_tokens);
+        v["completion_tokens"] = json!(m.completion_tokens);
     }
     v
 }

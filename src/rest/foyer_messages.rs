@@ -1,9 +1,8 @@
 //! Seed 001 messages: `POST /api/messages` (the stored user and assistant messages) and
 //! `GET /api/messages/stream/{chat_id}?message=` (SSE `{"token", "message_id"}` … `[DONE]`).
 
+use super::foyer::message_json;
 use super::streaming::{sse, turn_events};
-use super::ts;
-use crate::db::models::Message;
 use crate::error::AppError;
 use crate::events::turns::TurnEvent;
 use crate::http::extract::{credential, path_id, AuthCaller, JsonBody};
@@ -16,30 +15,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Routes.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/messages", post(send))
         .route("/api/messages/stream/{chat_id}", get(stream))
-}
-
-fn message_json(m: &Message) -> Value {
-    let mut v = json!({
-        "id": m.id,
-        "content": m.content,
-        "role": m.role,
-        "chat_id": m.chat_id,
-        "created_at": ts(m.created_at),
-    });
-    if m.role == "assistant" {
-        v["llm_model"] = json!(m.model);
-        v["status"] = json!(m.status);
-        v["prompt_tokens"] = json!(m.prompt_tokens);
-        v["completion_tokens"] = json!(m.completion_tokens);
-    }
-    v
 }
 
 #[derive(Deserialize)]
