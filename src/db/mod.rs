@@ -271,3 +271,23 @@ where
         .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::Connection;
+    use diesel::sql_types::Integer;
+    use diesel::RunQueryDsl;
+
+    /// `.cargo/config.toml` builds SQLite with query-planner stability; without it, hot reads
+    /// with `LIMIT ?` are recompiled on every run.
+    #[test]
+    fn sqlite_is_built_with_a_stable_query_planner() {
+        let mut conn = diesel::sqlite::SqliteConnection::establish(":memory:").unwrap();
+        let used: i32 = diesel::select(diesel::dsl::sql::<Integer>(
+            "sqlite_compileoption_used('ENABLE_QPSG')",
+        ))
+        .get_result(&mut conn)
+        .unwrap();
+        assert_eq!(used, 1);
+    }
+}
