@@ -33,10 +33,11 @@ fn gql_error(err: AppError) -> Response {
     res
 }
 
-/// The operation types a document declares (unparsable documents declare none; execution
-/// reports the parse error).
-fn operation_types(query: &str) -> Vec<OperationType> {
-    match async_graphql::parser::parse_query(query) {
+/// The operation types a request declares. The parsed document stays in the request and
+/// execution reuses it, so each query is parsed once (an unparsable document declares none;
+/// execution reports the parse error).
+fn operation_types(req: &mut async_graphql::Request) -> Vec<OperationType> {
+    match req.parsed_query() {
         Ok(doc) => doc.operations.iter().map(|(_, op)| op.node.ty).collect(),
         Err(_) => Vec::new(),
     }
@@ -208,7 +209,7 @@ pub async fn post(
             }
         }
     }
-    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+    let mut batch: BatchRequest = match serde_json::from_slice(&bytes) {
         Ok(b) => b,
         Err(e) if e.is_syntax() || e.is_eof() => {
             return gql_error(AppError::new(
@@ -233,10 +234,7 @@ pub async fn post(
             ),
         ));
     }
-    let types: Vec<OperationType> = batch
-        .iter()
-        .flat_map(|r| operation_types(&r.query))
-        .collect();
+    let types: Vec<OperationType> = batch.iter_mut().flat_map(operation_types).collect();
     let has_mutation = types.contains(&OperationType::Mutation);
     let query_only = !types.is_empty() && types.iter().all(|t| *t == OperationType::Query);
     let caller = match header_caller {
@@ -271,7 +269,7 @@ pub async fn get(
         )
         .into_response();
     };
-    let request = match async_graphql::http::parse_query_string(qs) {
+    let mut request = match async_graphql::http::parse_query_string(qs) {
         Ok(r) => r,
         Err(e) => {
             return gql_error(AppError::new(
@@ -280,7 +278,7 @@ pub async fn get(
             ))
         }
     };
-    if operation_types(&request.query)
+    if operation_types(&mut request)
         .iter()
         .any(|t| *t != OperationType::Query)
     {
