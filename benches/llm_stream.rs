@@ -263,6 +263,24 @@ async fn read_sse(res: reqwest::Response, t0: u64) -> (Lat, u64) {
     (lat, count)
 }
 
+/// Waits for every client and charges each process the CPU it spent since `cpu0`
+/// (Hearth's, this one's).
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<(Lat, u64)>>,
+    server: &Server,
+    cpu0: (u64, u64),
+) -> Run {
+    let mut run = Run::default();
+    for t in tasks {
+        let (lat, all) = t.await.unwrap();
+        run.lat.merge(lat);
+        run.tokens_all += all;
+    }
+    run.cpu_server_us = server.cpu_us() - cpu0.0;
+    run.cpu_load_us = cpu_us("self") - cpu0.1;
+    run
+}
+
 /// `n` clients streaming SSE completions from `url` (the upstream, the relay or Hearth's /v1).
 async fn sse_run(
     http: &reqwest::Client,
@@ -297,15 +315,7 @@ async fn sse_run(
             (last.0, all)
         }));
     }
-    let mut run = Run::default();
-    for t in tasks {
-        let (lat, all) = t.await.unwrap();
-        run.lat.merge(lat);
-        run.tokens_all += all;
-    }
-    run.cpu_server_us = server.cpu_us() - cpu_s;
-    run.cpu_load_us = cpu_us("self") - cpu_l;
-    run
+    collect(tasks, server, (cpu_s, cpu_l)).await
 }
 
 type Ws =
@@ -435,15 +445,7 @@ async fn subscription_run(
             (lat, all)
         }));
     }
-    let mut run = Run::default();
-    for t in tasks {
-        let (lat, all) = t.await.unwrap();
-        run.lat.merge(lat);
-        run.tokens_all += all;
-    }
-    run.cpu_server_us = server.cpu_us() - cpu_s;
-    run.cpu_load_us = cpu_us("self") - cpu_l;
-    (run, per_sub)
+    (collect(tasks, server, (cpu_s, cpu_l)).await, per_sub)
 }
 
 fn row(name: &str, n: usize, r: &Run, reference: Option<&Lat>) {
