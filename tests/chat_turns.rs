@@ -40,6 +40,17 @@ pub async fn remote_model(
     key.to_string()
 }
 
+/// Calls `cancelTurn` on a chat and returns the response body.
+pub async fn cancel_turn(s: &TestServer, token: &str, chat: &str) -> serde_json::Value {
+    s.gql(
+        Some(token),
+        "mutation($c: ID!) { cancelTurn(chatId: $c) }",
+        json!({"c": chat}),
+    )
+    .await
+    .1
+}
+
 /// Creates a chat (optionally with an agent) and returns its id.
 pub async fn new_chat(
     s: &TestServer,
@@ -282,13 +293,7 @@ async fn cancel_keeps_the_partial_answer(b: Backend) {
             seen += 1;
         }
     }
-    let (_, c) = s
-        .gql(
-            Some(&admin.access),
-            "mutation($c: ID!) { cancelTurn(chatId: $c) }",
-            json!({"c": chat}),
-        )
-        .await;
+    let c = cancel_turn(&s, &admin.access, &chat).await;
     assert_eq!(c["data"]["cancelTurn"], true, "{c}");
     let ev = turn_events(&mut ws).await;
     let last = ev.last().unwrap();
@@ -303,13 +308,7 @@ async fn cancel_keeps_the_partial_answer(b: Backend) {
     assert_eq!(stored[1]["status"], "cancelled");
     assert_eq!(stored[1]["content"], partial);
     // Nothing is running any more; the chat accepts a new message.
-    let (_, c) = s
-        .gql(
-            Some(&admin.access),
-            "mutation($c: ID!) { cancelTurn(chatId: $c) }",
-            json!({"c": chat}),
-        )
-        .await;
+    let c = cancel_turn(&s, &admin.access, &chat).await;
     assert_eq!(c["data"]["cancelTurn"], false);
     let again = send(&s, &admin.access, &chat, "Next").await;
     assert!(again["errors"].is_null(), "{again}");
@@ -493,13 +492,7 @@ async fn turn_input_is_checked(b: Backend) {
     // Someone else's chat looks missing, for sending, cancelling and listening.
     let r = send(&s, &other.access, &chat, "hi").await;
     assert_eq!(TestServer::gql_code(&r), "not_found");
-    let (_, r) = s
-        .gql(
-            Some(&other.access),
-            "mutation($c: ID!) { cancelTurn(chatId: $c) }",
-            json!({"c": chat}),
-        )
-        .await;
+    let r = cancel_turn(&s, &other.access, &chat).await;
     assert_eq!(TestServer::gql_code(&r), "not_found");
     let mut ws = subscribe(&s, &other.access, &chat).await;
     let msg = next_json(&mut ws).await.unwrap();

@@ -69,13 +69,7 @@ async fn cancel_reaches_the_server_running_the_turn() {
         .await;
     assert!(r["errors"].is_null(), "{r}");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let (_, c) = b
-        .gql(
-            Some(&admin.access),
-            "mutation($c: ID!) { cancelTurn(chatId: $c) }",
-            json!({"c": chat}),
-        )
-        .await;
+    let c = crate::chat_turns::cancel_turn(&b, &admin.access, &chat).await;
     assert_eq!(c["data"]["cancelTurn"], true, "{c}");
     for _ in 0..100 {
         let (_, m) = b
