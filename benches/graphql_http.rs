@@ -5,6 +5,8 @@
 //! prints requests/s, p50/p99 latency and the ratio. Tunables: HEARTH_BENCH_SECS (default
 //! 10), HEARTH_BENCH_CONNS (default 32).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use axum::routing::get;
 use axum::Router;
 use hearth::auth::tokens::TokenKind;
@@ -84,6 +86,7 @@ async fn seed(state: &hearth::state::AppState) -> String {
             admin: false,
         },
         true,
+        &ClientInfo::default(),
     )
     .await
     .expect("register");
@@ -98,6 +101,8 @@ async fn seed(state: &hearth::state::AppState) -> String {
             hearth::auth::Permission::Read,
             hearth::auth::Permission::Write,
         ],
+        api_key_id: None,
+        expires_at: None,
     };
     let mut agent_ids = Vec::new();
     for i in 0..20 {

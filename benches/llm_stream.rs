@@ -27,6 +27,8 @@
 //! HEARTH_BENCH_SERVER_CPUS (a `taskset -c` list for Hearth's process, on machines with cores
 //! to spare for the clients), HEARTH_BENCH_DECODE=0 (skip part 2).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/mock_llm.rs"]
 mod mock_llm;
 

@@ -28,5 +28,6 @@ echo "test: PostgreSQL $(basename "$(dirname "$PG_BIN")") on 127.0.0.1:$PG_PORT"
 
 export HEARTH_TEST_PG_URL="postgres://hearth@127.0.0.1:$PG_PORT/postgres"
 # Benchmarks are compiled (so they cannot rot) but not run: they are measurements, not tests.
-cargo check --benches --quiet
+# Built in the test profile with the test targets, so every dependency is compiled once.
+cargo test --lib --bins --tests --benches --no-run --quiet
 cargo test --lib --bins --tests -- "$@"

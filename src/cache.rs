@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 /// A bounded map of values tagged with the generation they were computed at.
 pub struct GenerationCache<K, V> {
     entries: Mutex<HashMap<K, (u64, Instant, V)>>,
+    /// Answers served from the cache, for metrics and the tests that prove it is used.
+    hits: std::sync::atomic::AtomicU64,
     ttl: Duration,
     capacity: usize,
 }
@@ -20,18 +22,31 @@ impl<K: Eq + Hash, V: Clone> GenerationCache<K, V> {
     pub fn new(capacity: usize, ttl: Duration) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
+            hits: Default::default(),
             ttl,
             capacity,
         }
     }
 
     /// The value for `key` if it was computed at `generation` and is younger than the TTL.
-    pub fn get(&self, key: &K, generation: u64) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q, generation: u64) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         match entries.get(key) {
-            Some((g, at, v)) if *g == generation && at.elapsed() < self.ttl => Some(v.clone()),
+            Some((g, at, v)) if *g == generation && at.elapsed() < self.ttl => {
+                self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Some(v.clone())
+            }
             _ => None,
         }
+    }
+
+    /// How many lookups found a current value.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stores a value computed from reads made at `generation`.

@@ -1,12 +1,12 @@
 //! Configuration: built-in defaults < `hearth.toml` < `HEARTH_*` environment < CLI flags.
 //! Validated once at start; an invalid value fails with a message naming the key.
 
-use serde::Deserialize;
-use std::net::SocketAddr;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// Everything the server needs to start; cheap to clone into the state.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP server listens on.
@@ -29,10 +29,26 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Connections kept by the database pool (readers on SQLite).
     pub db_pool_size: usize,
+    /// Seconds a request waits for a database connection before `503 unavailable`.
+    pub db_pool_timeout_secs: u64,
     /// Login attempts allowed per client address per `login_rate_window_secs` (0: no limit).
     pub login_rate_limit: u32,
     /// Window of the login rate limit, in seconds.
     pub login_rate_window_secs: u64,
+    /// Failed-or-not login attempts allowed per account per window, whatever the address
+    /// (0: no limit); stops password guessing spread over many addresses.
+    pub login_account_rate_limit: u32,
+    /// Registrations allowed per client address per `login_rate_window_secs` (0: no limit).
+    pub register_rate_limit: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (addresses or CIDR blocks).
+    pub trusted_proxies: Vec<IpNet>,
+    /// Chats one user may keep.
+    pub max_chats_per_user: i64,
+    /// Messages one chat may hold (each turn adds two).
+    pub max_messages_per_chat: i64,
+    /// Seconds a stop waits for open requests and background work (turns store what they
+    /// generated) before the process exits anyway.
+    pub shutdown_grace_secs: u64,
     /// GraphQL limits and switches.
     pub graphql: GraphqlConfig,
     /// Model providers: the embedded model, timeouts, queues.
@@ -41,7 +57,7 @@ pub struct Config {
 
 /// Model providers. Remote models are registered in the database (GraphQL, `/api/models`);
 /// the embedded GGUF below is registered at start when the file exists.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LlmConfig {
     /// Model key `auto` resolves to when no agent names one (else the first healthy model).
@@ -84,7 +100,7 @@ impl Default for LlmConfig {
 }
 
 /// GraphQL limits that async-graphql leaves open by default.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphqlConfig {
     /// Deepest selection nesting accepted.
@@ -93,10 +109,19 @@ pub struct GraphqlConfig {
     pub max_complexity: usize,
     /// Most operations in one batched request.
     pub max_batch: usize,
+    /// Most aliased fields in one operation.
+    pub max_aliases: usize,
+    /// Most times one response key may be selected in one selection set.
+    pub max_field_repeats: usize,
     /// Introspection on or off (turn off in production if the schema is private).
     pub introspection: bool,
-    /// Seconds a WebSocket client has to send `connection_init`.
+    /// Seconds a WebSocket client has to send `connection_init`; anonymous sockets are
+    /// closed then too.
     pub connection_init_timeout_secs: u64,
+    /// Operations (subscriptions included) one WebSocket may run at once.
+    pub max_operations_per_socket: usize,
+    /// Largest WebSocket message (and frame) accepted on `/graphql/ws`, in bytes.
+    pub max_socket_message_bytes: usize,
 }
 
 impl Default for GraphqlConfig {
@@ -105,8 +130,12 @@ impl Default for GraphqlConfig {
             max_depth: 12,
             max_complexity: 500,
             max_batch: 10,
+            max_aliases: 30,
+            max_field_repeats: 3,
             introspection: true,
             connection_init_timeout_secs: 10,
+            max_operations_per_socket: 64,
+            max_socket_message_bytes: 256 * 1024,
         }
     }
 }
@@ -124,8 +153,15 @@ impl Default for Config {
             cookie_secure: false,
             body_limit_bytes: 2 * 1024 * 1024,
             db_pool_size: 8,
+            db_pool_timeout_secs: 10,
             login_rate_limit: 10,
             login_rate_window_secs: 60,
+            login_account_rate_limit: 20,
+            register_rate_limit: 5,
+            trusted_proxies: Vec::new(),
+            shutdown_grace_secs: 10,
+            max_chats_per_user: 10_000,
+            max_messages_per_chat: 10_000,
             graphql: GraphqlConfig::default(),
             llm: LlmConfig::default(),
         }
@@ -157,7 +193,7 @@ impl Config {
             None if Path::new("hearth.toml").exists() => Self::from_file(Path::new("hearth.toml"))?,
             None => Self::default(),
         };
-        cfg.apply_env(|k| std::env::var(k).ok())?;
+        cfg.apply_env(std::env::vars())?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -177,57 +213,32 @@ impl Config {
         })
     }
 
-    /// Applies `HEARTH_*` overrides; `get` is the environment lookup (injectable for tests).
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        fn parse<T: std::str::FromStr>(key: &str, v: String) -> Result<T, ConfigError> {
-            v.trim()
-                .parse()
-                .map_err(|_| bad(key, format!("cannot parse {v:?}")))
-        }
-        if let Some(v) = get("HEARTH_BIND") {
-            self.bind = v;
-        }
-        if let Some(v) = get("HEARTH_DATA_DIR") {
-            self.data_dir = PathBuf::from(v);
-        }
-        if let Some(v) = get("HEARTH_DATABASE_URL") {
-            self.database_url = Some(v);
-        }
-        if let Some(v) = get("HEARTH_JWT_SECRET") {
-            self.jwt_secret = Some(v);
-        }
-        if let Some(v) = get("HEARTH_ACCESS_TOKEN_TTL_SECS") {
-            self.access_token_ttl_secs = parse("HEARTH_ACCESS_TOKEN_TTL_SECS", v)?;
-        }
-        if let Some(v) = get("HEARTH_REFRESH_TOKEN_TTL_SECS") {
-            self.refresh_token_ttl_secs = parse("HEARTH_REFRESH_TOKEN_TTL_SECS", v)?;
-        }
-        if let Some(v) = get("HEARTH_ALLOW_REGISTRATION") {
-            self.allow_registration = parse("HEARTH_ALLOW_REGISTRATION", v)?;
-        }
-        if let Some(v) = get("HEARTH_COOKIE_SECURE") {
-            self.cookie_secure = parse("HEARTH_COOKIE_SECURE", v)?;
-        }
-        if let Some(v) = get("HEARTH_BODY_LIMIT_BYTES") {
-            self.body_limit_bytes = parse("HEARTH_BODY_LIMIT_BYTES", v)?;
-        }
-        if let Some(v) = get("HEARTH_DB_POOL_SIZE") {
-            self.db_pool_size = parse("HEARTH_DB_POOL_SIZE", v)?;
-        }
-        if let Some(v) = get("HEARTH_LOGIN_RATE_LIMIT") {
-            self.login_rate_limit = parse("HEARTH_LOGIN_RATE_LIMIT", v)?;
-        }
-        if let Some(v) = get("HEARTH_LLM_DEFAULT_MODEL") {
-            self.llm.default_model = Some(v).filter(|v| !v.trim().is_empty());
-        }
-        if let Some(v) = get("HEARTH_LLM_LOCAL_MODEL") {
-            self.llm.local_model = PathBuf::from(v);
-        }
-        if let Some(v) = get("HEARTH_LLM_LOCAL_THREADS") {
-            self.llm.local_threads = parse("HEARTH_LLM_LOCAL_THREADS", v)?;
-        }
-        if let Some(v) = get("HEARTH_GRAPHQL_INTROSPECTION") {
-            self.graphql.introspection = parse("HEARTH_GRAPHQL_INTROSPECTION", v)?;
+    /// Applies `HEARTH_*` overrides from `vars` (the process environment in [`Config::load`]).
+    ///
+    /// One rule for every key: `HEARTH_` + the key's path in upper case, sections separated
+    /// by `__` (`HEARTH_GRAPHQL__MAX_DEPTH`) or, as long as that is unambiguous, by `_`
+    /// (`HEARTH_LLM_DEFAULT_MODEL`). Values are read as the key's type; lists are
+    /// comma-separated; an empty value clears an optional key. Variables that name no key
+    /// (`HEARTH_LOG`, …) are left to whoever reads them.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        let mut tree = toml::Value::try_from(&*self)
+            .map_err(|e| bad("config", format!("cannot represent the configuration: {e}")))?;
+        for (name, value) in vars {
+            let Some(rest) = name.strip_prefix("HEARTH_") else {
+                continue;
+            };
+            let Some(path) = env_path(&tree, &rest.to_ascii_lowercase()) else {
+                continue;
+            };
+            set_from_env(&mut tree, &path, &name, &value)?;
+            // Read back after each variable, so a value of the wrong shape names its variable.
+            *self = tree
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| bad(&name, e.message().to_string()))?;
         }
         Ok(())
     }
@@ -270,6 +281,15 @@ impl Config {
         if self.login_rate_window_secs == 0 {
             return Err(bad("login_rate_window_secs", "must be at least 1"));
         }
+        if self.max_chats_per_user < 1 || self.max_messages_per_chat < 2 {
+            return Err(bad(
+                "max_chats_per_user",
+                "chats per user must be at least 1 and messages per chat at least 2",
+            ));
+        }
+        if self.db_pool_timeout_secs == 0 {
+            return Err(bad("db_pool_timeout_secs", "must be at least 1"));
+        }
         if self.db_pool_size == 0 {
             return Err(bad("db_pool_size", "must be at least 1"));
         }
@@ -307,22 +327,233 @@ impl Config {
     }
 }
 
+/// Keys that may be absent (`Option`s), so the serialized defaults do not show them.
+const OPTIONAL_KEYS: &[&str] = &["database_url", "jwt_secret", "llm.default_model"];
+
+/// The key path an env name (lower-cased, without `HEARTH_`) addresses, if any.
+fn env_path(tree: &toml::Value, rest: &str) -> Option<Vec<String>> {
+    let known = |path: &[String]| {
+        let dotted = path.join(".");
+        OPTIONAL_KEYS.contains(&dotted.as_str())
+            || path
+                .iter()
+                .try_fold(tree, |node, key| node.get(key))
+                .is_some_and(|v| !v.is_table())
+    };
+    let explicit: Vec<String> = rest.split("__").map(str::to_string).collect();
+    if known(&explicit) {
+        return Some(explicit);
+    }
+    // `section_key`: the first table whose name is a prefix.
+    let table = tree.as_table()?;
+    table.iter().find_map(|(section, v)| {
+        let key = rest.strip_prefix(section.as_str())?.strip_prefix('_')?;
+        let path = vec![section.clone(), key.to_string()];
+        (v.is_table() && known(&path)).then_some(path)
+    })
+}
+
+/// Writes one env value into the tree as the type the key already has.
+fn set_from_env(
+    tree: &mut toml::Value,
+    path: &[String],
+    var: &str,
+    raw: &str,
+) -> Result<(), ConfigError> {
+    let (last, parents) = path.split_last().ok_or_else(|| bad(var, "empty key"))?;
+    let mut node = tree;
+    for key in parents {
+        node = node
+            .get_mut(key)
+            .ok_or_else(|| bad(var, "no such section"))?;
+    }
+    let table = node
+        .as_table_mut()
+        .ok_or_else(|| bad(var, "not a section"))?;
+    let v = raw.trim();
+    if v.is_empty() && OPTIONAL_KEYS.contains(&path.join(".").as_str()) {
+        table.remove(last);
+        return Ok(());
+    }
+    let parsed = match table.get(last) {
+        None | Some(toml::Value::String(_)) => toml::Value::String(raw.to_string()),
+        Some(toml::Value::Integer(_)) => toml::Value::Integer(
+            v.parse()
+                .map_err(|_| bad(var, format!("cannot parse {raw:?} as an integer")))?,
+        ),
+        Some(toml::Value::Float(_)) => toml::Value::Float(
+            v.parse()
+                .map_err(|_| bad(var, format!("cannot parse {raw:?} as a number")))?,
+        ),
+        Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+            v.parse()
+                .map_err(|_| bad(var, format!("cannot parse {raw:?} as true or false")))?,
+        ),
+        Some(toml::Value::Array(_)) => toml::Value::Array(
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
+        Some(_) => return Err(bad(var, "cannot be set from the environment")),
+    };
+    table.insert(last.clone(), parsed);
+    Ok(())
+}
+
+/// An address block (`10.0.0.0/8`, `::1/128`) or one address, as written in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpNet {
+    /// The network address.
+    pub addr: IpAddr,
+    /// Leading bits that must match.
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is inside the block (IPv4-mapped IPv6 counts as IPv4).
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        fn masked(bytes: &[u8], prefix: u8) -> Vec<u8> {
+            bytes
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let keep = (prefix as usize).saturating_sub(i * 8).min(8) as u32;
+                    if keep == 0 {
+                        0
+                    } else {
+                        b & (0xffu8 << (8 - keep))
+                    }
+                })
+                .collect()
+        }
+        match (self.addr.to_canonical(), ip.to_canonical()) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                masked(&a.octets(), self.prefix) == masked(&b.octets(), self.prefix)
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                masked(&a.octets(), self.prefix) == masked(&b.octets(), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: prefix must be 0..={max}"))?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl Serialize for IpNet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}/{}", self.addr, self.prefix))
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn env_overrides_and_names_the_bad_key() {
         let mut c = Config::default();
-        c.apply_env(|k| (k == "HEARTH_BIND").then(|| "127.0.0.1:9000".to_string()))
-            .unwrap();
+        c.apply_env(env(&[
+            ("HEARTH_BIND", "127.0.0.1:9000"),
+            ("HEARTH_LOG", "debug"),
+        ]))
+        .unwrap();
         assert_eq!(c.bind, "127.0.0.1:9000");
         let err = c
-            .apply_env(|k| (k == "HEARTH_DB_POOL_SIZE").then(|| "many".to_string()))
+            .apply_env(env(&[("HEARTH_DB_POOL_SIZE", "many")]))
             .unwrap_err();
         assert_eq!(err.key, "HEARTH_DB_POOL_SIZE");
         c.bind = "nope".into();
         assert_eq!(c.validate().unwrap_err().key, "bind");
+    }
+
+    #[test]
+    fn every_key_has_an_env_override() {
+        let mut c = Config::default();
+        c.apply_env(env(&[
+            ("HEARTH_GRAPHQL__MAX_DEPTH", "7"),
+            ("HEARTH_GRAPHQL_MAX_BATCH", "3"),
+            ("HEARTH_LLM_DEFAULT_MODEL", "m1"),
+            ("HEARTH_LLM__QUEUE_DEPTH", "5"),
+            ("HEARTH_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            ("HEARTH_COOKIE_SECURE", "true"),
+            ("HEARTH_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ]))
+        .unwrap();
+        assert_eq!(c.graphql.max_depth, 7);
+        assert_eq!(c.graphql.max_batch, 3);
+        assert_eq!(c.llm.default_model.as_deref(), Some("m1"));
+        assert_eq!(c.llm.queue_depth, 5);
+        assert!(c.cookie_secure);
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert!(c.trusted_proxies[0].contains(&"10.1.2.3".parse().unwrap()));
+        assert!(!c.trusted_proxies[0].contains(&"11.1.2.3".parse().unwrap()));
+        assert!(c.trusted_proxies[1].contains(&"::1".parse().unwrap()));
+        c.apply_env(env(&[("HEARTH_LLM_DEFAULT_MODEL", "")]))
+            .unwrap();
+        assert_eq!(c.llm.default_model, None);
+        let err = c
+            .apply_env(env(&[("HEARTH_TRUSTED_PROXIES", "10.0.0.0/99")]))
+            .unwrap_err();
+        assert_eq!(err.key, "HEARTH_TRUSTED_PROXIES");
+    }
+
+    /// `hearth.example.toml` names every key (commented out for the optional ones).
+    #[test]
+    fn example_lists_every_key() {
+        let example = include_str!("../hearth.example.toml");
+        let tree = toml::Value::try_from(Config::default()).unwrap();
+        let mut keys: Vec<String> = OPTIONAL_KEYS.iter().map(|k| k.to_string()).collect();
+        for (k, v) in tree.as_table().unwrap() {
+            match v.as_table() {
+                Some(t) => keys.extend(t.keys().map(|sub| format!("{k}.{sub}"))),
+                None => keys.push(k.clone()),
+            }
+        }
+        for key in keys {
+            let leaf = key.rsplit('.').next().unwrap();
+            assert!(
+                example.contains(&format!("{leaf} =")),
+                "hearth.example.toml does not mention `{key}`"
+            );
+        }
     }
 
     #[test]

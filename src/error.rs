@@ -200,17 +200,75 @@ impl From<diesel::result::Error> for AppError {
             Error::NotFound => AppError::not_found("object"),
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
                 tracing::debug!(message = info.message(), "unique violation");
-                AppError::new(ErrorCode::Conflict, "already exists")
+                match unique_field(info.message(), info.details()) {
+                    Some(field) => {
+                        AppError::new(ErrorCode::Conflict, format!("{field} already taken"))
+                            .with_details(serde_json::json!({ "field": field }))
+                    }
+                    None => AppError::new(ErrorCode::Conflict, "already exists"),
+                }
             }
             other => AppError::internal(other),
         }
     }
 }
 
+/// The field a unique violation is about: the last column the constraint names, from
+/// SQLite's message (`UNIQUE constraint failed: users.email`) or PostgreSQL's detail
+/// (`Key (owner_id, slug)=(1, x) already exists.`).
+fn unique_field(message: &str, details: Option<&str>) -> Option<String> {
+    let columns = match message.strip_prefix("UNIQUE constraint failed: ") {
+        Some(cols) => cols.to_string(),
+        None => {
+            let d = details?;
+            let start = d.find("Key (")? + 5;
+            let end = start + d[start..].find(")=")?;
+            d[start..end].to_string()
+        }
+    };
+    let last = columns.rsplit(',').next()?.trim();
+    let field = last.rsplit('.').next()?.trim();
+    (!field.is_empty()).then(|| field.to_string())
+}
+
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
     fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        use diesel_async::pooled_connection::deadpool::PoolError;
         tracing::error!(error = %e, "database pool");
-        AppError::new(ErrorCode::Unavailable, "database unavailable")
+        let message = match e {
+            PoolError::Timeout(_) => "the database is busy; retry shortly",
+            _ => "database unavailable",
+        };
+        AppError::new(ErrorCode::Unavailable, message)
+            .with_details(serde_json::json!({ "retry_after": 1 }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unique_violations_name_their_field() {
+        assert_eq!(
+            super::unique_field("UNIQUE constraint failed: users.email", None).as_deref(),
+            Some("email")
+        );
+        assert_eq!(
+            super::unique_field(
+                "UNIQUE constraint failed: agents.owner_id, agents.slug",
+                None
+            )
+            .as_deref(),
+            Some("slug")
+        );
+        assert_eq!(
+            super::unique_field(
+                "duplicate key value violates unique constraint \"users_username_key\"",
+                Some("Key (username)=(bob) already exists.")
+            )
+            .as_deref(),
+            Some("username")
+        );
+        assert_eq!(super::unique_field("something else", None), None);
     }
 }
 

@@ -11,6 +11,8 @@
 //! - [`http`]: the axum router, middleware and server lifecycle.
 //! - [`llm`]: model providers (llama.cpp, OpenAI-compatible), gates, prompt fitting.
 //! - [`events`]: the event bus behind subscriptions, bridged across processes on PostgreSQL.
+//! - [`tasks`]: the owner of every background task, stopped and awaited at shutdown.
+//! - [`instance`]: the lock that keeps a SQLite database to one process.
 
 pub mod auth;
 pub mod cache;
@@ -20,10 +22,12 @@ pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
+pub mod instance;
 pub mod llm;
 pub mod rest;
 pub mod service;
 pub mod state;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -40,22 +44,31 @@ impl App {
             None => load_or_create_secret(&config.data_dir.join("jwt_secret"))?,
         };
         let url = config.database_url();
-        let db = db::Db::connect(&url, config.db_pool_size).await?;
+        let instance = match url.strip_prefix("sqlite://") {
+            Some(path) => Some(Arc::new(instance::InstanceLock::acquire(
+                std::path::Path::new(path),
+            )?)),
+            None => None,
+        };
+        let db = db::Db::connect(
+            &url,
+            config.db_pool_size,
+            std::time::Duration::from_secs(config.db_pool_timeout_secs),
+        )
+        .await?;
+        let background = tasks::Background::new();
         // Several processes may share a PostgreSQL database; SQLite means one process.
         let events = match db.backend() {
-            db::Backend::Postgres => events::pg_bridge::start(&url, 1024),
+            db::Backend::Postgres => events::pg_bridge::start(&url, 1024, &background),
             db::Backend::Sqlite => events::EventBus::new(1024),
         };
-        let login_limiter = Arc::new(auth::rate_limit::RateLimiter::new(
-            config.login_rate_limit,
-            std::time::Duration::from_secs(config.login_rate_window_secs),
-        ));
+        let auth_limits = Arc::new(auth::rate_limit::AuthLimits::new(&config));
         let ttl = std::time::Duration::from_secs(5);
         let llm = Arc::new(llm::LlmHub::new(config.llm.clone())?);
         let state = state::AppState {
             session_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
             response_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
-            login_limiter,
+            auth_limits,
             config: Arc::new(config),
             db,
             jwt: Arc::new(auth::tokens::JwtKeys::new(&secret)),
@@ -63,17 +76,26 @@ impl App {
             llm,
             turns: Arc::new(events::turns::TurnHub::default()),
             started_at: std::time::Instant::now(),
+            background,
+            instance,
         };
-        service::models::ensure_builtin(&state).await?;
-        let recovered = service::turns::recover_interrupted(&state).await?;
+        Ok(state)
+    }
+
+    /// What only a serving process does before it accepts requests: register the embedded
+    /// model, repair work a previous run left interrupted, start the relays. Never run by
+    /// the CLI commands, which must not touch a live server's work.
+    pub async fn prepare_to_serve(state: &state::AppState) -> anyhow::Result<()> {
+        service::models::ensure_builtin(state).await?;
+        let recovered = service::turns::recover_interrupted(state).await?;
         if recovered > 0 {
             tracing::warn!(
                 recovered,
                 "answers interrupted by the last stop were kept as `error`"
             );
         }
-        service::turns::spawn_cancel_relay(&state);
-        Ok(state)
+        service::turns::spawn_cancel_relay(state);
+        Ok(())
     }
 }
 

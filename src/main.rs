@@ -124,6 +124,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     admin: *admin,
                 },
                 true,
+                &Default::default(),
             )
             .await
             .map_err(|e| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message))?;
@@ -143,8 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 database = state.db.backend_name(),
                 "Hearth is serving: GraphQL at /graphql"
             );
-            let shutdown = hearth::http::drain_on(state.clone(), hearth::http::shutdown_signal());
-            hearth::http::serve(listener, app, shutdown).await?;
+            hearth::http::run_until(listener, app, state, hearth::http::shutdown_signal()).await?;
             tracing::info!("stopped");
             Ok(())
         }

@@ -23,14 +23,18 @@ pub struct AppState {
     pub session_cache: Arc<crate::cache::GenerationCache<String, (Session, User)>>,
     /// Whole GraphQL query responses by caller and request body, valid while no write happened.
     pub response_cache: Arc<crate::cache::GenerationCache<(String, u64), Arc<CachedResponse>>>,
-    /// Login attempts per client address.
-    pub login_limiter: Arc<crate::auth::rate_limit::RateLimiter>,
+    /// Login and registration attempts per client address and per account.
+    pub auth_limits: Arc<crate::auth::rate_limit::AuthLimits>,
     /// Model providers, loaded models, per-model gates.
     pub llm: Arc<crate::llm::LlmHub>,
     /// Live chat turns of this process.
     pub turns: Arc<crate::events::turns::TurnHub>,
     /// Server start, for uptime.
     pub started_at: Instant,
+    /// Every background task of the process, and the signal that stops them.
+    pub background: crate::tasks::Background,
+    /// The exclusive lock on a SQLite database, held while any clone of the state lives.
+    pub instance: Option<Arc<crate::instance::InstanceLock>>,
 }
 
 /// A cached GraphQL answer and the exact request body it answers (hash collisions are checked).

@@ -17,7 +17,106 @@ both_backends!(
     cookie_login_and_csrf,
     foyer_current_session,
     login_attempts_are_rate_limited,
+    registration_and_accounts_are_rate_limited,
+    logout_with_a_rotated_refresh_token_is_refused,
 );
+
+async fn logout_with_a_rotated_refresh_token_is_refused(b: Backend) {
+    let s = TestServer::start(b).await;
+    let l = s.user("rotout").await;
+    let (st, r1) = s
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({"refresh_token": l.refresh}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r1}");
+    let new_access = r1["access_token"].as_str().unwrap().to_string();
+    let (st, e) = s
+        .post(
+            "/api/auth/logout",
+            None,
+            json!({"refresh_token": l.refresh}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{e}");
+    assert_eq!(e["code"], "refresh_token_reused");
+    // The leak ends the session, as on refresh.
+    assert_eq!(
+        s.get("/api/auth/me", Some(&new_access)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Registration is limited per address and checks names before hashing; login is limited
+/// per account too (spreading guesses over many addresses does not help), and behind a
+/// trusted proxy the client's own address from `X-Forwarded-For` is what counts.
+async fn registration_and_accounts_are_rate_limited(b: Backend) {
+    let s = TestServer::start_with(b, |c| {
+        c.register_rate_limit = 2;
+        c.login_rate_limit = 100;
+        c.login_account_rate_limit = 3;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let register = |n: &str, from: &str| {
+        s.http
+            .post(s.url("/api/auth/register"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": format!("{n}@example.com"), "password": "password123", "trigramme": n}))
+            .send()
+    };
+    assert_eq!(
+        register("ra", "10.0.0.1").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    // A taken name is refused without a hash (and still counts against the limit).
+    let taken = register("ra", "10.0.0.1").await.unwrap();
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+    let limited = register("rb", "10.0.0.1").await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().get("retry-after").is_some());
+    // Another client behind the same proxy is not locked out.
+    assert_eq!(
+        register("rc", "10.0.0.2").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    // A forged leftmost entry does not help: the proxy's own view is the nearest hop.
+    let forged = register("rd", "1.2.3.4, 10.0.0.1").await.unwrap();
+    assert_eq!(forged.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Per account: guesses from many addresses still hit the account's limit.
+    for i in 0..3 {
+        let res = s
+            .http
+            .post(s.url("/api/auth/login"))
+            .header("x-forwarded-for", format!("10.1.0.{i}"))
+            .json(&json!({"username": "ra", "password": "wrong-guess"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let res = s
+        .http
+        .post(s.url("/api/auth/login"))
+        .header("x-forwarded-for", "10.1.0.99")
+        .json(&json!({"username": "ra", "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Other accounts are unaffected.
+    let res = s
+        .http
+        .post(s.url("/api/auth/login"))
+        .json(&json!({"username": "rc", "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
 
 async fn login_attempts_are_rate_limited(b: Backend) {
     let s = TestServer::start_with(b, |c| c.login_rate_limit = 3).await;
@@ -366,10 +465,10 @@ async fn disabled_user_is_refused(b: Backend) {
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert_eq!(e["code"], "account_disabled");
-    assert_eq!(
-        s.get("/api/auth/me", Some(&u.access)).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    // Every credential of a disabled account gets the same answer, sessions included.
+    let (st, e) = s.get("/api/auth/me", Some(&u.access)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert_eq!(e["code"], "account_disabled");
     let res = s
         .http
         .get(s.url("/api/auth/me"))

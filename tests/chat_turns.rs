@@ -88,7 +88,7 @@ async fn new_agent(s: &TestServer, token: &str, vars: Value) -> String {
 
 const EVENTS: &str = "subscription($c: ID!) { chatEvents(chatId: $c) { type chatId messageId userMessageId delta model code error usage { promptTokens completionTokens totalTokens } message { id role content status model promptTokens completionTokens latencyMs } } }";
 
-async fn subscribe(s: &TestServer, token: &str, chat: &str) -> Ws {
+pub async fn subscribe(s: &TestServer, token: &str, chat: &str) -> Ws {
     let q = EVENTS
         .replace("($c: ID!)", "")
         .replace("$c", &format!("\"{chat}\""));
@@ -110,7 +110,7 @@ async fn turn_events(ws: &mut Ws) -> Vec<Value> {
     }
 }
 
-async fn send(s: &TestServer, token: &str, chat: &str, content: &str) -> Value {
+pub async fn send(s: &TestServer, token: &str, chat: &str, content: &str) -> Value {
     let (_, b) = s
         .gql(
             Some(token),

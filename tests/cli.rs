@@ -1,5 +1,5 @@
 //! The `hearth` binary: config errors name the key, `user create`, `schema`, `serve` with
-//! `--bind`, and a clean exit on SIGTERM.
+//! `--bind`, one server per SQLite file, and a clean exit on SIGTERM.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -123,6 +123,26 @@ async fn user_create_then_serve_and_stop() {
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["user"]["role"], "admin");
+
+    // While the server runs, commands that would write its SQLite file are refused.
+    let out = hearth()
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "user",
+            "create",
+            "--email",
+            "late@example.com",
+            "--username",
+            "late",
+            "--password",
+            "correct-horse",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by a running Hearth server"), "{err}");
 
     let pid = child.id().to_string();
     assert!(Command::new("kill")

@@ -145,3 +145,62 @@ async fn limits_and_malformed_requests(b: Backend) {
         "nothing was written"
     );
 }
+
+both_backends!(hostile_documents_are_refused_briefly);
+
+/// 200k nested selections, lists and objects are refused by the parser and the server lives;
+/// a parse error quotes a few dozen characters, not the offending line (a 600 KB one-line
+/// query would otherwise come back whole).
+async fn hostile_documents_are_refused_briefly(b: Backend) {
+    let s = TestServer::start_with(b, |c| c.body_limit_bytes = 4 * 1024 * 1024).await;
+    let u = s.user("hostile").await;
+    let t = Some(u.access.as_str());
+    let n = 200_000;
+    let selections = format!("{{ me {}{}", "{ me ".repeat(n), "}".repeat(n + 1));
+    let list = format!("{{ me(x: {}1{}) {{ id }} }}", "[".repeat(n), "]".repeat(n));
+    let object = format!(
+        "{{ me(x: {}1{}) {{ id }} }}",
+        "{a: ".repeat(n),
+        "}".repeat(n)
+    );
+    for q in [selections, list, object] {
+        let (_, r) = s.gql(t, &q, json!({})).await;
+        assert!(r["errors"].is_array(), "refused");
+        assert!(r.to_string().len() < 4096, "a short error");
+    }
+    let junk = format!("{{ me {{ {} @@@ }} }}", "username ".repeat(66_000));
+    assert!(junk.len() > 590_000);
+    let (_, r) = s.gql(t, &junk, json!({})).await;
+    let message = r["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "{r}");
+    assert!(
+        r.to_string().len() < 2048,
+        "the parse error quotes a short excerpt, got {} bytes",
+        r.to_string().len()
+    );
+    let (_, r) = s.gql(t, "{ me { username } }", json!({})).await;
+    assert_eq!(r["data"]["me"]["username"], "hostile", "the server lives");
+
+    // Aliases and repeated fields are capped per operation, fragments included.
+    let aliases: String = (0..31).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    let (_, r) = s.gql(t, &format!("{{ {aliases} }}"), json!({})).await;
+    assert_eq!(TestServer::gql_code(&r), "query_too_complex", "{r}");
+    let (_, r) = s
+        .gql(
+            t,
+            &format!("{{ {} }}", "__typename ".repeat(500)),
+            json!({}),
+        )
+        .await;
+    assert_eq!(TestServer::gql_code(&r), "query_too_complex", "{r}");
+    let spread = "query { me { ...F ...F ...F ...F } } fragment F on User { username }";
+    let (_, r) = s.gql(t, spread, json!({})).await;
+    assert_eq!(TestServer::gql_code(&r), "query_too_complex", "{r}");
+    let (_, r) = s
+        .gql(t, "{ me { username username } a: me { id } }", json!({}))
+        .await;
+    assert_eq!(
+        r["data"]["me"]["username"], "hostile",
+        "within the caps: {r}"
+    );
+}

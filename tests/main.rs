@@ -1,6 +1,8 @@
 //! The integration suite: one binary, real servers on 127.0.0.1:0, every test on SQLite and
 //! on PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod mock_llm;
 mod support;
 
@@ -11,9 +13,11 @@ mod concurrency;
 mod cross_process;
 mod graphql_api;
 mod graphql_limits;
+mod hardening;
 mod ownership;
 mod response_cache;
 mod rest_llm;
 mod rest_resources;
 mod schema_sdl;
+mod socket_identity;
 mod token_security;

@@ -44,6 +44,7 @@ pub struct TestServer {
     pub state: AppState,
     _dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 /// A logged-in user.
@@ -82,6 +83,8 @@ impl TestServer {
             data_dir: dir.path().to_path_buf(),
             jwt_secret: Some(JWT_SECRET.into()),
             bind: "127.0.0.1:0".into(),
+            // Tests register many accounts from one address; the limit has its own test.
+            register_rate_limit: 0,
             ..Config::default()
         };
         config.database_url = Some(match backend {
@@ -96,14 +99,15 @@ impl TestServer {
             .expect("bind");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let drain = hearth::http::drain_on(state.clone(), async {
+        let signal = async {
             let _ = rx.await;
-        });
-        tokio::spawn(async move {
-            hearth::http::serve(listener, app, drain)
-                .await
-                .expect("server runs");
-        });
+        };
+        let serving = tokio::spawn(hearth::http::run_until(
+            listener,
+            app,
+            state.clone(),
+            signal,
+        ));
         let http = Client::builder().cookie_store(false).build().unwrap();
         TestServer {
             base: format!("http://{addr}"),
@@ -111,6 +115,7 @@ impl TestServer {
             state,
             _dir: dir,
             shutdown: Some(tx),
+            serving: Some(serving),
         }
     }
 
@@ -250,6 +255,17 @@ impl TestServer {
             let _ = tx.send(());
         }
     }
+
+    /// Stops as SIGTERM does and waits until the server has stored what it held.
+    pub async fn stop_and_wait(&mut self) {
+        self.stop();
+        if let Some(serving) = self.serving.take() {
+            serving
+                .await
+                .expect("server task")
+                .expect("server stops cleanly");
+        }
+    }
 }
 
 impl Drop for TestServer {
@@ -342,4 +358,50 @@ pub fn cookie_of(res: &reqwest::Response) -> String {
         .expect("access_token cookie set");
     assert!(c.contains("HttpOnly"), "{c}");
     c.split(';').next().unwrap().to_string()
+}
+
+/// Connects to `/graphql/ws`, sends `connection_init` with `payload` and waits for the ack.
+pub async fn ws_init(s: &TestServer, payload: Value) -> Ws {
+    let mut ws = ws_connect(s).await;
+    ws_send(
+        &mut ws,
+        serde_json::json!({"type": "connection_init", "payload": payload}),
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut ws).await.expect("ack")["type"],
+        "connection_ack"
+    );
+    ws
+}
+
+/// Runs one operation on an open graphql-ws socket and returns its `next` payload (or the
+/// `error` frame); `None` when the socket closed instead.
+pub async fn ws_op(ws: &mut Ws, id: &str, query: &str, variables: Value) -> Option<Value> {
+    ws_send(
+        ws,
+        serde_json::json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": variables}}),
+    )
+    .await;
+    loop {
+        let m = next_json(ws).await?;
+        if m["id"] == id && (m["type"] == "next" || m["type"] == "error") {
+            return Some(m);
+        }
+    }
+}
+
+/// Waits (up to 10 s) for the server to close the socket and returns the close code.
+pub async fn ws_close_code(ws: &mut Ws) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("the server closes the socket in time");
+        match msg {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
 }

@@ -56,6 +56,11 @@ pub struct Caller {
     pub method: AuthMethod,
     /// Granted permissions.
     pub permissions: Vec<Permission>,
+    /// The API key, for key credentials: its revocation ends what it opened.
+    pub api_key_id: Option<i64>,
+    /// When the credential stops being valid (the access token's `exp`, the key's expiry):
+    /// long-lived connections end then.
+    pub expires_at: Option<chrono::NaiveDateTime>,
 }
 
 impl Caller {
@@ -67,6 +72,22 @@ impl Caller {
     /// Whether the caller acts as an admin: admin role, and the credential grants admin.
     pub fn is_admin(&self) -> bool {
         self.user.is_admin() && self.permissions.contains(&Permission::Admin)
+    }
+
+    /// Whether an event on the bus means this caller may have lost (some of) its rights, so
+    /// a long-lived connection must check it again: its session, key or account changed.
+    pub fn concerned_by(&self, event: &crate::events::Event) -> bool {
+        use crate::events::Event;
+        match event {
+            Event::SessionRevoked { session_id, .. } => {
+                self.session_id.as_deref() == Some(session_id.as_str())
+            }
+            Event::ApiKeyRevoked { key_id, .. } => self.api_key_id == Some(*key_id),
+            Event::UserDisabled { user_id } | Event::UserChanged { user_id } => {
+                *user_id == self.user_id()
+            }
+            _ => false,
+        }
     }
 
     /// Refuses read-only credentials on state changes.

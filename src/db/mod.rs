@@ -2,9 +2,15 @@
 //!
 //! [`Db`] is an enum over a SQLite and a PostgreSQL pool. Queries are written once and run on
 //! either through [`db_run!`](crate::db_run): the macro takes a connection of the right kind and
-//! compiles the same body for each backend. On SQLite, writes go through a single-connection
-//! writer pool so concurrent requests queue instead of failing with "database is locked";
-//! readers use their own pool and never block the writer (WAL).
+//! compiles the same body for each backend. A `write` body is one transaction on both
+//! backends, so check-then-act bodies are atomic everywhere. On SQLite, writes go through a
+//! single-connection writer pool so concurrent requests queue instead of failing with
+//! "database is locked"; readers use their own pool, are `query_only` (a write in a `read`
+//! body fails) and never block the writer (WAL). A checkout waits at most
+//! `db_pool_timeout_secs`, then the request gets `503 unavailable` with `Retry-After`.
+//!
+//! The few statements that differ between the backends go through [`BackendSql`], so every
+//! other query keeps one code path.
 
 pub mod models;
 pub mod schema;
@@ -32,6 +38,9 @@ const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres
 /// timeout as a second line of defence behind the single writer, and foreign keys on.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000; \
      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// Applied to SQLite reader connections on top of [`SQLITE_PRAGMAS`].
+const SQLITE_READER_PRAGMAS: &str = "PRAGMA query_only = ON;";
 
 /// SQLite pools: many readers, exactly one writer.
 #[derive(Clone)]
@@ -83,8 +92,12 @@ pub enum Backend {
 
 /// Runs one diesel-async expression on the right backend.
 ///
-/// `db_run!(db, read, |conn| body)` or `db_run!(db, write, |conn| body)`; `body` may `.await`
-/// and use `?` and is compiled once per backend, so it must only use diesel's portable DSL.
+/// `db_run!(db, read, |conn| body)` or `db_run!(db, write, |conn| body)`, or
+/// `db_run!(db, bookkeeping, |conn| body)` for writes no cached answer can show (activity
+/// timestamps), which leave the data generation where it is. `body` may `.await`
+/// and use `?` and `return` (which ends the body, not the enclosing function) and is compiled
+/// once per backend, so it must only use diesel's portable DSL (or [`BackendSql`]). A `write`
+/// body runs in one transaction, committed when it yields `Ok` and rolled back on `Err`.
 #[macro_export]
 macro_rules! db_run {
     ($db:expr, $mode:ident, |$conn:ident| $body:expr) => {{
@@ -93,15 +106,118 @@ macro_rules! db_run {
                 let mut pooled = $crate::db::sqlite_pool!(pools, $mode).get().await?;
                 let _bump = $crate::db::generation_bump!(pools, $mode);
                 let $conn: &mut $crate::db::SqliteConn = &mut *pooled;
-                $body
+                $crate::db::in_mode!($mode, $conn, $body)
             }
             $crate::db::Db::Pg(pool) => {
                 let mut pooled = pool.get().await?;
                 let $conn: &mut diesel_async::AsyncPgConnection = &mut *pooled;
-                $body
+                $crate::db::in_mode!($mode, $conn, $body)
             }
         }
     }};
+}
+
+/// A `read` body as it is; a `write` body inside a transaction. Used by [`db_run!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __in_mode {
+    (read, $conn:ident, $body:expr) => {
+        (async { $body }).await
+    };
+    (bookkeeping, $conn:ident, $body:expr) => {
+        $crate::db::in_mode!(write, $conn, $body)
+    };
+    (write, $conn:ident, $body:expr) => {{
+        match $crate::db::begin($conn).await {
+            Ok(()) => {
+                let outcome = (async { $body }).await;
+                $crate::db::finish($conn, outcome).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }};
+}
+pub use crate::__in_mode as in_mode;
+
+/// Opens a transaction; see [`db_run!`].
+#[doc(hidden)]
+pub async fn begin<C: AsyncConnection>(conn: &mut C) -> diesel::QueryResult<()> {
+    use diesel_async::TransactionManager;
+    C::TransactionManager::begin_transaction(conn).await
+}
+
+/// Commits on `Ok`, rolls back on `Err`; a failed commit is the body's error.
+#[doc(hidden)]
+pub async fn finish<C, T, E>(conn: &mut C, outcome: Result<T, E>) -> Result<T, E>
+where
+    C: AsyncConnection,
+    E: From<diesel::result::Error>,
+{
+    use diesel_async::TransactionManager;
+    match outcome {
+        Ok(v) => match C::TransactionManager::commit_transaction(conn).await {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                if let Err(r) = C::TransactionManager::rollback_transaction(conn).await {
+                    tracing::error!(error = %r, "rollback after a failed commit");
+                }
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            if let Err(r) = C::TransactionManager::rollback_transaction(conn).await {
+                tracing::error!(error = %r, "rollback");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The statements that differ between the backends, behind one name each, so the queries
+/// around them stay portable.
+pub trait BackendSql {
+    /// Serializes the current write transaction against every other one that takes the
+    /// same `key` (PostgreSQL: a transaction-scoped advisory lock; SQLite: nothing to do,
+    /// its writes are already serialized).
+    fn lock_key(
+        &mut self,
+        key: i64,
+    ) -> impl std::future::Future<Output = diesel::QueryResult<()>> + Send;
+}
+
+impl BackendSql for SqliteConn {
+    async fn lock_key(&mut self, _key: i64) -> diesel::QueryResult<()> {
+        Ok(())
+    }
+}
+
+impl BackendSql for AsyncPgConnection {
+    async fn lock_key(&mut self, key: i64) -> diesel::QueryResult<()> {
+        use diesel::sql_types::BigInt;
+        diesel_async::RunQueryDsl::execute(
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(key),
+            self,
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// Keys for [`BackendSql::lock_key`], one per rule that needs a serialized check.
+pub mod locks {
+    /// "The first account becomes admin" (and the other registration counts).
+    pub const REGISTRATION: i64 = 0x4845_0001;
+    /// Per-user quotas and names of agents.
+    pub const AGENTS: i64 = 1;
+    /// Per-user quota of API keys.
+    pub const API_KEYS: i64 = 2;
+    /// Per-user quota of chats.
+    pub const CHATS: i64 = 3;
+
+    /// The key of rule `kind` for one user (the user id fills the low 48 bits).
+    pub fn per_user(kind: i64, user_id: i64) -> i64 {
+        (kind << 48) | (user_id & 0xFFFF_FFFF_FFFF)
+    }
 }
 
 /// Loads the rows of one read query on the right backend, like `db_run!` but for the hot
@@ -145,6 +261,9 @@ macro_rules! __sqlite_pool {
     ($pools:expr, write) => {
         $pools.writer
     };
+    ($pools:expr, bookkeeping) => {
+        $pools.writer
+    };
 }
 pub use crate::__sqlite_pool as sqlite_pool;
 
@@ -158,6 +277,9 @@ macro_rules! __generation_bump {
     ($pools:expr, write) => {
         $crate::db::GenerationBump::start(&$pools.generation)
     };
+    ($pools:expr, bookkeeping) => {
+        ()
+    };
 }
 pub use crate::__generation_bump as generation_bump;
 
@@ -166,8 +288,12 @@ fn sqlite_path(url: &str) -> &str {
 }
 
 impl Db {
-    /// Opens the pools and runs pending migrations.
-    pub async fn connect(url: &str, pool_size: usize) -> anyhow::Result<Self> {
+    /// Opens the pools and runs pending migrations. A checkout waits at most `wait`.
+    pub async fn connect(
+        url: &str,
+        pool_size: usize,
+        wait: std::time::Duration,
+    ) -> anyhow::Result<Self> {
         let db = if url.starts_with("sqlite://") {
             let path = sqlite_path(url).to_string();
             if let Some(dir) = std::path::Path::new(&path).parent() {
@@ -175,16 +301,19 @@ impl Db {
                     std::fs::create_dir_all(dir)?;
                 }
             }
-            let manager = || {
+            let manager = |pragmas: &'static str| {
                 let mut cfg = ManagerConfig::<SqliteConn>::default();
                 // The default (Verified) runs a test query on every checkout, doubling the cost
                 // of each short query; a broken connection surfaces as a query error instead.
                 cfg.recycling_method = RecyclingMethod::Fast;
-                cfg.custom_setup = Box::new(|url| {
+                cfg.custom_setup = Box::new(move |url| {
                     let url = url.to_string();
                     async move {
                         let mut c = SqliteConn::establish(&url).await?;
                         c.batch_execute(SQLITE_PRAGMAS)
+                            .await
+                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        c.batch_execute(pragmas)
                             .await
                             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                         Ok(c)
@@ -193,8 +322,16 @@ impl Db {
                 });
                 AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path.clone(), cfg)
             };
-            let writer = Pool::builder(manager()).max_size(1).build()?;
-            let readers = Pool::builder(manager()).max_size(pool_size).build()?;
+            let writer = Pool::builder(manager("PRAGMA query_only = OFF;"))
+                .max_size(1)
+                .runtime(deadpool::Runtime::Tokio1)
+                .wait_timeout(Some(wait))
+                .build()?;
+            let readers = Pool::builder(manager(SQLITE_READER_PRAGMAS))
+                .max_size(pool_size)
+                .runtime(deadpool::Runtime::Tokio1)
+                .wait_timeout(Some(wait))
+                .build()?;
             // Migrate on the writer so WAL mode is set before readers open.
             {
                 let conn = SqliteConn::establish(&path).await?;
@@ -214,7 +351,13 @@ impl Db {
             cfg.recycling_method = RecyclingMethod::Fast;
             let manager =
                 AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, cfg);
-            Db::Pg(Pool::builder(manager).max_size(pool_size).build()?)
+            Db::Pg(
+                Pool::builder(manager)
+                    .max_size(pool_size)
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .wait_timeout(Some(wait))
+                    .build()?,
+            )
         };
         Ok(db)
     }

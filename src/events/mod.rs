@@ -40,6 +40,18 @@ pub enum Event {
         /// The user.
         user_id: i64,
     },
+    /// A user's role changed: open connections re-check what they may still do.
+    UserChanged {
+        /// The user.
+        user_id: i64,
+    },
+    /// An API key was revoked: the streams and sockets opened with it must close.
+    ApiKeyRevoked {
+        /// Owner.
+        user_id: i64,
+        /// The key's id.
+        key_id: i64,
+    },
     /// Someone asked to stop the running turn of a chat (runs in whichever process has it).
     TurnCancelRequested {
         /// Owner.
@@ -65,6 +77,8 @@ impl Event {
             self,
             Event::SessionRevoked { .. }
                 | Event::UserDisabled { .. }
+                | Event::UserChanged { .. }
+                | Event::ApiKeyRevoked { .. }
                 | Event::ChatDeleted { .. }
                 | Event::Shutdown
         )

@@ -4,6 +4,7 @@
 //! while it was down are not replayed (subscribers resynchronise by querying).
 
 use super::{Event, EventBus};
+use crate::tasks::Background;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::StreamExt;
@@ -21,12 +22,12 @@ struct Envelope {
 }
 
 /// Starts the bridge for a database and returns the bus wired to it.
-pub fn start(database_url: &str, capacity: usize) -> EventBus {
+pub fn start(database_url: &str, capacity: usize, background: &Background) -> EventBus {
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let bus = EventBus::with_remote(capacity, out_tx);
     let origin = uuid::Uuid::new_v4().to_string();
-    tokio::spawn(notifier(database_url.to_string(), origin.clone(), out_rx));
-    tokio::spawn(listener(database_url.to_string(), origin, bus.clone()));
+    background.spawn_service(notifier(database_url.to_string(), origin.clone(), out_rx));
+    background.spawn_service(listener(database_url.to_string(), origin, bus.clone()));
     bus
 }
 

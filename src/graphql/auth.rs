@@ -93,8 +93,7 @@ impl AuthMutation {
     /// Creates an account and logs it in.
     async fn register(&self, ctx: &Context<'_>, input: RegisterUserInput) -> Result<AuthPayload> {
         let state = ctx.data::<AppState>()?;
-        let password = input.password.clone();
-        let user = auth::register(
+        let pair = auth::register_and_login(
             state,
             RegisterInput {
                 email: input.email,
@@ -103,12 +102,10 @@ impl AuthMutation {
                 name: input.name,
                 admin: false,
             },
-            false,
+            client(ctx),
         )
         .await?;
-        Ok(payload(
-            auth::login(state, &user.email, &password, client(ctx)).await?,
-        ))
+        Ok(payload(pair))
     }
 
     /// Logs in by username or email.

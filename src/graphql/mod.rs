@@ -4,8 +4,10 @@
 pub mod agents;
 pub mod auth;
 pub mod chats;
+pub mod guard;
 pub mod loaders;
 pub mod models;
+pub mod socket;
 pub mod subscription;
 pub mod transport;
 pub mod turns;
@@ -73,6 +75,26 @@ pub fn sdl() -> String {
     build_schema(None, &GraphqlConfig::default()).sdl()
 }
 
+/// Marks an answer that depends on runtime state rather than stored data (model status,
+/// running and waiting counts): the HTTP transport never caches such an answer, since no
+/// database write tells when it changes.
+#[derive(Clone, Default)]
+pub struct Volatile(Arc<std::sync::atomic::AtomicBool>);
+
+impl Volatile {
+    /// Called by a resolver that reads runtime state.
+    pub fn mark(ctx: &Context<'_>) {
+        if let Some(v) = ctx.data_opt::<Volatile>() {
+            v.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Whether some resolver of the request read runtime state.
+    pub fn is_marked(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The caller, or an `unauthenticated` error.
 pub fn require_caller<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Caller> {
     ctx.data_opt::<Caller>()
@@ -111,6 +133,9 @@ pub fn annotate_error(err: &mut ServerError) {
         .source::<AppError>()
         .cloned()
         .or_else(|| err.source::<Arc<AppError>>().map(|a| (**a).clone()));
+    if app.is_none() {
+        err.message = excerpt(&err.message);
+    }
     let code = match &app {
         Some(a) => {
             err.message = a.message.clone();
@@ -129,6 +154,29 @@ pub fn annotate_error(err: &mut ServerError) {
             ext.set("details", v);
         }
     }
+}
+
+/// GraphQL's own messages quote the offending source line (a parse error in a 600 KB
+/// one-line query would echo all of it): keep a few dozen characters of each line.
+fn excerpt(message: &str) -> String {
+    const LINE: usize = 60;
+    const LINES: usize = 8;
+    let mut out = String::new();
+    for (i, line) in message.lines().enumerate() {
+        if i == LINES {
+            out.push_str("\n…");
+            break;
+        }
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut chars = line.chars();
+        out.extend(chars.by_ref().take(LINE));
+        if chars.next().is_some() {
+            out.push('…');
+        }
+    }
+    out
 }
 
 /// Gives subscription errors (sent over WebSocket, which the HTTP transport never sees) the

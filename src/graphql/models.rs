@@ -1,6 +1,6 @@
 //! The model registry over GraphQL. Paths, URLs and key presence are shown to admins only.
 
-use super::{caller_opt, require_caller, to_utc};
+use super::{caller_opt, require_caller, to_utc, Volatile};
 use crate::auth::Caller;
 use crate::db::models::ModelRow;
 use crate::service::models::{self, ModelInput};
@@ -70,14 +70,17 @@ impl ModelObject {
     }
     /// `loaded`, `available`, `down` or `disabled`.
     async fn status(&self, ctx: &Context<'_>) -> Result<&'static str> {
+        Volatile::mark(ctx);
         Ok(ctx.data::<AppState>()?.llm.status(&self.0))
     }
     /// Generations running now in this process.
     async fn running(&self, ctx: &Context<'_>) -> Result<i32> {
+        Volatile::mark(ctx);
         Ok(ctx.data::<AppState>()?.llm.load(&self.0.key).0 as i32)
     }
     /// Requests waiting for a slot in this process.
     async fn waiting(&self, ctx: &Context<'_>) -> Result<i32> {
+        Volatile::mark(ctx);
         Ok(ctx.data::<AppState>()?.llm.load(&self.0.key).1 as i32)
     }
     /// GGUF path (admins only).

@@ -1,13 +1,12 @@
-//! GraphQL subscriptions. Every stream ends when the caller's session is revoked, the user
-//! is disabled or the server drains, so logging out closes what that session had open and
-//! clients see a clean `complete` on shutdown.
+//! GraphQL subscriptions. Every stream ends when [`streams::stream_end`] says so (the
+//! caller's identity ended, the chat was deleted, the server drains), so logging out closes
+//! what that session had open and clients see a clean `complete` on shutdown.
 
 use super::turns::ChatEvent;
 use super::types::ChatObject;
 use super::{parse_id, require_caller};
-use crate::auth::Caller;
 use crate::events::Event;
-use crate::service::chats;
+use crate::service::{chats, streams};
 use crate::state::AppState;
 use async_graphql::{Context, Enum, Result, SimpleObject, Subscription, ID};
 use futures_util::Stream;
@@ -45,16 +44,18 @@ impl SubscriptionRoot {
         let state = ctx.data::<AppState>()?.clone();
         let mut rx = state.events.subscribe();
         Ok(async_stream::stream! {
+            let end = streams::stream_end(&state, &caller, None);
+            tokio::pin!(end);
             loop {
-                let event = match rx.recv().await {
-                    Ok(e) => e,
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => break,
+                let event = tokio::select! {
+                    _ = &mut end => break,
+                    e = rx.recv() => match e {
+                        Ok(e) => e,
+                        Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => break,
+                    },
                 };
                 match event {
-                    Event::SessionRevoked { session_id, .. } if caller.session_id.as_deref() == Some(session_id.as_str()) => break,
-                    Event::UserDisabled { user_id } if user_id == caller.user_id() => break,
-                    Event::Shutdown => break,
                     Event::ChatUpserted { user_id, chat_id } if user_id == caller.user_id() => {
                         // A chat deleted right after its change simply yields nothing.
                         if let Ok(chat) = chats::get(&state, &caller, chat_id).await {
@@ -82,8 +83,9 @@ impl SubscriptionRoot {
         let chat_id = parse_id(&chat_id)?;
         chats::get(&state, &caller, chat_id).await?;
         let mut listener = state.turns.listen(chat_id);
-        let mut bus = state.events.subscribe_control();
         Ok(async_stream::stream! {
+            let end = streams::stream_end(&state, &caller, Some(chat_id));
+            tokio::pin!(end);
             loop {
                 tokio::select! {
                     turn = listener.rx.recv() => match turn {
@@ -91,27 +93,9 @@ impl SubscriptionRoot {
                         Err(RecvError::Lagged(_)) => continue,
                         Err(RecvError::Closed) => break,
                     },
-                    event = bus.recv() => match event {
-                        Ok(e) if ends_stream(&e, &caller, chat_id) => break,
-                        Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                        Err(RecvError::Closed) => break,
-                    },
+                    _ = &mut end => break,
                 }
             }
         })
-    }
-}
-
-/// Whether a bus event ends a caller's chat stream: its session or account is gone, the chat
-/// was deleted, or the server drains.
-fn ends_stream(e: &Event, caller: &Caller, chat_id: i64) -> bool {
-    match e {
-        Event::SessionRevoked { session_id, .. } => {
-            caller.session_id.as_deref() == Some(session_id.as_str())
-        }
-        Event::UserDisabled { user_id } => *user_id == caller.user_id(),
-        Event::ChatDeleted { chat_id: c, .. } => *c == chat_id,
-        Event::Shutdown => true,
-        _ => false,
     }
 }

@@ -1,30 +1,24 @@
-//! GraphQL over HTTP and WebSocket, with the limits async-graphql leaves open: JSON-only
-//! POST, a batch cap, query-only GET (mutations answer 405), CSRF for cookie-authenticated
-//! mutations, and a `connection_init` deadline plus keep-alive on `/graphql/ws`.
+//! GraphQL over HTTP, with the limits async-graphql leaves open: JSON-only POST, a batch cap,
+//! query-only GET (mutations answer 405) and CSRF for cookie-authenticated mutations. The
+//! WebSocket transport is in [`super::socket`].
 
 use super::loaders::insert_loaders;
-use super::{annotate_error, HearthSchema};
+use super::{annotate_error, HearthSchema, Volatile};
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{client_info, credential};
 use crate::service::auth::{self, Credential};
 use crate::state::AppState;
-use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{BatchRequest, BatchResponse, Data, ErrorExtensions};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
-use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::extract::{RawQuery, Request, State};
-use axum::http::{header, HeaderMap};
+use async_graphql::{BatchRequest, BatchResponse};
+use axum::extract::{Request, State};
+use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
-use futures_util::{SinkExt, StreamExt};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
 /// A request-level failure in GraphQL's response shape, with the table's status.
-fn gql_error(err: AppError) -> Response {
+pub(super) fn gql_error(err: AppError) -> Response {
     let body = serde_json::json!({
         "errors": [{ "message": err.message, "extensions": { "code": err.code.as_str() } }]
     });
@@ -33,13 +27,19 @@ fn gql_error(err: AppError) -> Response {
     res
 }
 
-/// The operation types a request declares. The parsed document stays in the request and
-/// execution reuses it, so each query is parsed once (an unparsable document declares none;
-/// execution reports the parse error).
-fn operation_types(req: &mut async_graphql::Request) -> Vec<OperationType> {
+/// The operation types a request declares, after the shape caps of [`super::guard`]. The
+/// parsed document stays in the request and execution reuses it, so each query is parsed once
+/// (an unparsable document declares none; execution reports the parse error).
+pub(super) fn inspect(
+    req: &mut async_graphql::Request,
+    limits: &crate::config::GraphqlConfig,
+) -> Result<Vec<OperationType>, AppError> {
     match req.parsed_query() {
-        Ok(doc) => doc.operations.iter().map(|(_, op)| op.node.ty).collect(),
-        Err(_) => Vec::new(),
+        Ok(doc) => {
+            super::guard::check(doc, limits)?;
+            Ok(doc.operations.iter().map(|(_, op)| op.node.ty).collect())
+        }
+        Err(_) => Ok(Vec::new()),
     }
 }
 
@@ -138,9 +138,14 @@ async fn execute_cached(
     };
     // post() already looked for a cached answer before parsing the body.
     let key = cache_key(&caller, &body);
+    let volatile = Volatile::default();
+    let mut batch = batch;
+    for req in batch.iter_mut() {
+        req.data.insert(volatile.clone());
+    }
     let resp = run(schema, state, batch, Some(caller), client).await;
     let ok = match &resp {
-        BatchResponse::Single(r) => r.errors.is_empty(),
+        BatchResponse::Single(r) => r.errors.is_empty() && !volatile.is_marked(),
         BatchResponse::Batch(_) => false,
     };
     let Ok(bytes) = serde_json::to_vec(&resp) else {
@@ -234,7 +239,13 @@ pub async fn post(
             ),
         ));
     }
-    let types: Vec<OperationType> = batch.iter_mut().flat_map(operation_types).collect();
+    let mut types: Vec<OperationType> = Vec::new();
+    for req in batch.iter_mut() {
+        match inspect(req, &state.config.graphql) {
+            Ok(t) => types.extend(t),
+            Err(e) => return gql_error(e),
+        }
+    }
     let has_mutation = types.contains(&OperationType::Mutation);
     let query_only = !types.is_empty() && types.iter().all(|t| *t == OperationType::Query);
     let caller = match header_caller {
@@ -244,7 +255,7 @@ pub async fn post(
             Err(e) => return gql_error(e),
         },
     };
-    let client = client_info(&parts, "graphql");
+    let client = client_info(&state.config, &parts, "graphql");
     match caller {
         Some(caller) if query_only && matches!(batch, BatchRequest::Single(_)) => {
             execute_cached(&schema, &state, bytes, batch, caller, client).await
@@ -278,10 +289,11 @@ pub async fn get(
             ))
         }
     };
-    if operation_types(&mut request)
-        .iter()
-        .any(|t| *t != OperationType::Query)
-    {
+    let types = match inspect(&mut request, &state.config.graphql) {
+        Ok(t) => t,
+        Err(e) => return gql_error(e),
+    };
+    if types.iter().any(|t| *t != OperationType::Query) {
         let mut res = gql_error(AppError::new(
             ErrorCode::MethodNotAllowed,
             "mutations and subscriptions need POST",
@@ -299,139 +311,7 @@ pub async fn get(
         &state,
         BatchRequest::Single(request),
         caller,
-        client_info(&parts, "graphql"),
+        client_info(&state.config, &parts, "graphql"),
     )
     .await
-}
-
-/// Reads a credential from a `connection_init` payload: `{"Authorization": "Bearer …"}`,
-/// `{"token": "…"}`, `{"authToken": "…"}` or `{"X-API-Key": "…"}` (any key case).
-fn payload_credential(payload: &serde_json::Value) -> Option<Credential> {
-    let obj = payload.as_object()?;
-    let find = |name: &str| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| v.as_str())
-            .map(str::to_string)
-    };
-    if let Some(v) = find("authorization")
-        .or_else(|| find("token"))
-        .or_else(|| find("authToken"))
-    {
-        let t = v.strip_prefix("Bearer ").unwrap_or(&v).trim().to_string();
-        return Some(Credential::Bearer(t));
-    }
-    find("x-api-key").map(Credential::ApiKey)
-}
-
-/// Initial read buffer of a WebSocket connection (it grows for larger frames).
-pub const WS_BUFFER: usize = 4 * 1024;
-/// Bytes of queued frames gathered before a write (every flush writes whatever is queued).
-const WS_WRITE_BATCH: usize = 64 * 1024;
-
-/// How often the server pings an open subscription connection.
-const PING_EVERY: Duration = Duration::from_secs(20);
-/// How long a graphql-transport-ws client may stay silent (it answers our pings with pongs).
-const SILENCE_LIMIT: Duration = Duration::from_secs(60);
-
-/// `GET /graphql/ws`: graphql-ws (`graphql-transport-ws`) and the legacy
-/// subscriptions-transport-ws (`graphql-ws`) protocols. The server pings every 20 s; a
-/// graphql-transport-ws client that stops answering for 60 s is dropped.
-pub async fn ws(
-    State(state): State<AppState>,
-    Extension(schema): Extension<HearthSchema>,
-    protocol: GraphQLProtocol,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    // A browser sends cookies on a cross-site WebSocket handshake too (no CORS here), so a
-    // cookie only counts when the page's origin is this host. `?token=` serves clients that
-    // cannot set headers on a WebSocket.
-    let header_cred = crate::http::extract::ws_credential(&headers, query.as_deref());
-    let modern = headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|p| p.trim() == "graphql-transport-ws"));
-    let init_timeout = Duration::from_secs(state.config.graphql.connection_init_timeout_secs);
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        // Frames here are small (operations, events); 128 KiB default buffers per socket
-        // would dominate the memory of thousands of idle subscriptions.
-        .read_buffer_size(WS_BUFFER)
-        .write_buffer_size(WS_WRITE_BATCH)
-        .max_message_size(state.config.body_limit_bytes)
-        .on_upgrade(move |socket| async move {
-            let (mut ws_sink, ws_stream) = socket.split();
-            let (out_tx, mut out_rx) = futures_channel::mpsc::channel::<Message>(64);
-            // Writer: forwards GraphQL frames and interleaves keep-alive pings.
-            let writer = tokio::spawn(async move {
-                let ping = if modern {
-                    r#"{"type":"ping"}"#
-                } else {
-                    r#"{"type":"ka"}"#
-                };
-                let mut tick = tokio::time::interval(PING_EVERY);
-                tick.tick().await;
-                loop {
-                    let msg = tokio::select! {
-                        m = out_rx.next() => match m { Some(m) => m, None => break },
-                        _ = tick.tick() => Message::Text(ping.into()),
-                    };
-                    // Frames already queued go out with this one in a single write: under
-                    // load, one syscall per token would cost more than the token itself.
-                    let mut closing = matches!(msg, Message::Close(_));
-                    if ws_sink.feed(msg).await.is_err() {
-                        break;
-                    }
-                    while !closing {
-                        match out_rx.try_recv() {
-                            Ok(m) => {
-                                closing = matches!(m, Message::Close(_));
-                                if ws_sink.feed(m).await.is_err() {
-                                    break;
-                                }
-                            }
-                            _ => break,
-                        }
-                    }
-                    if ws_sink.flush().await.is_err() || closing {
-                        break;
-                    }
-                }
-                let _ = ws_sink.close().await;
-            });
-            let inited = Arc::new(AtomicBool::new(false));
-            let flag = inited.clone();
-            let st = state.clone();
-            let serve = GraphQLWebSocket::new_with_pair(out_tx, ws_stream, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    flag.store(true, Ordering::SeqCst);
-                    let mut data = Data::default();
-                    insert_loaders(&mut data, &st);
-                    if let Some(cred) = payload_credential(&payload).or(header_cred) {
-                        let caller = auth::authenticate(&st, cred).await.map_err(|e| {
-                            let err = async_graphql::Error::new(e.message.clone());
-                            err.extend_with(|_, ext| ext.set("code", e.code.as_str()))
-                        })?;
-                        data.insert(caller);
-                    }
-                    Ok(data)
-                })
-                .keepalive_timeout(modern.then_some(SILENCE_LIMIT))
-                .serve();
-            let deadline = async {
-                tokio::time::sleep(init_timeout).await;
-                if inited.load(Ordering::SeqCst) {
-                    std::future::pending::<()>().await;
-                }
-            };
-            tokio::select! {
-                _ = serve => {}
-                _ = deadline => tracing::debug!("graphql-ws: no connection_init in time, closing"),
-            }
-            // Dropping the GraphQL side closes the channel; the writer flushes and closes.
-            let _ = writer.await;
-        })
-        .into_response()
 }

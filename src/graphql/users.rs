@@ -132,6 +132,7 @@ impl UserMutation {
                 admin: input.admin,
             },
             true,
+            &Default::default(),
         )
         .await?;
         Ok(UserObject(user))

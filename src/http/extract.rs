@@ -3,6 +3,7 @@
 //! error table.
 
 use crate::auth::Caller;
+use crate::config::Config;
 use crate::error::{AppError, ErrorCode};
 use crate::service::auth::{self, ClientInfo, Credential};
 use crate::state::AppState;
@@ -12,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method};
 use axum_extra::extract::CookieJar;
 use serde::de::DeserializeOwned;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Name of the HttpOnly cookie browser clients authenticate with (seed 003).
 pub const ACCESS_COOKIE: &str = "access_token";
@@ -51,8 +52,8 @@ pub fn credential(headers: &HeaderMap, state_changing: bool) -> Option<Credentia
     })
 }
 
-/// Client details recorded on new sessions.
-pub fn client_info(parts: &Parts, client: &str) -> ClientInfo {
+/// Client details recorded on new sessions and used by rate limits.
+pub fn client_info(config: &Config, parts: &Parts, client: &str) -> ClientInfo {
     ClientInfo {
         user_agent: parts
             .headers
@@ -62,9 +63,35 @@ pub fn client_info(parts: &Parts, client: &str) -> ClientInfo {
         ip: parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+            .map(|c| client_ip(config, &parts.headers, c.0)),
         client: client.to_string(),
     }
+}
+
+/// The client's address: the peer's, unless the peer is one of `trusted_proxies`; then the
+/// nearest address in `X-Forwarded-For` that is not itself a trusted proxy (the leftmost
+/// entries are whatever the client chose to send, so they are never believed).
+pub fn client_ip(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> String {
+    let trusted = |ip: &IpAddr| config.trusted_proxies.iter().any(|n| n.contains(ip));
+    let peer_ip = peer.ip().to_canonical();
+    if !trusted(&peer_ip) {
+        return peer_ip.to_string();
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in forwarded.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted(&ip.to_canonical()) => continue,
+            Ok(ip) => return ip.to_canonical().to_string(),
+            Err(_) => break,
+        }
+    }
+    peer_ip.to_string()
 }
 
 /// Requires an authenticated caller; refuses with 401/403 and the reason's code.
@@ -130,10 +157,13 @@ impl FromRequestParts<AppState> for WsCaller {
 /// Client info as an extractor.
 pub struct Client(pub ClientInfo);
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl FromRequestParts<AppState> for Client {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Client(client_info(parts, "api")))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Client(client_info(&state.config, parts, "api")))
     }
 }
 

@@ -23,7 +23,7 @@ pub fn router(state: AppState, schema: HearthSchema) -> Router {
             "/graphql",
             get(graphql::transport::get).post(graphql::transport::post),
         )
-        .route("/graphql/ws", get(graphql::transport::ws))
+        .route("/graphql/ws", get(graphql::socket::ws))
         .merge(crate::rest::router())
         .merge(web::router())
         .layer(Extension(schema))
@@ -55,11 +55,46 @@ pub async fn serve(
     .await
 }
 
-/// Waits for `signal`, then tells every open stream to complete: pass the result as the
-/// graceful-shutdown future so streams end before the server stops.
+/// Waits for `signal`, then begins the stop: every open stream completes, background work
+/// (running turns included) is told to stop. Pass the result as the graceful-shutdown future
+/// so streams end before the server stops.
 pub async fn drain_on(state: AppState, signal: impl Future<Output = ()>) {
     signal.await;
     state.events.publish(crate::events::Event::Shutdown);
+    state.background.begin_stop();
+}
+
+/// Serves until `signal`, then stops in order: no new connections, streams complete, running
+/// turns end as `cancelled` with the text so far and are stored, and every background task
+/// gets `shutdown_grace_secs` to finish (open connections get as long) before this returns.
+pub async fn run_until(
+    listener: TcpListener,
+    app: Router,
+    state: AppState,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = std::time::Duration::from_secs(state.config.shutdown_grace_secs);
+    let background = state.background.clone();
+    let server = serve(listener, app, drain_on(state, signal));
+    tokio::pin!(server);
+    let connections_closed = async {
+        background.stopping().cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        r = &mut server => r,
+        _ = connections_closed => {
+            tracing::warn!("connections still open after the grace period; closing them");
+            Ok(())
+        }
+    };
+    if !background.stop(grace).await {
+        tracing::warn!(
+            running = background.running(),
+            "background tasks still running after the grace period"
+        );
+    }
+    result
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -82,9 +117,10 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received, draining");
 }
 
-/// Convenience used by `main` and the tests: the app for a config.
+/// Convenience used by `main` and the tests: a serving app for a config.
 pub async fn app_for(config: Config) -> anyhow::Result<(AppState, Router)> {
     let state = crate::App::build(config).await?;
+    crate::App::prepare_to_serve(&state).await?;
     let schema = graphql::build_schema(Some(state.clone()), &state.config.graphql);
     let router = router(state.clone(), schema);
     Ok((state, router))

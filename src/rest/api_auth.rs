@@ -84,6 +84,7 @@ struct RegisterBody {
 
 async fn register(
     State(state): State<AppState>,
+    Client(client): Client,
     JsonBody(body): JsonBody<RegisterBody>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let user = auth::register(
@@ -96,6 +97,7 @@ async fn register(
             admin: false,
         },
         false,
+        &client,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(user_json(&user))))

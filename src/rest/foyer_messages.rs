@@ -109,5 +109,5 @@ async fn stream(
         };
         futures_util::stream::iter(lines)
     });
-    Ok(sse(events))
+    Ok(sse(&state, &caller, events))
 }

@@ -116,19 +116,18 @@ async fn register(
     Client(client): Client,
     JsonBody(b): JsonBody<RegisterBody>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let user = auth::register(
+    let pair = auth::register_and_login(
         &state,
         RegisterInput {
             email: b.email,
-            password: b.password.clone(),
+            password: b.password,
             username: b.username,
             name: b.name,
             admin: false,
         },
-        false,
+        client,
     )
     .await?;
-    let pair = auth::login(&state, &user.email, &b.password, client).await?;
     Ok((StatusCode::CREATED, Json(token_json(&pair))))
 }
 

@@ -68,7 +68,7 @@ async fn llm_chat(
     };
     if body.stream {
         let (_, s) = completions::stream(&state, &caller, req, None).await?;
-        return Ok(sse(delta_stream(s)));
+        return Ok(sse(&state, &caller, delta_stream(s)));
     }
     let c = completions::complete(&state, &caller, req, None).await?;
     Ok(Json(json!({
@@ -227,7 +227,11 @@ async fn agent_chat(
         &body.message,
         crate::service::validate::MAX_MESSAGE_CHARS,
     )?;
-    let chat = match body
+    let input = SendInput {
+        content: body.message,
+        ..Default::default()
+    };
+    let start = match body
         .session_id
         .as_deref()
         .map(str::trim)
@@ -243,30 +247,17 @@ async fn agent_chat(
             if chat.agent_id != Some(agent.id) {
                 return Err(AppError::not_found("session"));
             }
-            chat
+            turns::send(&state, &caller, chat.id, input).await?
         }
         None => {
-            chats::create(
-                &state,
-                &caller,
-                ChatInput {
-                    agent_id: Some(agent.id),
-                    ..Default::default()
-                },
-            )
-            .await?
+            let chat = ChatInput {
+                agent_id: Some(agent.id),
+                ..Default::default()
+            };
+            turns::send_new(&state, &caller, chat, input).await?
         }
     };
-    let start = turns::send(
-        &state,
-        &caller,
-        chat.id,
-        SendInput {
-            content: body.message,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let chat = start.chat.clone();
     let session_id = chat.id.to_string();
     if body.stream {
         let events = turn_events(start).filter_map(|e| async move {
@@ -283,7 +274,7 @@ async fn agent_chat(
                 _ => None,
             }
         });
-        return Ok(super::streaming::sse(events));
+        return Ok(super::streaming::sse(&state, &caller, events));
     }
     let model = start.model.clone();
     let outcome = start.finish().await?;

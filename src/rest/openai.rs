@@ -215,7 +215,9 @@ async fn chat_completions(
         futures_util::stream::iter(out)
     });
     Ok(sse(
-        futures_util::stream::once(async move { first }).chain(lines)
+        &state,
+        &caller,
+        futures_util::stream::once(async move { first }).chain(lines),
     ))
 }
 

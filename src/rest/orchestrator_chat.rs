@@ -5,13 +5,14 @@
 //! WebSocket, later messages continue the connection's conversation.
 
 use super::orchestrator::conversation_id;
-use super::streaming::{sse, turn_events};
+use super::streaming::{close_message, sse, turn_events};
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
 use crate::events::turns::TurnEvent;
-use crate::events::Event;
 use crate::http::extract::{AuthCaller, JsonBody, WsCaller};
+use crate::service::auth::recheck;
 use crate::service::chats::{self, ChatInput};
+use crate::service::streams::stream_end;
 use crate::service::turns::{self, SendInput, TurnStart};
 use crate::state::AppState;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -42,23 +43,18 @@ struct ChatBody {
     stream: bool,
 }
 
-/// The conversation to continue, or a new one (`true` when created here).
+/// The conversation to continue; `None` asks for a new one.
 async fn conversation(
     state: &AppState,
     caller: &Caller,
     id: Option<&Value>,
-) -> Result<(i64, bool), AppError> {
+) -> Result<Option<i64>, AppError> {
     let existing = match id {
         Some(Value::Number(n)) => n
             .as_i64()
             .ok_or_else(|| AppError::not_found("conversation"))?,
         Some(Value::String(s)) if !s.trim().is_empty() => conversation_id(s)?,
-        Some(Value::Null) | Some(Value::String(_)) | None => {
-            return Ok((
-                chats::create(state, caller, ChatInput::default()).await?.id,
-                true,
-            ))
-        }
+        Some(Value::Null) | Some(Value::String(_)) | None => return Ok(None),
         Some(_) => {
             return Err(AppError::validation(
                 "conversation_id",
@@ -66,33 +62,25 @@ async fn conversation(
             ))
         }
     };
-    Ok((chats::get(state, caller, existing).await?.id, false))
+    Ok(Some(chats::get(state, caller, existing).await?.id))
 }
 
 async fn start(state: &AppState, caller: &Caller, body: ChatBody) -> Result<TurnStart, AppError> {
-    // Check the message before a conversation is created for it.
+    // Checked here too, so the error names this API's field.
     crate::service::validate::required(
         "message",
         &body.message,
         crate::service::validate::MAX_MESSAGE_CHARS,
     )?;
-    let (chat_id, created) = conversation(state, caller, body.conversation_id.as_ref()).await?;
-    let started = turns::send(
-        state,
-        caller,
-        chat_id,
-        SendInput {
-            content: body.message,
-            model: body.model.filter(|m| m != "auto"),
-            ..Default::default()
-        },
-    )
-    .await;
-    // A refused first message (unknown model, backend down) leaves no empty conversation.
-    if started.is_err() && created {
-        let _ = chats::delete(state, caller, chat_id).await;
+    let input = SendInput {
+        content: body.message,
+        model: body.model.filter(|m| m != "auto"),
+        ..Default::default()
+    };
+    match conversation(state, caller, body.conversation_id.as_ref()).await? {
+        Some(chat_id) => turns::send(state, caller, chat_id, input).await,
+        None => turns::send_new(state, caller, ChatInput::default(), input).await,
     }
-    started
 }
 
 fn tokens_json(prompt: Option<i32>, completion: Option<i32>) -> Value {
@@ -145,7 +133,7 @@ async fn chat(
     if streaming {
         let events =
             turn_events(start).filter_map(|e| async move { event_json(&e).map(|v| v.to_string()) });
-        return Ok(sse(events));
+        return Ok(sse(&state, &caller, events));
     }
     let chat_id = start.chat.id;
     let outcome = start.finish().await?;
@@ -174,7 +162,7 @@ async fn ws_chat(
 ) -> Response {
     upgrade
         .max_message_size(64 * 1024)
-        .read_buffer_size(crate::graphql::transport::WS_BUFFER)
+        .read_buffer_size(crate::graphql::socket::WS_BUFFER)
         .write_buffer_size(0)
         .on_upgrade(move |socket| serve_ws(state, caller, socket))
 }
@@ -183,30 +171,19 @@ fn error_json(e: &AppError) -> String {
     json!({ "type": "error", "content": e.message, "code": e.code.as_str() }).to_string()
 }
 
-/// Whether a bus event ends this caller's connection.
-fn ends(e: &Event, caller: &Caller) -> bool {
-    match e {
-        Event::SessionRevoked { session_id, .. } => {
-            caller.session_id.as_deref() == Some(session_id.as_str())
-        }
-        Event::UserDisabled { user_id } => *user_id == caller.user_id(),
-        Event::Shutdown => true,
-        _ => false,
-    }
-}
-
 async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
     let (mut tx, mut rx) = socket.split();
-    let mut bus = state.events.subscribe_control();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut conversation: Option<i64> = None;
+    let end = stream_end(&state, &caller, None);
+    tokio::pin!(end);
     loop {
         let incoming = tokio::select! {
             m = rx.next() => m,
-            e = bus.recv() => match e {
-                Ok(e) if ends(&e, &caller) => break,
-                _ => continue,
+            why = &mut end => {
+                let _ = tx.send(close_message(&why)).await;
+                return;
             },
             _ = ping.tick() => {
                 if tx.send(WsMessage::Text(r#"{"type":"ping"}"#.into())).await.is_err() { break; }
@@ -238,7 +215,12 @@ async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
         if body.conversation_id.is_none() {
             body.conversation_id = conversation.map(|c| json!(c));
         }
-        let start = match start(&state, &caller, body).await {
+        // Each message acts as the caller is now (role, rights), or not at all.
+        let start = match recheck(&state, &caller).await {
+            Ok(now) => start(&state, &now, body).await,
+            Err(e) => Err(e),
+        };
+        let start = match start {
             Ok(s) => s,
             Err(e) => {
                 if tx
@@ -254,7 +236,17 @@ async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
         conversation = Some(start.chat.id);
         let mut events = Box::pin(turn_events(start));
         // The turn continues (and is stored) even if the socket goes away meanwhile.
-        while let Some(e) = events.next().await {
+        loop {
+            let e = tokio::select! {
+                e = events.next() => match e {
+                    Some(e) => e,
+                    None => break,
+                },
+                why = &mut end => {
+                    let _ = tx.send(close_message(&why)).await;
+                    return;
+                },
+            };
             if let Some(v) = event_json(&e) {
                 if tx
                     .send(WsMessage::Text(v.to_string().into()))

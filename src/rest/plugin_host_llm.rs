@@ -4,12 +4,14 @@
 //! `token` (text), then `end` (usage) or an `error`. Requests on one socket run one after
 //! another; both doors are stateless completions.
 
-use super::streaming::{generation, now_ms, Gen};
+use super::streaming::{close_message, generation, now_ms, Gen};
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{AuthCaller, JsonBody, WsCaller};
 use crate::llm::PromptMessage;
+use crate::service::auth::recheck;
 use crate::service::completions::{self, CompletionRequest};
+use crate::service::streams::stream_end;
 use crate::state::AppState;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -75,7 +77,7 @@ async fn stream(
 ) -> Response {
     upgrade
         .max_message_size(512 * 1024)
-        .read_buffer_size(crate::graphql::transport::WS_BUFFER)
+        .read_buffer_size(crate::graphql::socket::WS_BUFFER)
         .write_buffer_size(0)
         .on_upgrade(move |socket| serve(state, caller, socket))
 }
@@ -107,7 +109,19 @@ fn error_frame(req_id: &Value, e: &AppError) -> String {
 
 async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
     let (mut tx, mut rx) = socket.split();
-    while let Some(Ok(msg)) = rx.next().await {
+    let end = stream_end(&state, &caller, None);
+    tokio::pin!(end);
+    loop {
+        let msg = tokio::select! {
+            m = rx.next() => match m {
+                Some(Ok(m)) => m,
+                _ => break,
+            },
+            why = &mut end => {
+                let _ = tx.send(close_message(&why)).await;
+                return;
+            },
+        };
         let text = match msg {
             WsMessage::Text(t) => t,
             WsMessage::Close(_) => break,
@@ -150,7 +164,11 @@ async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
             .map_err(|e| AppError::validation("payload", format!("payload needs a prompt: {e}")))
             .and_then(InferBody::request)
         {
-            Ok(r) => completions::stream(&state, &caller, r, None).await,
+            // Each request acts as the caller is now (role, rights), or not at all.
+            Ok(r) => match recheck(&state, &caller).await {
+                Ok(now) => completions::stream(&state, &now, r, None).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let (model, s) = match started {
@@ -177,7 +195,17 @@ async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
             break;
         }
         let mut gen = Box::pin(generation(s));
-        while let Some(g) = gen.next().await {
+        loop {
+            let g = tokio::select! {
+                g = gen.next() => match g {
+                    Some(g) => g,
+                    None => break,
+                },
+                why = &mut end => {
+                    let _ = tx.send(close_message(&why)).await;
+                    return;
+                },
+            };
             let out = match g {
                 Gen::Token(t) => frame("event", &req_id, "llm", "token", json!(t)),
                 Gen::Done(u, finish) => frame(

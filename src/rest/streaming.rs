@@ -1,10 +1,13 @@
 //! Shared plumbing for the streaming REST doors: SSE responses, one turn's events out of its
 //! chat's channel, stateless generations as events, and the WebSocket write loop.
 
+use crate::auth::Caller;
 use crate::error::AppError;
 use crate::events::turns::TurnEvent;
 use crate::llm::{Chunk, ChunkStream, FinishReason, Usage};
+use crate::service::streams::{stream_end, StreamEnd};
 use crate::service::turns::TurnStart;
+use crate::state::AppState;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
@@ -12,9 +15,18 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
-/// An SSE response of `data:` lines, with keep-alive comments while the model thinks.
-pub fn sse(data: impl Stream<Item = String> + Send + 'static) -> Response {
-    let events = data.map(|d| Ok::<_, Infallible>(SseEvent::default().data(d)));
+/// An SSE response of `data:` lines for `caller`, with keep-alive comments while the model
+/// thinks; it ends early when [`stream_end`] says so (the turn itself goes on and is stored).
+pub fn sse(
+    state: &AppState,
+    caller: &Caller,
+    data: impl Stream<Item = String> + Send + 'static,
+) -> Response {
+    let (state, caller) = (state.clone(), caller.clone());
+    let end = async move { stream_end(&state, &caller, None).await };
+    let events = data
+        .take_until(end)
+        .map(|d| Ok::<_, Infallible>(SseEvent::default().data(d)));
     let mut res = Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response();
@@ -101,4 +113,22 @@ pub fn now_secs() -> i64 {
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// The close frame a streaming WebSocket door sends when [`stream_end`] ends it: 4401/4403
+/// when the caller's identity ended, 1001 ("going away") on shutdown, 1000 otherwise.
+pub fn close_message(why: &StreamEnd) -> axum::extract::ws::Message {
+    use axum::extract::ws::{CloseFrame, Message};
+    let (code, reason) = match why {
+        StreamEnd::Identity(e) => (
+            crate::graphql::socket::close_code(e),
+            e.message.chars().take(100).collect::<String>(),
+        ),
+        StreamEnd::Shutdown => (1001, "server shutting down".to_string()),
+        StreamEnd::ChatDeleted => (1000, "chat deleted".to_string()),
+    };
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
 }

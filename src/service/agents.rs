@@ -4,6 +4,7 @@
 use crate::auth::Caller;
 use crate::db::models::{Agent, AgentChanges, NewAgent};
 use crate::db::schema::agents;
+use crate::db::{locks, BackendSql};
 use crate::db_run;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::service::{now, validate};
@@ -109,6 +110,8 @@ pub async fn create(state: &AppState, caller: &Caller, input: AgentInput) -> App
     let ts = now();
     let db = &state.db;
     db_run!(db, write, |conn| {
+        // One create at a time per user, so the quota and the slug hold under concurrency.
+        conn.lock_key(locks::per_user(locks::AGENTS, uid)).await?;
         let owned: i64 = agents::table
             .filter(agents::owner_id.eq(uid))
             .count()
@@ -176,7 +179,7 @@ pub async fn get(state: &AppState, caller: Option<&Caller>, id: i64) -> AppResul
 }
 
 /// Loads agents by id without visibility filtering (callers filter with [`visible`]).
-pub async fn by_ids(state: &AppState, ids: &[i64]) -> AppResult<Vec<Agent>> {
+pub(crate) async fn by_ids(state: &AppState, ids: &[i64]) -> AppResult<Vec<Agent>> {
     let ids = ids.to_vec();
     crate::db_load!(
         &state.db,

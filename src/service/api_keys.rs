@@ -4,8 +4,10 @@ use crate::auth::secrets::{new_api_key, sha256_hex};
 use crate::auth::{Caller, Permission};
 use crate::db::models::{ApiKey, NewApiKey};
 use crate::db::schema::api_keys;
+use crate::db::{locks, BackendSql};
 use crate::db_run;
 use crate::error::{AppError, AppResult};
+use crate::events::Event;
 use crate::service::{now, validate};
 use crate::state::AppState;
 use chrono::NaiveDateTime;
@@ -96,6 +98,7 @@ pub async fn create(
     let uid = caller.user_id();
     let db = &state.db;
     let key = db_run!(db, write, |conn| {
+        conn.lock_key(locks::per_user(locks::API_KEYS, uid)).await?;
         let live: i64 = api_keys::table
             .filter(api_keys::user_id.eq(uid))
             .filter(api_keys::revoked_at.is_null())
@@ -148,7 +151,7 @@ pub async fn revoke(state: &AppState, caller: &Caller, id: i64) -> AppResult<Api
     let uid = caller.user_id();
     let ts = now();
     let db = &state.db;
-    db_run!(db, write, |conn| {
+    let key = db_run!(db, write, |conn| {
         let key: Option<ApiKey> = api_keys::table
             .filter(api_keys::id.eq(id))
             .filter(api_keys::user_id.eq(uid))
@@ -166,5 +169,10 @@ pub async fn revoke(state: &AppState, caller: &Caller, id: i64) -> AppResult<Api
             .get_result(conn)
             .await
             .map_err(AppError::from)
-    })
+    })?;
+    state.events.publish(Event::ApiKeyRevoked {
+        user_id: uid,
+        key_id: id,
+    });
+    Ok(key)
 }

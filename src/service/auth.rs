@@ -2,12 +2,13 @@
 //! (JWT, API key, cookie) into a [`Caller`]. Every transport calls [`authenticate`] so a
 //! revoked key, a logged-out session or a disabled user is refused on every door alike.
 
-use crate::auth::rate_limit::Verdict;
+use crate::auth::rate_limit::enforce;
 use crate::auth::secrets::{random_token, secure_eq, sha256_hex, API_KEY_PREFIX};
-use crate::auth::tokens::{Claims, TokenKind};
+use crate::auth::tokens::TokenKind;
 use crate::auth::{password, AuthMethod, Caller, Permission};
 use crate::db::models::{ApiKey, NewUser, Session, User};
 use crate::db::schema::{api_keys, sessions, users};
+use crate::db::{locks, BackendSql};
 use crate::db_run;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::Event;
@@ -77,9 +78,16 @@ pub enum Credential {
     },
 }
 
-/// Creates a user. Self-registration needs `allow_registration`; the very first user of an
-/// instance becomes its admin so a fresh install can be administered.
-pub async fn register(state: &AppState, input: RegisterInput, by_admin: bool) -> AppResult<User> {
+/// Creates a user. Self-registration needs `allow_registration` and is rate-limited per
+/// client address; the very first user of an instance becomes its admin so a fresh install
+/// can be administered. Taken names are refused before the (deliberately slow) password hash,
+/// and the unique constraints decide under races (`409` naming the field).
+pub async fn register(
+    state: &AppState,
+    input: RegisterInput,
+    by_admin: bool,
+    client: &ClientInfo,
+) -> AppResult<User> {
     if !by_admin && !state.config.allow_registration {
         return Err(AppError::forbidden(
             "registration is disabled on this server",
@@ -100,33 +108,22 @@ pub async fn register(state: &AppState, input: RegisterInput, by_admin: bool) ->
         }
         None => None,
     };
+    if !by_admin {
+        let address = client.ip.as_deref().unwrap_or("unknown");
+        enforce(
+            &state.auth_limits.register_by_address,
+            address,
+            "registration",
+        )?;
+    }
+    refuse_taken(state, &email, explicit_username.as_deref()).await?;
     let hash = password::hash(&input.password).await?;
     let db = &state.db;
     db_run!(db, write, |conn| {
-        let taken: i64 = users::table
-            .filter(users::email.eq(&email))
-            .count()
-            .get_result(conn)
-            .await?;
-        if taken > 0 {
-            return Err(
-                AppError::new(ErrorCode::Conflict, "email already registered")
-                    .with_details(serde_json::json!({"field": "email"})),
-            );
-        }
+        // Serializes registrations, so "no user yet" is true for exactly one of them.
+        conn.lock_key(locks::REGISTRATION).await?;
         let username = match &explicit_username {
-            Some(u) => {
-                let taken: i64 = users::table
-                    .filter(users::username.eq(u))
-                    .count()
-                    .get_result(conn)
-                    .await?;
-                if taken > 0 {
-                    return Err(AppError::new(ErrorCode::Conflict, "username already taken")
-                        .with_details(serde_json::json!({"field": "username"})));
-                }
-                u.clone()
-            }
+            Some(u) => u.clone(),
             None => {
                 let base = derive_username(&email);
                 let mut candidate = base.clone();
@@ -171,6 +168,50 @@ pub async fn register(state: &AppState, input: RegisterInput, by_admin: bool) ->
     })
 }
 
+/// Registers and opens a session for the new account at once (one password hash, not two).
+pub async fn register_and_login(
+    state: &AppState,
+    input: RegisterInput,
+    client: ClientInfo,
+) -> AppResult<TokenPair> {
+    let user = register(state, input, false, &client).await?;
+    open_session(state, user, client).await
+}
+
+/// Refuses an email or username already in use, with the field named.
+async fn refuse_taken(state: &AppState, email: &str, username: Option<&str>) -> AppResult<()> {
+    let db = &state.db;
+    let (email_taken, name_taken): (i64, i64) = db_run!(db, read, |conn| {
+        let e: i64 = users::table
+            .filter(users::email.eq(email))
+            .count()
+            .get_result(conn)
+            .await?;
+        let n: i64 = match username {
+            Some(u) => {
+                users::table
+                    .filter(users::username.eq(u))
+                    .count()
+                    .get_result(conn)
+                    .await?
+            }
+            None => 0,
+        };
+        Ok::<_, AppError>((e, n))
+    })?;
+    if email_taken > 0 {
+        return Err(
+            AppError::new(ErrorCode::Conflict, "email already registered")
+                .with_details(serde_json::json!({"field": "email"})),
+        );
+    }
+    if name_taken > 0 {
+        return Err(AppError::new(ErrorCode::Conflict, "username already taken")
+            .with_details(serde_json::json!({"field": "username"})));
+    }
+    Ok(())
+}
+
 fn derive_username(email: &str) -> String {
     let local = email.split('@').next().unwrap_or("user");
     let cleaned: String = local
@@ -201,17 +242,10 @@ pub async fn login(
     }
     validate::max_len("username", ident, 254)?;
     validate::max_len("password", pass, 256)?;
-    if state.config.login_rate_limit > 0 {
-        let key = client.ip.clone().unwrap_or_else(|| "unknown".into());
-        if let Verdict::Limited { retry_after } = state.login_limiter.check(&key) {
-            let secs = retry_after.as_secs().max(1);
-            return Err(AppError::new(
-                ErrorCode::RateLimited,
-                format!("too many login attempts; retry in {secs} s"),
-            )
-            .with_details(serde_json::json!({ "retry_after": secs })));
-        }
-    }
+    let address = client.ip.clone().unwrap_or_else(|| "unknown".into());
+    let limits = &state.auth_limits;
+    enforce(&limits.login_by_address, &address, "login")?;
+    enforce(&limits.login_by_account, &ident.to_lowercase(), "login")?;
     let lowered = ident.to_lowercase();
     let db = &state.db;
     let user: Option<User> = db_run!(db, read, |conn| {
@@ -298,7 +332,7 @@ async fn open_session(state: &AppState, user: User, client: ClientInfo) -> AppRe
 pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
     let claims = state.jwt.verify(token, TokenKind::Refresh)?;
     let old_hash = sha256_hex(token);
-    let (session, user) = live_session(state, &claims).await?;
+    let (session, user) = live_session(state, &claims.sid, &claims.sub).await?;
     let cfg = &state.config;
     let (access, refresh) = issue_pair(state, &user, &session.id)?;
     let new_hash = sha256_hex(&refresh);
@@ -343,29 +377,29 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<TokenPair> {
 
 /// The session a token names with its user, refused unless the session belongs to the
 /// token's subject, is neither revoked nor expired, and the user is active.
-async fn live_session(state: &AppState, claims: &Claims) -> AppResult<(Session, User)> {
+async fn live_session(state: &AppState, sid: &str, sub: &str) -> AppResult<(Session, User)> {
     let db = &state.db;
     // Any write (a logout, a deactivation) moves the generation on, so a cached check is
     // exactly as fresh as a database read; expiry is re-checked below on every use.
     let generation = state.db.generation();
-    let cached = generation.and_then(|g| state.session_cache.get(&claims.sid, g));
+    let cached = generation.and_then(|g| state.session_cache.get(sid, g));
     let row = match cached {
         Some(hit) => Some(hit),
         None => {
-            let sid = claims.sid.clone();
+            let key = sid.to_string();
             let row = crate::db_load!(
                 db,
                 (Session, User),
                 sessions::table
                     .inner_join(users::table)
-                    .filter(sessions::id.eq(sid))
+                    .filter(sessions::id.eq(key))
                     .select((Session::as_select(), User::as_select()))
                     .limit(1)
             )?
             .into_iter()
             .next();
             if let (Some(g), Some(r)) = (generation, &row) {
-                state.session_cache.put(claims.sid.clone(), g, r.clone());
+                state.session_cache.put(sid.to_string(), g, r.clone());
             }
             row
         }
@@ -376,8 +410,12 @@ async fn live_session(state: &AppState, claims: &Claims) -> AppResult<(Session, 
             "session not found",
         ));
     };
-    if session.user_id.to_string() != claims.sub {
+    if session.user_id.to_string() != sub {
         return Err(AppError::new(ErrorCode::InvalidToken, "invalid token"));
+    }
+    // A deactivation also revokes the sessions; saying why is more useful than "revoked".
+    if !user.is_active {
+        return Err(AppError::account_disabled());
     }
     if session.revoked_at.is_some() {
         return Err(AppError::new(
@@ -388,19 +426,16 @@ async fn live_session(state: &AppState, claims: &Claims) -> AppResult<(Session, 
     if session.expires_at < now() {
         return Err(AppError::new(ErrorCode::TokenExpired, "session expired"));
     }
-    if !user.is_active {
-        return Err(AppError::account_disabled());
-    }
     Ok((session, user))
 }
 
 /// Runs a best-effort bookkeeping write off the request path (activity timestamps); a
 /// failure is logged, never surfaced.
-fn spawn_bookkeeping<F>(what: &'static str, write: F)
+fn spawn_bookkeeping<F>(state: &AppState, what: &'static str, write: F)
 where
     F: std::future::Future<Output = AppResult<usize>> + Send + 'static,
 {
-    tokio::spawn(async move {
+    state.background.spawn(async move {
         if let Err(e) = write.await {
             tracing::warn!(error = %e, "could not record {what}");
         }
@@ -437,13 +472,32 @@ pub async fn logout(state: &AppState, caller: &Caller) -> AppResult<()> {
 }
 
 /// Logs out by refresh token, for clients that only hold that (seed 000 logout semantics).
+/// Only the session's current refresh token logs it out; an already rotated one is refused
+/// as on refresh (it leaked), and its session is revoked all the same.
 pub async fn logout_refresh_token(state: &AppState, token: &str) -> AppResult<()> {
     let claims = state.jwt.verify(token, TokenKind::Refresh)?;
     let user_id: i64 = claims
         .sub
         .parse()
         .map_err(|_| AppError::new(ErrorCode::InvalidToken, "invalid token"))?;
-    revoke_session(state, &claims.sid, user_id).await
+    let session = get_session_any(state, &claims.sid)
+        .await
+        .map_err(|_| AppError::new(ErrorCode::SessionRevoked, "session not found"))?;
+    if session.user_id != user_id {
+        return Err(AppError::new(ErrorCode::InvalidToken, "invalid token"));
+    }
+    if session.revoked_at.is_some() {
+        return Ok(());
+    }
+    revoke_session(state, &claims.sid, user_id).await?;
+    if !secure_eq(&session.refresh_hash, &sha256_hex(token)) {
+        tracing::warn!(session = %session.id, user = user_id, "logout with a rotated refresh token: session revoked");
+        return Err(AppError::new(
+            ErrorCode::RefreshTokenReused,
+            "refresh token was already used; the session has been revoked",
+        ));
+    }
+    Ok(())
 }
 
 /// Resolves any credential into a caller, or the reason it is refused.
@@ -483,20 +537,26 @@ async fn authenticate_session(
     method: AuthMethod,
 ) -> AppResult<(Caller, Session)> {
     let claims = state.jwt.verify(token, TokenKind::Access)?;
-    let (session, user) = live_session(state, &claims).await?;
+    let (session, user) = live_session(state, &claims.sid, &claims.sub).await?;
     touch_session(state, &session);
-    let permissions = if user.is_admin() {
-        vec![Permission::Read, Permission::Write, Permission::Admin]
-    } else {
-        vec![Permission::Read, Permission::Write]
-    };
+    let permissions = session_permissions(&user);
     let caller = Caller {
         user,
         session_id: Some(session.id.clone()),
         method,
         permissions,
+        api_key_id: None,
+        expires_at: chrono::DateTime::from_timestamp(claims.exp, 0).map(|t| t.naive_utc()),
     };
     Ok((caller, session))
+}
+
+fn session_permissions(user: &User) -> Vec<Permission> {
+    if user.is_admin() {
+        vec![Permission::Read, Permission::Write, Permission::Admin]
+    } else {
+        vec![Permission::Read, Permission::Write]
+    }
 }
 
 /// Records activity at most once a minute per session, off the request path.
@@ -506,8 +566,8 @@ fn touch_session(state: &AppState, session: &Session) {
         return;
     }
     let (db, id) = (state.db.clone(), session.id.clone());
-    spawn_bookkeeping("session activity", async move {
-        db_run!(&db, write, |conn| {
+    spawn_bookkeeping(state, "session activity", async move {
+        db_run!(&db, bookkeeping, |conn| {
             diesel::update(sessions::table.filter(sessions::id.eq(&id)))
                 .set(sessions::last_activity.eq(ts))
                 .execute(conn)
@@ -550,8 +610,8 @@ async fn authenticate_api_key(state: &AppState, secret: &str) -> AppResult<Calle
         .is_none_or(|t| ts - t >= Duration::seconds(60))
     {
         let (db, id) = (state.db.clone(), key.id);
-        spawn_bookkeeping("API key use", async move {
-            db_run!(&db, write, |conn| {
+        spawn_bookkeeping(state, "API key use", async move {
+            db_run!(&db, bookkeeping, |conn| {
                 diesel::update(api_keys::table.filter(api_keys::id.eq(id)))
                     .set(api_keys::last_used_at.eq(Some(ts)))
                     .execute(conn)
@@ -566,6 +626,57 @@ async fn authenticate_api_key(state: &AppState, secret: &str) -> AppResult<Calle
         session_id: None,
         method: AuthMethod::ApiKey,
         permissions,
+        api_key_id: Some(key.id),
+        expires_at: key.expires_at,
+    })
+}
+
+/// Checks an authenticated caller again, as a long-lived connection does before each
+/// operation: the session or key must still be live, the account active and the credential
+/// unexpired; the answer carries the user's current role and rights. On SQLite a session
+/// check is served from the session cache (any write invalidates it), so this is cheap.
+pub async fn recheck(state: &AppState, caller: &Caller) -> AppResult<Caller> {
+    if caller.expires_at.is_some_and(|t| t <= now()) {
+        return Err(AppError::new(ErrorCode::TokenExpired, "credential expired"));
+    }
+    if let Some(sid) = &caller.session_id {
+        let (_, user) = live_session(state, sid, &caller.user_id().to_string()).await?;
+        let permissions = session_permissions(&user);
+        return Ok(Caller {
+            user,
+            permissions,
+            ..caller.clone()
+        });
+    }
+    let Some(key_id) = caller.api_key_id else {
+        return Err(AppError::unauthenticated());
+    };
+    let db = &state.db;
+    let row: Option<(ApiKey, User)> = db_run!(db, read, |conn| {
+        api_keys::table
+            .inner_join(users::table)
+            .filter(api_keys::id.eq(key_id))
+            .select((ApiKey::as_select(), User::as_select()))
+            .first(conn)
+            .await
+            .optional()
+    })?;
+    let Some((key, user)) = row else {
+        return Err(AppError::new(ErrorCode::ApiKeyRevoked, "API key revoked"));
+    };
+    if key.revoked_at.is_some() || key.expires_at.is_some_and(|e| e <= now()) {
+        return Err(AppError::new(
+            ErrorCode::ApiKeyRevoked,
+            "API key revoked or expired",
+        ));
+    }
+    if !user.is_active {
+        return Err(AppError::account_disabled());
+    }
+    Ok(Caller {
+        user,
+        permissions: super::api_keys::parse_permissions(&key.permissions),
+        ..caller.clone()
     })
 }
 

@@ -3,9 +3,9 @@
 use crate::auth::Caller;
 use crate::db::models::{Chat, Message, NewChat, NewMessage};
 use crate::db::schema::{chats, messages};
-use crate::db::Db;
+use crate::db::{locks, BackendSql, Db};
 use crate::db_run;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::Event;
 use crate::service::{agents, now, validate};
 use crate::state::AppState;
@@ -58,7 +58,20 @@ pub async fn create(state: &AppState, caller: &Caller, input: ChatInput) -> AppR
     let uid = caller.user_id();
     let ts = now();
     let db = &state.db;
+    let cap = state.config.max_chats_per_user;
     let chat = db_run!(db, write, |conn| {
+        conn.lock_key(locks::per_user(locks::CHATS, uid)).await?;
+        let owned: i64 = chats::table
+            .filter(chats::user_id.eq(uid))
+            .count()
+            .get_result(conn)
+            .await?;
+        if owned >= cap {
+            return Err(AppError::new(
+                ErrorCode::QuotaExceeded,
+                format!("a user may keep at most {cap} chats; delete some first"),
+            ));
+        }
         diesel::insert_into(chats::table)
             .values(NewChat {
                 user_id: uid,
@@ -248,7 +261,7 @@ pub async fn messages(
 }
 
 /// Message counts per chat (for list views).
-pub async fn message_counts(db: &Db, chat_ids: &[i64]) -> AppResult<HashMap<i64, i64>> {
+pub(crate) async fn message_counts(db: &Db, chat_ids: &[i64]) -> AppResult<HashMap<i64, i64>> {
     let rows: Vec<(i64, i64)> = db_run!(db, read, |conn| {
         messages::table
             .filter(messages::chat_id.eq_any(chat_ids))
@@ -268,7 +281,7 @@ pub async fn message_counts(db: &Db, chat_ids: &[i64]) -> AppResult<HashMap<i64,
 /// with one index seek on `(chat_id, id)`; the outer query then reads exactly the rows at or
 /// past that bound. Nothing is sorted or ranked in SQL (a window function would copy every
 /// message of every chat into a sorter), and both backends run the same text.
-pub async fn window_messages(
+pub(crate) async fn window_messages(
     db: &Db,
     chat_ids: &[i64],
     n: i64,

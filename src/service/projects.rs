@@ -53,9 +53,7 @@ pub async fn list(
     page: i64,
     limit: i64,
 ) -> AppResult<(Vec<Project>, i64)> {
-    if page < 1 {
-        return Err(AppError::validation("page", "page must be at least 1"));
-    }
+    let offset = validate::page_offset(page, limit)?;
     let uid = caller.user_id();
     let db = &state.db;
     db_run!(db, read, |conn| {
@@ -68,7 +66,7 @@ pub async fn list(
             .filter(projects::owner_id.eq(uid))
             .order(projects::id.asc())
             .limit(limit)
-            .offset((page - 1) * limit)
+            .offset(offset)
             .select(Project::as_select())
             .load(conn)
             .await?;

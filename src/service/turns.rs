@@ -151,6 +151,7 @@ pub async fn send(
         validate::max_len("model", m, validate::MAX_NAME_CHARS)?;
     }
     let chat = chat_service::get(state, caller, chat_id).await?;
+    check_room(state, chat_id).await?;
     check_files(state, caller, &input.files).await?;
     let agent = match chat.agent_id {
         Some(aid) => Some(agents::get(state, Some(caller), aid).await?),
@@ -210,7 +211,9 @@ pub async fn send(
         cancel,
     };
     let message_id = reserved.id;
-    tokio::spawn(run.run(stream, user_message.id, done_tx));
+    state
+        .background
+        .spawn(run.run(stream, user_message.id, done_tx));
     Ok(TurnStart {
         chat,
         user_message,
@@ -219,6 +222,47 @@ pub async fn send(
         events,
         outcome: done_rx,
     })
+}
+
+/// Refuses a turn in a chat that holds `max_messages_per_chat` already (a turn adds two).
+/// A read, not a lock: one chat runs one turn at a time, so it cannot overshoot by more.
+async fn check_room(state: &AppState, chat_id: i64) -> AppResult<()> {
+    let cap = state.config.max_messages_per_chat;
+    let db = &state.db;
+    let held: i64 = db_run!(db, read, |conn| messages::table
+        .filter(messages::chat_id.eq(chat_id))
+        .count()
+        .get_result(conn)
+        .await
+        .map_err(AppError::from))?;
+    if held + 2 > cap {
+        return Err(AppError::new(
+            ErrorCode::QuotaExceeded,
+            format!("a chat holds at most {cap} messages; start a new chat"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a conversation and sends its first message, as every door that starts a chat
+/// with a message does. The message is checked before the conversation exists, and a refused
+/// first message (unknown model, backend down, busy) leaves no empty conversation behind.
+pub async fn send_new(
+    state: &AppState,
+    caller: &Caller,
+    chat: chat_service::ChatInput,
+    input: SendInput,
+) -> AppResult<TurnStart> {
+    caller.require_write()?;
+    validate::required("content", &input.content, validate::MAX_MESSAGE_CHARS)?;
+    let chat_id = chat_service::create(state, caller, chat).await?.id;
+    let started = send(state, caller, chat_id, input).await;
+    if started.is_err() {
+        if let Err(e) = chat_service::delete(state, caller, chat_id).await {
+            tracing::warn!(error = %e, chat_id, "could not remove the conversation of a refused first message");
+        }
+    }
+    started
 }
 
 /// One write: the user message and the reserved (`streaming`) assistant message.
@@ -233,9 +277,7 @@ async fn store_start(
     let ts = now();
     let db = &state.db;
     db_run!(db, write, |conn| {
-        use diesel_async::AsyncConnection;
-        let files = files.clone();
-        conn.transaction(async |conn| {
+        {
             let user: Message = diesel::insert_into(messages::table)
                 .values(NewMessage {
                     chat_id,
@@ -270,8 +312,7 @@ async fn store_start(
                 .execute(conn)
                 .await?;
             Ok::<_, AppError>((user, reserved))
-        })
-        .await
+        }
     })
 }
 
@@ -312,6 +353,8 @@ impl Run {
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break ("cancelled", None),
+                // The process is stopping: keep what was generated, as a cancel would.
+                _ = self.state.background.stopping().cancelled() => break ("cancelled", None),
                 item = stream.next() => match item {
                     Some(Ok(Chunk::Token(t))) => {
                         pieces += 1;
@@ -399,10 +442,7 @@ impl Run {
         let (text, status) = (text.to_string(), status.to_string());
         let db = &self.state.db;
         db_run!(db, write, |conn| {
-            use diesel_async::AsyncConnection;
-            let (text, status, title) = (text.clone(), status.clone(), title.clone());
-            let memory = memory.clone();
-            conn.transaction(async |conn| {
+            {
                 let m: Message = diesel::update(messages::table.find(message_id))
                     .set((
                         messages::content.eq(&text),
@@ -438,8 +478,7 @@ impl Run {
                         .await?;
                 }
                 Ok::<_, AppError>(m)
-            })
-            .await
+            }
         })
     }
 }
@@ -508,7 +547,7 @@ pub async fn recover_interrupted(state: &AppState) -> AppResult<usize> {
 pub fn spawn_cancel_relay(state: &AppState) {
     let mut rx = state.events.subscribe();
     let turns = state.turns.clone();
-    tokio::spawn(async move {
+    state.background.spawn_service(async move {
         use tokio::sync::broadcast::error::RecvError;
         loop {
             match rx.recv().await {

@@ -30,7 +30,7 @@ pub struct AdminChanges {
 }
 
 /// Loads users by id (for DataLoaders and joins).
-pub async fn by_ids(state: &AppState, ids: &[i64]) -> AppResult<Vec<User>> {
+pub(crate) async fn by_ids(state: &AppState, ids: &[i64]) -> AppResult<Vec<User>> {
     let ids = ids.to_vec();
     crate::db_load!(
         &state.db,
@@ -165,6 +165,8 @@ pub async fn admin_update(
     })?;
     if changes.is_active == Some(false) {
         state.events.publish(Event::UserDisabled { user_id: id });
+    } else if changes.role.is_some() {
+        state.events.publish(Event::UserChanged { user_id: id });
     }
     Ok(user)
 }

@@ -111,7 +111,11 @@ pub fn limit(value: Option<i64>, default: i64) -> AppResult<i64> {
     Ok(v)
 }
 
-/// A non-negative offset.
+/// Deepest offset a paged list accepts: past it the database would walk (and discard) a
+/// million rows per request; such lists have cursors or search instead.
+pub const MAX_OFFSET: i64 = 1_000_000;
+
+/// An offset in [0, MAX_OFFSET].
 pub fn offset(value: Option<i64>) -> AppResult<i64> {
     let v = value.unwrap_or(0);
     if v < 0 {
@@ -120,7 +124,27 @@ pub fn offset(value: Option<i64>) -> AppResult<i64> {
             "offset must not be negative",
         ));
     }
+    if v > MAX_OFFSET {
+        return Err(AppError::validation(
+            "offset",
+            format!("offset must be at most {MAX_OFFSET}"),
+        ));
+    }
     Ok(v)
+}
+
+/// The offset of a 1-based `page` of `limit` rows, refused (not overflowed) past
+/// [`MAX_OFFSET`].
+pub fn page_offset(page: i64, limit: i64) -> AppResult<i64> {
+    if page < 1 {
+        return Err(AppError::validation("page", "page must be at least 1"));
+    }
+    (page - 1)
+        .checked_mul(limit)
+        .filter(|o| *o <= MAX_OFFSET)
+        .ok_or_else(|| {
+            AppError::validation("page", format!("page is past the last {MAX_OFFSET} rows"))
+        })
 }
 
 /// A URL-safe slug from a display name (`Expert Python` → `expert-python`).
