@@ -5,7 +5,7 @@ setup:
 	./scripts/setup.sh
 
 setup-test:
-	./scripts/setup.sh --with-postgres
+	./scripts/setup.sh --with-postgres --with-browser
 
 run: setup
 	cargo run --release --bin hearth -- serve

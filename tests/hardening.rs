@@ -176,7 +176,7 @@ async fn starved_pool_answers_503_with_retry_after(b: Backend) {
     // Hold the only connection a write can use.
     let held = match &s.state.db {
         hearth::db::Db::Sqlite(p) => Held::Sqlite(p.writer.get().await.unwrap()),
-        hearth::db::Db::Pg(p) => Held::Pg(p.get().await.unwrap()),
+        hearth::db::Db::Pg(p) => Held::Pg(Box::new(p.get().await.unwrap())),
     };
     let res = s
         .http
@@ -200,7 +200,7 @@ async fn starved_pool_answers_503_with_retry_after(b: Backend) {
 #[allow(dead_code)]
 enum Held {
     Sqlite(diesel_async::pooled_connection::deadpool::Object<hearth::db::SqliteConn>),
-    Pg(diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>),
+    Pg(Box<diesel_async::pooled_connection::deadpool::Object<diesel_async::AsyncPgConnection>>),
 }
 
 async fn stop_stores_running_turns_as_cancelled(b: Backend) {

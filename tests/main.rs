@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod mock_llm;
 mod support;
 
@@ -21,3 +22,4 @@ mod rest_resources;
 mod schema_sdl;
 mod socket_identity;
 mod token_security;
+mod web_ui;

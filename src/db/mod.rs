@@ -39,6 +39,10 @@ const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000; \
      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
+/// Applied to every pooled PostgreSQL connection.
+const PG_SESSION: &str =
+    "SET idle_in_transaction_session_timeout = '60s'; SET lock_timeout = '30s';";
+
 /// Applied to SQLite reader connections on top of [`SQLITE_PRAGMAS`].
 const SQLITE_READER_PRAGMAS: &str = "PRAGMA query_only = ON;";
 
@@ -103,15 +107,20 @@ macro_rules! db_run {
     ($db:expr, $mode:ident, |$conn:ident| $body:expr) => {{
         match $db {
             $crate::db::Db::Sqlite(pools) => {
-                let mut pooled = $crate::db::sqlite_pool!(pools, $mode).get().await?;
+                let mut checkout =
+                    $crate::db::Checkout::new($crate::db::sqlite_pool!(pools, $mode).get().await?);
                 let _bump = $crate::db::generation_bump!(pools, $mode);
-                let $conn: &mut $crate::db::SqliteConn = &mut *pooled;
-                $crate::db::in_mode!($mode, $conn, $body)
+                let $conn: &mut $crate::db::SqliteConn = checkout.conn();
+                let outcome = $crate::db::in_mode!($mode, $conn, $body);
+                checkout.finished();
+                outcome
             }
             $crate::db::Db::Pg(pool) => {
-                let mut pooled = pool.get().await?;
-                let $conn: &mut diesel_async::AsyncPgConnection = &mut *pooled;
-                $crate::db::in_mode!($mode, $conn, $body)
+                let mut checkout = $crate::db::Checkout::new(pool.get().await?);
+                let $conn: &mut diesel_async::AsyncPgConnection = checkout.conn();
+                let outcome = $crate::db::in_mode!($mode, $conn, $body);
+                checkout.finished();
+                outcome
             }
         }
     }};
@@ -139,6 +148,49 @@ macro_rules! __in_mode {
 }
 pub use crate::__in_mode as in_mode;
 
+/// A pooled connection lent to one [`db_run!`] body. If the body's future is dropped before
+/// it finished (a client went away mid-write), the connection may still be inside its
+/// transaction, holding locks: it is taken out of the pool and closed (the server rolls the
+/// transaction back) instead of being handed to the next request.
+#[doc(hidden)]
+pub struct Checkout<M: deadpool::managed::Manager> {
+    object: Option<deadpool::managed::Object<M>>,
+    finished: bool,
+}
+
+impl<M: deadpool::managed::Manager> Checkout<M> {
+    /// Takes charge of a pooled connection.
+    pub fn new(object: deadpool::managed::Object<M>) -> Self {
+        Self {
+            object: Some(object),
+            finished: false,
+        }
+    }
+
+    /// The connection.
+    pub fn conn(&mut self) -> &mut M::Type {
+        match &mut self.object {
+            Some(o) => o,
+            None => unreachable!("a checkout holds its connection until dropped"),
+        }
+    }
+
+    /// The body ran to its end (committed or rolled back): the connection may be reused.
+    pub fn finished(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl<M: deadpool::managed::Manager> Drop for Checkout<M> {
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Some(object) = self.object.take() {
+                drop(deadpool::managed::Object::take(object));
+            }
+        }
+    }
+}
+
 /// Opens a transaction; see [`db_run!`].
 #[doc(hidden)]
 pub async fn begin<C: AsyncConnection>(conn: &mut C) -> diesel::QueryResult<()> {
@@ -155,14 +207,10 @@ where
 {
     use diesel_async::TransactionManager;
     match outcome {
+        // A failed COMMIT ends the transaction (the transaction manager rolls back).
         Ok(v) => match C::TransactionManager::commit_transaction(conn).await {
             Ok(()) => Ok(v),
-            Err(e) => {
-                if let Err(r) = C::TransactionManager::rollback_transaction(conn).await {
-                    tracing::error!(error = %r, "rollback after a failed commit");
-                }
-                Err(e.into())
-            }
+            Err(e) => Err(e.into()),
         },
         Err(e) => {
             if let Err(r) = C::TransactionManager::rollback_transaction(conn).await {
@@ -349,6 +397,19 @@ impl Db {
             run_migrations(conn, PG_MIGRATIONS).await?;
             let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
             cfg.recycling_method = RecyclingMethod::Fast;
+            // Backstops: a transaction left open (a crashed task) or a lock wait cannot
+            // hold a connection and its locks for ever.
+            cfg.custom_setup = Box::new(|url| {
+                let url = url.to_string();
+                async move {
+                    let mut c = AsyncPgConnection::establish(&url).await?;
+                    c.batch_execute(PG_SESSION)
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                    Ok(c)
+                }
+                .boxed()
+            });
             let manager =
                 AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, cfg);
             Db::Pg(

@@ -78,8 +78,10 @@ fn payload_credential(payload: &serde_json::Value) -> Option<Credential> {
 
 /// What one socket knows of its caller, shared by its executor and its connection task.
 struct SocketIdentity {
-    /// Set once `connection_init` arrived (authenticated or not).
-    inited: AtomicBool,
+    /// Set when `connection_init` arrives.
+    init_started: AtomicBool,
+    /// Set once `connection_init` was answered (authenticated, anonymous or refused).
+    inited: watch::Sender<bool>,
     /// The caller as last checked; `None` for an anonymous socket.
     caller: watch::Sender<Option<Caller>>,
     /// Why the socket must close, once it must.
@@ -145,6 +147,10 @@ impl SocketExecutor {
                 Ok(fresh) => {
                     ident.caller.send_replace(Some(fresh.clone()));
                     request.data.insert(fresh);
+                }
+                // A database hiccup refuses this operation, not the caller.
+                Err(e) if matches!(e.code, ErrorCode::Unavailable | ErrorCode::Internal) => {
+                    return Err(e);
                 }
                 Err(e) => {
                     ident.end(e.clone());
@@ -221,7 +227,8 @@ pub async fn ws(
     let limits = &state.config.graphql;
     let init_timeout = Duration::from_secs(limits.connection_init_timeout_secs);
     let ident = Arc::new(SocketIdentity {
-        inited: AtomicBool::new(false),
+        init_started: AtomicBool::new(false),
+        inited: watch::channel(false).0,
         caller: watch::channel(None).0,
         ended: watch::channel(None).0,
         running: AtomicUsize::new(0),
@@ -269,22 +276,23 @@ pub async fn ws(
                     // Frames already queued go out with this one in a single write: under
                     // load, one syscall per token would cost more than the token itself.
                     let mut closing = matches!(msg, Message::Close(_));
-                    if ws_sink.feed(msg).await.is_err() {
-                        break;
-                    }
-                    while !closing {
-                        match out_rx.try_recv() {
-                            Ok(m) => {
-                                closing = matches!(m, Message::Close(_));
-                                if ws_sink.feed(m).await.is_err() {
-                                    break;
+                    // A client that stops reading is dropped, not waited for.
+                    let write = async {
+                        ws_sink.feed(msg).await?;
+                        while !closing {
+                            match out_rx.try_recv() {
+                                Ok(m) => {
+                                    closing = matches!(m, Message::Close(_));
+                                    ws_sink.feed(m).await?;
                                 }
+                                _ => break,
                             }
-                            _ => break,
                         }
-                    }
-                    if ws_sink.flush().await.is_err() || closing {
-                        break;
+                        ws_sink.flush().await
+                    };
+                    match tokio::time::timeout(SILENCE_LIMIT, write).await {
+                        Ok(Ok(())) if !closing => {}
+                        _ => break,
                     }
                 }
                 let _ = ws_sink.close().await;
@@ -297,15 +305,19 @@ pub async fn ws(
             let on_init = {
                 let (state, ident) = (state.clone(), ident.clone());
                 move |payload: serde_json::Value| async move {
-                    ident.inited.store(true, Ordering::SeqCst);
-                    if let Some(cred) = payload_credential(&payload).or(header_cred) {
-                        let caller = auth::authenticate(&state, cred).await.map_err(|e| {
-                            let err = async_graphql::Error::new(e.message.clone());
-                            err.extend_with(|_, ext| ext.set("code", e.code.as_str()))
-                        })?;
-                        ident.caller.send_replace(Some(caller));
+                    ident.init_started.store(true, Ordering::SeqCst);
+                    let outcome = match payload_credential(&payload).or(header_cred) {
+                        Some(cred) => auth::authenticate(&state, cred).await.map(Some),
+                        None => Ok(None),
+                    };
+                    if let Ok(Some(caller)) = &outcome {
+                        ident.caller.send_replace(Some(caller.clone()));
                     }
-                    Ok(Data::default())
+                    ident.inited.send_replace(true);
+                    outcome.map(|_| Data::default()).map_err(|e| {
+                        let err = async_graphql::Error::new(e.message.clone());
+                        err.extend_with(|_, ext| ext.set("code", e.code.as_str()))
+                    })
                 }
             };
             let serve = GraphQLWebSocket::new_with_pair(out_tx, ws_stream, executor, protocol)
@@ -315,7 +327,16 @@ pub async fn ws(
             // Anonymous sockets live only until the init deadline (long enough to log in).
             let deadline = async {
                 tokio::time::sleep(init_timeout).await;
-                if !ident.inited.load(Ordering::SeqCst) {
+                if !ident.init_started.load(Ordering::SeqCst) {
+                    return (CLOSE_INIT_TIMEOUT, "connection_init timeout".to_string());
+                }
+                // A credential check still running (a slow pool) gets as long again.
+                let mut inited = ident.inited.subscribe();
+                let answered = matches!(
+                    tokio::time::timeout(init_timeout, inited.wait_for(|done| *done)).await,
+                    Ok(Ok(_))
+                );
+                if !answered {
                     return (CLOSE_INIT_TIMEOUT, "connection_init timeout".to_string());
                 }
                 if ident.caller.borrow().is_none() {
@@ -359,11 +380,19 @@ pub async fn ws(
                     code,
                     reason: reason.chars().take(100).collect::<String>().into(),
                 };
-                let _ = close_tx.send(Message::Close(Some(frame))).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    close_tx.send(Message::Close(Some(frame))),
+                )
+                .await;
             }
             drop(close_tx);
-            // Dropping the GraphQL side closes the channel; the writer flushes and closes.
-            let _ = writer.await;
+            // Dropping the GraphQL side closes the channel; the writer flushes and closes
+            // (or gives up on a client that does not read).
+            let abort = writer.abort_handle();
+            if tokio::time::timeout(SILENCE_LIMIT, writer).await.is_err() {
+                abort.abort();
+            }
         })
         .into_response()
 }

@@ -9,12 +9,11 @@ use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{client_info, credential};
 use crate::service::auth::{self, Credential};
 use crate::state::AppState;
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse};
 use axum::extract::{Request, State};
 use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 /// A request-level failure in GraphQL's response shape, with the table's status.
@@ -272,13 +271,13 @@ pub async fn get(
 ) -> Response {
     let (parts, _) = req.into_parts();
     let Some(qs) = parts.uri.query().filter(|q| q.contains("query=")) else {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .subscription_endpoint("/graphql/ws")
-                .finish(),
-        )
-        .into_response();
+        if state.config.graphql.playground {
+            return crate::http::web::graphiql();
+        }
+        return gql_error(AppError::new(
+            ErrorCode::NotFound,
+            "GraphiQL is turned off on this server (graphql.playground)",
+        ));
     };
     let mut request = match async_graphql::http::parse_query_string(qs) {
         Ok(r) => r,

@@ -85,13 +85,28 @@ pub fn client_ip(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> Stri
         .map(str::trim)
         .collect::<Vec<_>>();
     for hop in forwarded.iter().rev() {
-        match hop.parse::<IpAddr>() {
-            Ok(ip) if trusted(&ip.to_canonical()) => continue,
-            Ok(ip) => return ip.to_canonical().to_string(),
-            Err(_) => break,
+        match parse_hop(hop) {
+            Some(ip) if trusted(&ip) => continue,
+            Some(ip) => return ip.to_string(),
+            None => break,
         }
     }
     peer_ip.to_string()
+}
+
+/// One `X-Forwarded-For` entry: an address, with or without a port (`1.2.3.4:5678`,
+/// `[::1]:80`, `[::1]`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let ip = hop
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse().ok())
+        })?;
+    Some(ip.to_canonical())
 }
 
 /// Requires an authenticated caller; refuses with 401/403 and the reason's code.
@@ -213,4 +228,36 @@ pub fn path_id(raw: &str) -> Result<i64, AppError> {
     raw.trim()
         .parse::<i64>()
         .map_err(|_| AppError::not_found("object"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_hops_with_or_without_ports() {
+        assert_eq!(parse_hop("1.2.3.4"), "1.2.3.4".parse().ok());
+        assert_eq!(parse_hop("1.2.3.4:5678"), "1.2.3.4".parse().ok());
+        assert_eq!(parse_hop("[::1]:80"), "::1".parse().ok());
+        assert_eq!(parse_hop("[::1]"), "::1".parse().ok());
+        assert_eq!(parse_hop("::ffff:10.0.0.1"), "10.0.0.1".parse().ok());
+        assert_eq!(parse_hop("unknown"), None);
+    }
+
+    #[test]
+    fn only_trusted_proxies_are_believed() {
+        let config = Config {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            ..Config::default()
+        };
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "9.9.9.9, 8.8.8.8, 10.1.1.1".parse().unwrap(),
+        );
+        let proxy: SocketAddr = "10.0.0.5:1234".parse().unwrap();
+        let direct: SocketAddr = "7.7.7.7:1234".parse().unwrap();
+        assert_eq!(client_ip(&config, &h, proxy), "8.8.8.8");
+        assert_eq!(client_ip(&config, &h, direct), "7.7.7.7");
+    }
 }

@@ -1,5 +1,7 @@
-//! The web UI: static files from `web/`, compiled into the binary (no build step, nothing to
-//! deploy beside the executable), served with a strict content security policy.
+//! The web UI and GraphiQL: static files from `web/`, compiled into the binary (no build
+//! step, no CDN, nothing to deploy beside the executable; works offline), served with a
+//! strict content security policy. Third-party files live in `web/vendor/`, pinned by sha256
+//! (checked by `build.rs`).
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -9,10 +11,19 @@ use axum::Router;
 const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const STYLE: &str = include_str!("../../web/style.css");
+const GRAPHIQL_PAGE: &str = include_str!("../../web/graphiql.html");
+const GRAPHIQL_INIT: &str = include_str!("../../web/graphiql.js");
+const GRAPHIQL_PAGE_CSS: &str = include_str!("../../web/graphiql-page.css");
+const GRAPHIQL_JS: &str = include_str!("../../web/vendor/graphiql/graphiql.min.js");
+const GRAPHIQL_CSS: &str = include_str!("../../web/vendor/graphiql/graphiql.min.css");
+const REACT_JS: &str = include_str!("../../web/vendor/graphiql/react.production.min.js");
+const REACT_DOM_JS: &str = include_str!("../../web/vendor/graphiql/react-dom.production.min.js");
 
-/// Only same-origin scripts, styles and connections (the subscription socket included).
+/// Only same-origin scripts, styles and connections (the subscription socket included);
+/// fonts and images may also be inline `data:` (GraphiQL's stylesheet embeds its fonts).
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; \
-                   img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+                   img-src 'self' data:; font-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; \
+                   form-action 'self'";
 
 fn file(body: &'static str, content_type: &'static str) -> Response {
     let mut res = body.into_response();
@@ -34,9 +45,40 @@ fn file(body: &'static str, content_type: &'static str) -> Response {
     res
 }
 
-/// `/`, `/static/app.js`, `/static/style.css`.
+/// GraphiQL's page (for `GET /graphql` from a browser).
+pub fn graphiql() -> Response {
+    file(GRAPHIQL_PAGE, "text/html; charset=utf-8")
+}
+
+/// `/`, `/static/app.js`, `/static/style.css`, and GraphiQL's scripts and styles.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    const JS: &str = "text/javascript; charset=utf-8";
+    const CSS: &str = "text/css; charset=utf-8";
     Router::new()
+        .route(
+            "/static/graphiql.js",
+            get(|| async { file(GRAPHIQL_INIT, JS) }),
+        )
+        .route(
+            "/static/graphiql-page.css",
+            get(|| async { file(GRAPHIQL_PAGE_CSS, CSS) }),
+        )
+        .route(
+            "/static/vendor/graphiql.min.js",
+            get(|| async { file(GRAPHIQL_JS, JS) }),
+        )
+        .route(
+            "/static/vendor/graphiql.min.css",
+            get(|| async { file(GRAPHIQL_CSS, CSS) }),
+        )
+        .route(
+            "/static/vendor/react.production.min.js",
+            get(|| async { file(REACT_JS, JS) }),
+        )
+        .route(
+            "/static/vendor/react-dom.production.min.js",
+            get(|| async { file(REACT_DOM_JS, JS) }),
+        )
         .route(
             "/",
             get(|| async { file(INDEX, "text/html; charset=utf-8") }),

@@ -31,6 +31,12 @@ pub enum StreamEnd {
 /// a periodic timer.
 pub async fn stream_end(state: &AppState, caller: &Caller, chat_id: Option<i64>) -> StreamEnd {
     let mut bus = state.events.subscribe_control();
+    // An end published before this subscription began would be missed: check once now.
+    if let Err(e) = auth::recheck(state, caller).await {
+        if !matches!(e.code, ErrorCode::Unavailable | ErrorCode::Internal) {
+            return StreamEnd::Identity(e);
+        }
+    }
     loop {
         let wait = caller
             .expires_at
