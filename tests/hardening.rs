@@ -22,7 +22,44 @@ both_backends!(
     starved_pool_answers_503_with_retry_after,
     stop_stores_running_turns_as_cancelled,
     chats_and_messages_are_capped,
+    lock_key_serializes_check_then_act,
 );
+
+/// Two write bodies that check, pause, then act: with the rule's lock taken first, the second
+/// sees the first's row (on PostgreSQL's read-committed isolation, without it both would see
+/// none); SQLite's single writer serializes them anyway.
+async fn lock_key_serializes_check_then_act(b: Backend) {
+    use hearth::db::{locks, BackendSql};
+    let s = TestServer::start(b).await;
+    s.user("locker").await;
+    let race = |marker: &'static str| {
+        let state = s.state.clone();
+        tokio::spawn(async move {
+            let db = &state.db;
+            async {
+                hearth::db_run!(db, write, |conn| {
+                    conn.lock_key(locks::REGISTRATION).await?;
+                    let seen: i64 = users::table
+                        .filter(users::name.like("marker-%"))
+                        .count()
+                        .get_result(conn)
+                        .await?;
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    diesel::update(users::table.filter(users::username.eq("locker")))
+                        .set(users::name.eq(format!("marker-{marker}")))
+                        .execute(conn)
+                        .await?;
+                    Ok::<i64, AppError>(seen)
+                })
+            }
+            .await
+        })
+    };
+    let (a, b2) = (race("a"), race("b"));
+    let mut seen = [a.await.unwrap().unwrap(), b2.await.unwrap().unwrap()];
+    seen.sort();
+    assert_eq!(seen, [0, 1], "the second body saw the first one's write");
+}
 
 async fn chats_and_messages_are_capped(b: Backend) {
     let s = TestServer::start_with(b, |c| {
