@@ -84,6 +84,7 @@ async fn seed(state: &hearth::state::AppState) -> String {
             username: Some("bench".into()),
             name: None,
             admin: false,
+            setup_token: None,
         },
         true,
         &ClientInfo::default(),

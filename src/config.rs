@@ -23,6 +23,9 @@ pub struct Config {
     pub refresh_token_ttl_secs: i64,
     /// Whether anyone may self-register; admins can always create users.
     pub allow_registration: bool,
+    /// The account that administers the instance: registering with this email gives the
+    /// admin role (and nobody else gets it by registering first).
+    pub admin_email: Option<String>,
     /// Mark the auth cookie `Secure`; turn on behind HTTPS.
     pub cookie_secure: bool,
     /// Largest request body accepted on any route, in bytes.
@@ -153,6 +156,7 @@ impl Default for Config {
             access_token_ttl_secs: 3600,
             refresh_token_ttl_secs: 7 * 24 * 3600,
             allow_registration: true,
+            admin_email: None,
             cookie_secure: false,
             body_limit_bytes: 2 * 1024 * 1024,
             db_pool_size: 8,
@@ -335,7 +339,12 @@ impl Config {
 }
 
 /// Keys that may be absent (`Option`s), so the serialized defaults do not show them.
-const OPTIONAL_KEYS: &[&str] = &["database_url", "jwt_secret", "llm.default_model"];
+const OPTIONAL_KEYS: &[&str] = &[
+    "database_url",
+    "jwt_secret",
+    "admin_email",
+    "llm.default_model",
+];
 
 /// The key path an env name (lower-cased, without `HEARTH_`) addresses, if any.
 fn env_path(tree: &toml::Value, rest: &str) -> Option<Vec<String>> {

@@ -69,6 +69,7 @@ impl App {
             session_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
             response_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
             auth_limits,
+            setup: Default::default(),
             config: Arc::new(config),
             db,
             jwt: Arc::new(auth::tokens::JwtKeys::new(&secret)),
@@ -87,6 +88,7 @@ impl App {
     /// the CLI commands, which must not touch a live server's work.
     pub async fn prepare_to_serve(state: &state::AppState) -> anyhow::Result<()> {
         service::models::ensure_builtin(state).await?;
+        service::auth::offer_setup(state).await?;
         let recovered = service::turns::recover_interrupted(state).await?;
         if recovered > 0 {
             tracing::warn!(

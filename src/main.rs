@@ -122,6 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     username: Some(username.clone()),
                     name: None,
                     admin: *admin,
+                    setup_token: None,
                 },
                 true,
                 &Default::default(),

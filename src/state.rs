@@ -23,6 +23,8 @@ pub struct AppState {
     pub session_cache: Arc<crate::cache::GenerationCache<String, (Session, User)>>,
     /// Whole GraphQL query responses by caller and request body, valid while no write happened.
     pub response_cache: Arc<crate::cache::GenerationCache<(String, u64), Arc<CachedResponse>>>,
+    /// The one-time token that claims an instance without an admin from another machine.
+    pub setup: Arc<crate::auth::setup::SetupToken>,
     /// Login and registration attempts per client address and per account.
     pub auth_limits: Arc<crate::auth::rate_limit::AuthLimits>,
     /// Model providers, loaded models, per-model gates.

@@ -19,7 +19,81 @@ both_backends!(
     login_attempts_are_rate_limited,
     registration_and_accounts_are_rate_limited,
     logout_with_a_rotated_refresh_token_is_refused,
+    claiming_an_instance_needs_this_machine_or_the_setup_token,
+    admin_email_names_the_admin,
 );
+
+async fn register_from(
+    s: &TestServer,
+    name: &str,
+    from: &str,
+    extra: serde_json::Value,
+) -> serde_json::Value {
+    let mut body = json!({"email": format!("{name}@example.com"), "password": "password123", "trigramme": name});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let res = s
+        .http
+        .post(s.url("/api/auth/register"))
+        .header("x-forwarded-for", from)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json().await.unwrap()
+}
+
+fn role_of(body: &serde_json::Value) -> String {
+    body["user"]["role"]
+        .as_str()
+        .or_else(|| body["role"].as_str())
+        .unwrap_or_else(|| panic!("no role in {body}"))
+        .to_string()
+}
+
+/// On open registration, a stranger who reaches an unadministered server first does not get
+/// it: the first admin registers from the server's machine or shows the setup token that
+/// the server printed in its log.
+async fn claiming_an_instance_needs_this_machine_or_the_setup_token(b: Backend) {
+    let s = TestServer::start_with(b, |c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]
+    })
+    .await;
+    let token = s
+        .state
+        .setup
+        .current()
+        .expect("a setup token is issued at start");
+    let stranger = register_from(&s, "stranger", "203.0.113.9", json!({})).await;
+    assert_eq!(role_of(&stranger), "user");
+    let guess = register_from(&s, "guesser", "203.0.113.9", json!({"setup_token": "nope"})).await;
+    assert_eq!(role_of(&guess), "user");
+    let owner = register_from(&s, "owner", "198.51.100.7", json!({"setup_token": token})).await;
+    assert_eq!(role_of(&owner), "admin");
+    // Once an admin exists the token is worthless, and so is being local.
+    let late = register_from(&s, "late", "198.51.100.7", json!({"setup_token": token})).await;
+    assert_eq!(role_of(&late), "user");
+    let local = register_from(&s, "local", "127.0.0.1", json!({})).await;
+    assert_eq!(role_of(&local), "user");
+}
+
+async fn admin_email_names_the_admin(b: Backend) {
+    let s = TestServer::start_with(b, |c| c.admin_email = Some("Boss@Example.com".into())).await;
+    assert!(
+        s.state.setup.current().is_none(),
+        "no setup token is needed"
+    );
+    let first = register_from(&s, "first", "127.0.0.1", json!({})).await;
+    assert_eq!(
+        role_of(&first),
+        "user",
+        "being first or local is not enough"
+    );
+    let boss = register_from(&s, "boss", "127.0.0.1", json!({})).await;
+    assert_eq!(role_of(&boss), "admin");
+}
 
 async fn logout_with_a_rotated_refresh_token_is_refused(b: Backend) {
     let s = TestServer::start(b).await;

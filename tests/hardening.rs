@@ -101,12 +101,17 @@ fn input(name: &str) -> RegisterInput {
         username: Some(name.into()),
         name: None,
         admin: false,
+        setup_token: None,
     }
 }
 
 async fn concurrent_first_registrations_make_one_admin(b: Backend) {
     let s = TestServer::start(b).await;
-    let client = ClientInfo::default();
+    // From this machine, so the first of them may claim the instance.
+    let client = ClientInfo {
+        ip: Some("127.0.0.1".into()),
+        ..ClientInfo::default()
+    };
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let (state, client) = (s.state.clone(), client.clone());

@@ -45,6 +45,8 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The PostgreSQL database made for this server, dropped with it.
+    pg_name: Option<String>,
 }
 
 /// A logged-in user.
@@ -91,6 +93,15 @@ impl TestServer {
             Backend::Sqlite => format!("sqlite://{}", dir.path().join("hearth.db").display()),
             Backend::Postgres => pg_database().await,
         });
+        let pg_name = (backend == Backend::Postgres)
+            .then(|| {
+                config
+                    .database_url
+                    .as_deref()
+                    .and_then(|u| u.rsplit('/').next())
+            })
+            .flatten()
+            .map(str::to_string);
         tweak(&mut config);
         config.validate().expect("valid test config");
         let (state, app) = hearth::http::app_for(config).await.expect("app builds");
@@ -116,6 +127,7 @@ impl TestServer {
             _dir: dir,
             shutdown: Some(tx),
             serving: Some(serving),
+            pg_name,
         }
     }
 
@@ -272,6 +284,25 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        // The database goes with the server (FORCE ends the connections its pool still has).
+        if let Some(name) = self.pg_name.take() {
+            let admin = std::env::var("HEARTH_TEST_PG_URL").unwrap_or_default();
+            let _ = std::thread::spawn(move || {
+                use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
+                        let _ = conn
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .await;
+                    }
+                });
+            })
+            .join();
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod caller;
 pub mod password;
 pub mod rate_limit;
 pub mod secrets;
+pub mod setup;
 pub mod tokens;
 
 pub use caller::{AuthMethod, Caller, Permission};

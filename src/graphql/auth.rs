@@ -37,6 +37,9 @@ pub struct RegisterUserInput {
     pub username: Option<String>,
     /// Display name.
     pub name: Option<String>,
+    /// The one-time setup token from the server's log: makes this account the instance's
+    /// first admin when registering from another machine.
+    pub setup_token: Option<String>,
 }
 
 /// A new API key.
@@ -101,6 +104,7 @@ impl AuthMutation {
                 username: input.username,
                 name: input.name,
                 admin: false,
+                setup_token: input.setup_token,
             },
             client(ctx),
         )

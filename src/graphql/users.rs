@@ -130,6 +130,7 @@ impl UserMutation {
                 username: input.username,
                 name: input.name,
                 admin: input.admin,
+                setup_token: None,
             },
             true,
             &Default::default(),

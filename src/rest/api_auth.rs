@@ -80,6 +80,8 @@ struct RegisterBody {
     trigramme: Option<String>,
     username: Option<String>,
     name: Option<String>,
+    /// Hearth's one-time setup token (see docs/auth.md), to claim an instance remotely.
+    setup_token: Option<String>,
 }
 
 async fn register(
@@ -95,6 +97,7 @@ async fn register(
             username: body.trigramme.or(body.username),
             name: body.name,
             admin: false,
+            setup_token: body.setup_token,
         },
         false,
         &client,

@@ -108,6 +108,7 @@ struct RegisterBody {
     password: String,
     name: Option<String>,
     username: Option<String>,
+    setup_token: Option<String>,
 }
 
 /// Registers and logs in, answering like login with 201.
@@ -124,6 +125,7 @@ async fn register(
             username: b.username,
             name: b.name,
             admin: false,
+            setup_token: b.setup_token,
         },
         client,
     )

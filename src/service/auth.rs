@@ -57,6 +57,9 @@ pub struct RegisterInput {
     pub name: Option<String>,
     /// Give the admin role (admin-created users only).
     pub admin: bool,
+    /// The one-time setup token from the server's log, to claim an instance that has no
+    /// admin yet from another machine.
+    pub setup_token: Option<String>,
 }
 
 /// Credentials as presented by a transport.
@@ -117,6 +120,17 @@ pub async fn register(
         )?;
     }
     refuse_taken(state, &email, explicit_username.as_deref()).await?;
+    let claim = Claim {
+        local: client
+            .ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            .is_some_and(|ip| ip.is_loopback()),
+        token_ok: input
+            .setup_token
+            .as_deref()
+            .is_some_and(|t| state.setup.accepts(t)),
+    };
     let hash = password::hash(&input.password).await?;
     let db = &state.db;
     db_run!(db, write, |conn| {
@@ -141,8 +155,12 @@ pub async fn register(
                 candidate
             }
         };
-        let existing: i64 = users::table.count().get_result(conn).await?;
-        let role = if input.admin || existing == 0 {
+        let admins: i64 = users::table
+            .filter(users::role.eq("admin"))
+            .count()
+            .get_result(conn)
+            .await?;
+        let role = if input.admin || claims_admin(state, &email, admins == 0, claim) {
             "admin"
         } else {
             "user"
@@ -166,6 +184,49 @@ pub async fn register(
             .await?;
         Ok(user)
     })
+}
+
+/// How a registration may claim an instance that has no admin yet.
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    /// From this machine (the loopback): whoever runs the server.
+    local: bool,
+    /// With the setup token printed in the server's log.
+    token_ok: bool,
+}
+
+/// Whether a self-registration becomes admin: the configured `admin_email` always does (and
+/// then nobody else does); otherwise the first admin of an instance is whoever registers
+/// from this machine or presents the setup token from the log, so a stranger reaching an
+/// exposed server first cannot take it over.
+fn claims_admin(state: &AppState, email: &str, no_admin_yet: bool, claim: Claim) -> bool {
+    match &state.config.admin_email {
+        Some(admin) => admin.trim().eq_ignore_ascii_case(email),
+        None => no_admin_yet && (claim.local || claim.token_ok),
+    }
+}
+
+/// At a server's start: when nobody administers the instance (and no `admin_email` says who
+/// will), issues the setup token and logs it for the operator.
+pub async fn offer_setup(state: &AppState) -> AppResult<()> {
+    if state.config.admin_email.is_some() {
+        return Ok(());
+    }
+    let db = &state.db;
+    let admins: i64 = db_run!(db, read, |conn| users::table
+        .filter(users::role.eq("admin"))
+        .count()
+        .get_result(conn)
+        .await
+        .map_err(AppError::from))?;
+    if admins == 0 {
+        let token = state.setup.issue();
+        tracing::warn!(
+            setup_token = %token,
+            "this instance has no admin: register from this machine, or elsewhere with this setup token, to become its admin"
+        );
+    }
+    Ok(())
 }
 
 /// Registers and opens a session for the new account at once (one password hash, not two).
