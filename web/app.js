@@ -190,7 +190,9 @@ function bind() {
     const f = ev.target;
     try {
       setError("#auth-error");
-      await postJson("/api/auth/register", { email: f.email.value, username: f.username.value, password: f.password.value });
+      const body = { email: f.email.value, username: f.username.value, password: f.password.value };
+      if (f.setup_token.value.trim()) body.setup_token = f.setup_token.value.trim();
+      await postJson("/api/auth/register", body);
       await login(f.username.value, f.password.value);
     } catch (e) { setError("#auth-error", e); }
   });
