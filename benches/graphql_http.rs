@@ -132,7 +132,11 @@ async fn seed(state: &hearth::state::AppState) -> String {
         .await
         .expect("chat");
         for m in 0..30 {
-            let role = if m % 2 == 0 { "user" } else { "assistant" };
+            let role = if m % 2 == 0 {
+                hearth::db::enums::MessageRole::User
+            } else {
+                hearth::db::enums::MessageRole::Assistant
+            };
             chats::append_message(
                 &state.db,
                 chat.id,
@@ -150,7 +154,7 @@ async fn seed(state: &hearth::state::AppState) -> String {
         .issue(
             TokenKind::Access,
             user.id,
-            &user.role,
+            user.role.as_str(),
             &pair.session.id,
             24 * 3600,
         )

@@ -212,7 +212,11 @@ async fn chats_pagination_search_and_messages(b: Backend) {
         hearth::service::chats::append_message(
             &s.state.db,
             ids[4],
-            if n % 2 == 0 { "user" } else { "assistant" },
+            if n % 2 == 0 {
+                hearth::db::enums::MessageRole::User
+            } else {
+                hearth::db::enums::MessageRole::Assistant
+            },
             &format!("message {n}"),
             None,
         )

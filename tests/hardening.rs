@@ -23,7 +23,59 @@ both_backends!(
     stop_stores_running_turns_as_cancelled,
     chats_and_messages_are_capped,
     lock_key_serializes_check_then_act,
+    corrupt_stored_values_are_errors_not_defaults,
 );
+
+/// A stored status outside its set, or JSON of the wrong shape, is an error on read (the
+/// caller gets `internal_error`), never quietly read as a default.
+async fn corrupt_stored_values_are_errors_not_defaults(b: Backend) {
+    use hearth::db::schema::agents;
+    let s = TestServer::start(b).await;
+    let u = s.user("corrupt").await;
+    let (_, r) = s
+        .gql(
+            Some(&u.access),
+            "mutation { createAgent(input: {name: \"Caps\", capabilities: [\"search\"]}) { id capabilities } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["createAgent"]["capabilities"],
+        json!(["search"]),
+        "{r}"
+    );
+    let q = "{ agents { name capabilities } }";
+    let (_, ok) = s.gql(Some(&u.access), q, json!({})).await;
+    assert!(ok["errors"].is_null(), "{ok}");
+    let db = &s.state.db;
+    async {
+        hearth::db_run!(db, write, |conn| diesel::update(agents::table)
+            .set(agents::capabilities.eq("{not json"))
+            .execute(conn)
+            .await
+            .map_err(AppError::from))
+    }
+    .await
+    .unwrap();
+    let (_, r) = s.gql(Some(&u.access), q, json!({})).await;
+    assert_eq!(TestServer::gql_code(&r), "internal_error", "{r}");
+    async {
+        hearth::db_run!(db, write, |conn| diesel::update(users::table)
+            .filter(users::username.eq("corrupt"))
+            .set(users::role.eq("root"))
+            .execute(conn)
+            .await
+            .map_err(AppError::from))
+    }
+    .await
+    .unwrap();
+    let (st, _) = s.get("/api/auth/me", Some(&u.access)).await;
+    assert_eq!(
+        st,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "an unknown role is never read as `user`"
+    );
+}
 
 /// Two write bodies that check, pause, then act: with the rule's lock taken first, the second
 /// sees the first's row (on PostgreSQL's read-committed isolation, without it both would see

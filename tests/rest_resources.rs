@@ -135,7 +135,7 @@ async fn foyer_chats(b: Backend) {
     hearth::service::chats::append_message(
         &s.state.db,
         cid,
-        "user",
+        hearth::db::enums::MessageRole::User,
         "Comment créer une fonction en Python?",
         None,
     )
@@ -144,7 +144,7 @@ async fn foyer_chats(b: Backend) {
     hearth::service::chats::append_message(
         &s.state.db,
         cid,
-        "assistant",
+        hearth::db::enums::MessageRole::Assistant,
         "Pour créer une fonction en Python...",
         Some("mistral-medium"),
     )
@@ -224,7 +224,7 @@ async fn orchestrator_conversations(b: Backend) {
     hearth::service::chats::append_message(
         &s.state.db,
         ids[1],
-        "user",
+        hearth::db::enums::MessageRole::User,
         "Comment faire 100% de réussite_ici?",
         None,
     )

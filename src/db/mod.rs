@@ -12,6 +12,8 @@
 //! The few statements that differ between the backends go through [`BackendSql`], so every
 //! other query keeps one code path.
 
+pub mod enums;
+pub mod json;
 pub mod models;
 pub mod schema;
 

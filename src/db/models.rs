@@ -1,6 +1,8 @@
 //! Row types for the tables the services use. Timestamps are naive UTC (`Timestamp` columns
 //! exist on both backends); transports render them as RFC 3339 with `Z`.
 
+use super::enums::{MessageRole, MessageStatus, ModelKind, Provider, Role};
+use super::json::JsonText;
 use super::schema::*;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -19,8 +21,8 @@ pub struct User {
     pub name: String,
     /// argon2id PHC string.
     pub password_hash: String,
-    /// `admin` or `user`.
-    pub role: String,
+    /// What the user may do.
+    pub role: Role,
     /// Inactive users cannot log in and their tokens stop working.
     pub is_active: bool,
     /// Profile picture URL.
@@ -34,7 +36,7 @@ pub struct User {
 impl User {
     /// Whether the user has the admin role.
     pub fn is_admin(&self) -> bool {
-        self.role == "admin"
+        self.role == Role::Admin
     }
 }
 
@@ -51,7 +53,7 @@ pub struct NewUser<'a> {
     /// See [`User::password_hash`].
     pub password_hash: &'a str,
     /// See [`User::role`].
-    pub role: &'a str,
+    pub role: Role,
     /// See [`User::is_active`].
     pub is_active: bool,
     /// See [`User::avatar_url`].
@@ -104,8 +106,8 @@ pub struct ApiKey {
     pub prefix: String,
     /// sha256 hex of the secret.
     pub key_hash: String,
-    /// JSON array of `read`/`write`/`admin`.
-    pub permissions: String,
+    /// `read`, `write` and/or `admin`.
+    pub permissions: JsonText<Vec<String>>,
     /// Requests per minute the owner asked for (seed 002), informational for now.
     pub rate_limit: Option<i32>,
     /// Creation time.
@@ -130,8 +132,8 @@ pub struct NewApiKey<'a> {
     pub prefix: &'a str,
     /// sha256 hex of the secret.
     pub key_hash: &'a str,
-    /// JSON array.
-    pub permissions: &'a str,
+    /// See [`ApiKey::permissions`].
+    pub permissions: JsonText<Vec<String>>,
     /// Informational rate limit.
     pub rate_limit: Option<i32>,
     /// Creation time.
@@ -168,8 +170,8 @@ pub struct Agent {
     pub learn_from_interaction: bool,
     /// Visible (read-only) to every user.
     pub is_public: bool,
-    /// JSON array of capability names (seed 002).
-    pub capabilities: String,
+    /// Capability names (seed 002).
+    pub capabilities: JsonText<Vec<String>>,
     /// Creation time.
     pub created_at: NaiveDateTime,
     /// Last change.
@@ -202,8 +204,8 @@ pub struct NewAgent {
     pub learn_from_interaction: bool,
     /// Visibility.
     pub is_public: bool,
-    /// JSON array.
-    pub capabilities: String,
+    /// Capability names.
+    pub capabilities: JsonText<Vec<String>>,
     /// Creation time.
     pub created_at: NaiveDateTime,
     /// Same as created_at at first.
@@ -326,14 +328,14 @@ pub struct Message {
     pub id: i64,
     /// Chat.
     pub chat_id: i64,
-    /// `user`, `assistant`, `system` or `tool`.
-    pub role: String,
+    /// Who wrote it.
+    pub role: MessageRole,
     /// Text.
     pub content: String,
     /// Model that wrote an assistant message.
     pub model: Option<String>,
-    /// `complete`, `cancelled` or `error`.
-    pub status: String,
+    /// Where it is in its life.
+    pub status: MessageStatus,
     /// Prompt tokens of the turn.
     pub prompt_tokens: Option<i32>,
     /// Generated tokens.
@@ -342,8 +344,8 @@ pub struct Message {
     pub latency_ms: Option<i64>,
     /// JSON of tool calls made during the turn.
     pub tool_calls: Option<String>,
-    /// JSON array of attached document ids.
-    pub files: String,
+    /// Attached document ids.
+    pub files: JsonText<Vec<i64>>,
     /// Creation time.
     pub created_at: NaiveDateTime,
 }
@@ -355,15 +357,15 @@ pub struct NewMessage<'a> {
     /// Chat.
     pub chat_id: i64,
     /// Role.
-    pub role: &'a str,
+    pub role: MessageRole,
     /// Text.
     pub content: &'a str,
     /// Model.
     pub model: Option<&'a str>,
     /// Status.
-    pub status: &'a str,
-    /// Attached document ids as JSON.
-    pub files: &'a str,
+    pub status: MessageStatus,
+    /// Attached document ids.
+    pub files: JsonText<Vec<i64>>,
     /// Creation time.
     pub created_at: NaiveDateTime,
 }
@@ -378,10 +380,10 @@ pub struct ModelRow {
     pub key: String,
     /// Display name.
     pub name: String,
-    /// `local` or `openai`.
-    pub provider: String,
-    /// `local` or `cloud` (seed 000 `type`).
-    pub kind: String,
+    /// Which backend serves it.
+    pub provider: Provider,
+    /// Where it runs (seed 000 `type`).
+    pub kind: ModelKind,
     /// Architecture family (llama, qwen2, …).
     pub family: Option<String>,
     /// GGUF file of a local model.
@@ -423,9 +425,9 @@ pub struct NewModel {
     /// Name.
     pub name: String,
     /// Provider.
-    pub provider: String,
+    pub provider: Provider,
     /// Kind.
-    pub kind: String,
+    pub kind: ModelKind,
     /// Family.
     pub family: Option<String>,
     /// Path.

@@ -32,11 +32,11 @@ impl ModelObject {
     }
     /// `local` (llama.cpp) or `openai` (any OpenAI-compatible server).
     async fn provider(&self) -> &str {
-        &self.0.provider
+        self.0.provider.as_str()
     }
     /// `local` or `cloud`.
     async fn kind(&self) -> &str {
-        &self.0.kind
+        self.0.kind.as_str()
     }
     /// Architecture family from the GGUF header.
     async fn family(&self) -> Option<&str> {

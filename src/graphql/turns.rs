@@ -79,9 +79,9 @@ pub struct TokenUsage {
 impl From<crate::llm::Usage> for TokenUsage {
     fn from(u: crate::llm::Usage) -> Self {
         Self {
-            prompt_tokens: u.prompt_tokens as i32,
-            completion_tokens: u.completion_tokens as i32,
-            total_tokens: (u.prompt_tokens + u.completion_tokens) as i32,
+            prompt_tokens: crate::llm::Usage::stored(u.prompt_tokens),
+            completion_tokens: crate::llm::Usage::stored(u.completion_tokens),
+            total_tokens: crate::llm::Usage::stored(u.total()),
         }
     }
 }

@@ -47,7 +47,7 @@ impl UserObject {
     }
     /// `admin` or `user`.
     async fn role(&self) -> &str {
-        &self.0.role
+        self.0.role.as_str()
     }
     async fn is_active(&self) -> bool {
         self.0.is_active
@@ -195,7 +195,7 @@ impl AgentObject {
         self.0.is_public
     }
     async fn capabilities(&self) -> Vec<String> {
-        serde_json::from_str(&self.0.capabilities).unwrap_or_default()
+        self.0.capabilities.0.clone()
     }
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
         let loader = ctx.data::<DataLoader<UserLoader>>()?;
@@ -298,7 +298,7 @@ impl MessageObject {
     }
     /// `user`, `assistant`, `system` or `tool`.
     async fn role(&self) -> &str {
-        &self.0.role
+        self.0.role.as_str()
     }
     async fn content(&self) -> &str {
         &self.0.content
@@ -307,9 +307,9 @@ impl MessageObject {
     async fn model(&self) -> Option<&str> {
         self.0.model.as_deref()
     }
-    /// `complete`, `cancelled` or `error`.
+    /// `streaming`, `complete`, `cancelled` or `error`.
     async fn status(&self) -> &str {
-        &self.0.status
+        self.0.status.as_str()
     }
     async fn prompt_tokens(&self) -> Option<i32> {
         self.0.prompt_tokens

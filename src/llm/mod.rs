@@ -16,8 +16,9 @@ pub mod prompt;
 pub mod sse;
 
 use crate::config::LlmConfig;
+use crate::db::enums::Provider;
 use crate::db::models::ModelRow;
-use crate::error::{AppError, AppResult, ErrorCode};
+use crate::error::{AppResult, ErrorCode};
 use futures_util::stream::BoxStream;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -60,6 +61,19 @@ pub struct Usage {
     pub completion_tokens: u32,
 }
 
+impl Usage {
+    /// Both counts together; upstreams report what they like, so this saturates instead of
+    /// overflowing.
+    pub fn total(&self) -> u32 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+
+    /// A count as stored (`INTEGER`), capped instead of wrapping negative.
+    pub fn stored(n: u32) -> i32 {
+        i32::try_from(n).unwrap_or(i32::MAX)
+    }
+}
+
 /// Why a generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
@@ -95,11 +109,6 @@ pub enum Chunk {
 
 /// A running generation. An `Err` item ends it (the upstream broke off mid-stream).
 pub type ChunkStream = BoxStream<'static, AppResult<Chunk>>;
-
-/// Provider names stored in `models.provider`.
-pub const PROVIDER_LOCAL: &str = "local";
-/// Any OpenAI-compatible server.
-pub const PROVIDER_OPENAI: &str = "openai";
 
 /// Process-wide LLM machinery: HTTP client, loaded local models, gates, health marks.
 pub struct LlmHub {
@@ -145,12 +154,11 @@ impl LlmHub {
         params: GenerateParams,
     ) -> AppResult<ChunkStream> {
         let permit = self.gate(model).acquire().await?;
-        let opened = match model.provider.as_str() {
-            PROVIDER_LOCAL => self.local.generate(model, messages, params).await,
-            PROVIDER_OPENAI => {
+        let opened = match model.provider {
+            Provider::Local => self.local.generate(model, messages, params).await,
+            Provider::OpenAi => {
                 openai::generate(&self.http, &self.config, model, messages, params).await
             }
-            other => Err(AppError::internal(format!("unknown provider {other}"))),
         };
         match opened {
             Ok(stream) => {
@@ -208,7 +216,7 @@ impl LlmHub {
         if !model.enabled {
             return false;
         }
-        if model.provider == PROVIDER_LOCAL {
+        if model.provider == Provider::Local {
             return model
                 .path
                 .as_deref()
@@ -224,7 +232,7 @@ impl LlmHub {
             "disabled"
         } else if !self.is_healthy(model) {
             "down"
-        } else if model.provider == PROVIDER_LOCAL
+        } else if model.provider == Provider::Local
             && model
                 .path
                 .as_deref()

@@ -3,6 +3,7 @@
 
 use super::{ts, ts_opt};
 use crate::auth::Caller;
+use crate::db::enums::MessageRole;
 use crate::db::models::{Agent, Chat, Message, User};
 use crate::error::AppError;
 use crate::http::extract::{path_id, AuthCaller, JsonBody, MaybeCaller};
@@ -304,7 +305,7 @@ pub(crate) fn message_json(m: &Message) -> Value {
         "chat_id": m.chat_id,
         "created_at": ts(m.created_at),
     });
-    if m.role == "assistant" {
+    if m.role == MessageRole::Assistant {
         v["llm_model"] = json!(m.model);
         v["status"] = json!(m.status);
         v["prompt_tokens"] = json!(m.prompt_tokens);

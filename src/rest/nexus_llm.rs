@@ -4,6 +4,7 @@
 //! id is the `session_id`). An agent type is the slug of an agent the caller can see.
 
 use super::streaming::{generation, sse, turn_events, Gen};
+use crate::db::enums::MessageStatus;
 use crate::db::models::Agent;
 use crate::error::AppError;
 use crate::events::turns::TurnEvent;
@@ -82,7 +83,7 @@ async fn llm_chat(
         "usage": {
             "prompt_tokens": c.usage.prompt_tokens,
             "completion_tokens": c.usage.completion_tokens,
-            "total_tokens": c.usage.prompt_tokens + c.usage.completion_tokens,
+            "total_tokens": c.usage.total(),
         },
     }))
     .into_response())
@@ -111,7 +112,7 @@ async fn llm_models(
 }
 
 fn capabilities(a: &Agent) -> Value {
-    serde_json::from_str(&a.capabilities).unwrap_or_else(|_| json!([]))
+    json!(a.capabilities.0)
 }
 
 async fn list_agents(
@@ -159,7 +160,7 @@ fn metadata(
 ) -> Value {
     json!({
         "model": model.key,
-        "tokens_used": usage.prompt_tokens + usage.completion_tokens,
+        "tokens_used": usage.total(),
         "latency_ms": latency_ms,
         "cost_usd": completions::cost(model, usage),
     })
@@ -264,7 +265,7 @@ async fn agent_chat(
             match &*e {
                 TurnEvent::Token { delta, .. } => Some(json!({ "delta": &**delta, "finish_reason": null }).to_string()),
                 TurnEvent::Response { message, .. } => Some(
-                    json!({ "delta": "", "finish_reason": if message.status == "cancelled" { "cancelled" } else { "stop" },
+                    json!({ "delta": "", "finish_reason": if message.status == MessageStatus::Cancelled { "cancelled" } else { "stop" },
                             "message_id": message.id }).to_string(),
                 ),
                 TurnEvent::Error { code, message, .. } => Some(

@@ -4,6 +4,7 @@
 //! `{error: {message, type, param, code}}`.
 
 use super::streaming::{generation, now_secs, sse, Gen};
+use crate::db::enums::Provider;
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{AuthCaller, JsonBody};
 use crate::llm::PromptMessage;
@@ -141,7 +142,7 @@ fn usage_json(u: crate::llm::Usage) -> Value {
     json!({
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
-        "total_tokens": u.prompt_tokens + u.completion_tokens,
+        "total_tokens": u.total(),
     })
 }
 
@@ -234,7 +235,7 @@ async fn list_models(
                 "id": m.key,
                 "object": "model",
                 "created": m.created_at.and_utc().timestamp(),
-                "owned_by": if m.provider == crate::llm::PROVIDER_LOCAL { "hearth" } else { m.provider.as_str() },
+                "owned_by": if m.provider == Provider::Local { "hearth" } else { m.provider.as_str() },
             })
         })
         .collect();

@@ -2,6 +2,7 @@
 //! admins). A private agent of someone else is indistinguishable from a missing one.
 
 use crate::auth::Caller;
+use crate::db::json::JsonText;
 use crate::db::models::{Agent, AgentChanges, NewAgent};
 use crate::db::schema::agents;
 use crate::db::{locks, BackendSql};
@@ -104,7 +105,7 @@ pub async fn create(state: &AppState, caller: &Caller, input: AgentInput) -> App
             "at most 50 capabilities of 1-64 characters",
         ));
     }
-    let capabilities = serde_json::to_string(&caps).map_err(AppError::internal)?;
+    let capabilities = JsonText(caps);
     let uid = caller.user_id();
     let base_slug = validate::slugify(&name);
     let ts = now();

@@ -2,6 +2,7 @@
 
 use crate::auth::secrets::{new_api_key, sha256_hex};
 use crate::auth::{Caller, Permission};
+use crate::db::json::JsonText;
 use crate::db::models::{ApiKey, NewApiKey};
 use crate::db::schema::api_keys;
 use crate::db::{locks, BackendSql};
@@ -31,9 +32,9 @@ pub struct NewKeyInput {
 }
 
 /// Parses a stored permission list; unknown names are ignored.
-pub fn parse_permissions(json: &str) -> Vec<Permission> {
-    serde_json::from_str::<Vec<String>>(json)
-        .unwrap_or_default()
+pub fn parse_permissions(names: &JsonText<Vec<String>>) -> Vec<Permission> {
+    names
+        .0
         .iter()
         .filter_map(|p| Permission::parse(p))
         .collect()
@@ -93,8 +94,7 @@ pub async fn create(
     let secret = new_api_key();
     let hash = sha256_hex(&secret);
     let prefix: String = secret.chars().take(14).collect();
-    let perms_json = serde_json::to_string(&perms.iter().map(|p| p.as_str()).collect::<Vec<_>>())
-        .map_err(AppError::internal)?;
+    let perms_json = JsonText(perms.iter().map(|p| p.as_str().to_string()).collect());
     let uid = caller.user_id();
     let db = &state.db;
     let key = db_run!(db, write, |conn| {
@@ -117,7 +117,7 @@ pub async fn create(
                 name: &name,
                 prefix: &prefix,
                 key_hash: &hash,
-                permissions: &perms_json,
+                permissions: perms_json.clone(),
                 rate_limit,
                 created_at: ts,
                 expires_at: input.expires_at,

@@ -6,6 +6,7 @@ use crate::auth::rate_limit::enforce;
 use crate::auth::secrets::{random_token, secure_eq, sha256_hex, API_KEY_PREFIX};
 use crate::auth::tokens::TokenKind;
 use crate::auth::{password, AuthMethod, Caller, Permission};
+use crate::db::enums::Role;
 use crate::db::models::{ApiKey, NewUser, Session, User};
 use crate::db::schema::{api_keys, sessions, users};
 use crate::db::{locks, BackendSql};
@@ -156,14 +157,14 @@ pub async fn register(
             }
         };
         let admins: i64 = users::table
-            .filter(users::role.eq("admin"))
+            .filter(users::role.eq(Role::Admin))
             .count()
             .get_result(conn)
             .await?;
         let role = if input.admin || claims_admin(state, &email, admins == 0, claim) {
-            "admin"
+            Role::Admin
         } else {
-            "user"
+            Role::User
         };
         let ts = now();
         let display = name.clone().unwrap_or_else(|| username.clone());
@@ -214,7 +215,7 @@ pub async fn offer_setup(state: &AppState) -> AppResult<()> {
     }
     let db = &state.db;
     let admins: i64 = db_run!(db, read, |conn| users::table
-        .filter(users::role.eq("admin"))
+        .filter(users::role.eq(Role::Admin))
         .count()
         .get_result(conn)
         .await
@@ -336,14 +337,14 @@ fn issue_pair(state: &AppState, user: &User, sid: &str) -> AppResult<(String, St
     let access = state.jwt.issue(
         TokenKind::Access,
         user.id,
-        &user.role,
+        user.role.as_str(),
         sid,
         cfg.access_token_ttl_secs,
     )?;
     let refresh = state.jwt.issue(
         TokenKind::Refresh,
         user.id,
-        &user.role,
+        user.role.as_str(),
         sid,
         cfg.refresh_token_ttl_secs,
     )?;

@@ -1,6 +1,8 @@
 //! Chats and their messages. A chat belongs to one user and is invisible to everyone else.
 
 use crate::auth::Caller;
+use crate::db::enums::{MessageRole, MessageStatus};
+use crate::db::json::JsonText;
 use crate::db::models::{Chat, Message, NewChat, NewMessage};
 use crate::db::schema::{chats, messages};
 use crate::db::{locks, BackendSql, Db};
@@ -325,7 +327,7 @@ pub(crate) async fn window_messages(
 pub async fn append_message(
     db: &Db,
     chat_id: i64,
-    role: &str,
+    role: MessageRole,
     content: &str,
     model: Option<&str>,
 ) -> AppResult<Message> {
@@ -338,8 +340,8 @@ pub async fn append_message(
                 role,
                 content,
                 model,
-                status: "complete",
-                files: "[]",
+                status: MessageStatus::Complete,
+                files: JsonText(Vec::new()),
                 created_at: ts,
             })
             .returning(Message::as_returning())

@@ -3,11 +3,12 @@
 //! (which reads the server's disk and makes the server call URLs) are for admins.
 
 use crate::auth::Caller;
+use crate::db::enums::{ModelKind, Provider};
 use crate::db::models::{ModelRow, NewModel};
 use crate::db::schema::{models, settings};
 use crate::db_run;
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::llm::{gguf, PROVIDER_LOCAL, PROVIDER_OPENAI};
+use crate::llm::gguf;
 use crate::service::{now, validate};
 use crate::state::AppState;
 use diesel::prelude::*;
@@ -179,24 +180,22 @@ fn ranges(input: &ModelInput) -> AppResult<()> {
 /// Builds the row for a new model from the input (validated, GGUF header read).
 fn new_row(input: ModelInput) -> AppResult<NewModel> {
     ranges(&input)?;
-    let provider = input.provider.clone().unwrap_or_else(|| {
-        if input.path.is_some() {
-            PROVIDER_LOCAL.into()
-        } else {
-            PROVIDER_OPENAI.into()
-        }
-    });
+    let provider = match input.provider.as_deref() {
+        Some(p) => Provider::parse(p).ok_or_else(|| {
+            AppError::validation("provider", "provider must be `local` or `openai`")
+        })?,
+        None if input.path.is_some() => Provider::Local,
+        None => Provider::OpenAi,
+    };
     let ts = now();
     let mut row = NewModel {
         key: String::new(),
         name: input.name.clone().unwrap_or_default().trim().to_string(),
-        provider: provider.clone(),
-        kind: if provider == PROVIDER_LOCAL {
-            "local"
-        } else {
-            "cloud"
-        }
-        .into(),
+        provider,
+        kind: match provider {
+            Provider::Local => ModelKind::Local,
+            Provider::OpenAi => ModelKind::Cloud,
+        },
         family: None,
         path: None,
         base_url: None,
@@ -208,15 +207,15 @@ fn new_row(input: ModelInput) -> AppResult<NewModel> {
         cost_per_1k_output: input.cost_per_1k_output.unwrap_or(0.0),
         max_concurrent: input
             .max_concurrent
-            .unwrap_or(if provider == PROVIDER_LOCAL { 1 } else { 8 }),
+            .unwrap_or(if provider == Provider::Local { 1 } else { 8 }),
         enabled: input.enabled.unwrap_or(true),
         description: input.description.clone().unwrap_or_default(),
         remote_name: input.remote_name.clone().filter(|r| !r.trim().is_empty()),
         created_at: ts,
         updated_at: ts,
     };
-    match provider.as_str() {
-        PROVIDER_LOCAL => {
+    match provider {
+        Provider::Local => {
             let path = input
                 .path
                 .as_deref()
@@ -236,17 +235,11 @@ fn new_row(input: ModelInput) -> AppResult<NewModel> {
             row.size_bytes = Some(size);
             row.path = Some(path);
         }
-        PROVIDER_OPENAI => {
+        Provider::OpenAi => {
             let url = input.base_url.as_deref().ok_or_else(|| {
                 AppError::validation("base_url", "a remote model needs a base_url")
             })?;
             row.base_url = Some(check_base_url(url)?);
-        }
-        _ => {
-            return Err(AppError::validation(
-                "provider",
-                "provider must be `local` or `openai`",
-            ))
         }
     }
     let key = match input.key.as_deref() {
@@ -312,7 +305,7 @@ pub async fn update(
         row.description = d;
     }
     if let Some(p) = input.path {
-        if row.provider != PROVIDER_LOCAL {
+        if row.provider != Provider::Local {
             return Err(AppError::validation(
                 "path",
                 "only local models have a path",
@@ -324,7 +317,7 @@ pub async fn update(
         row.family = info.architecture;
     }
     if let Some(u) = input.base_url {
-        if row.provider != PROVIDER_OPENAI {
+        if row.provider != Provider::OpenAi {
             return Err(AppError::validation(
                 "base_url",
                 "only remote models have a base_url",
@@ -426,7 +419,7 @@ pub async fn discover(
         }
         let input = ModelInput {
             key: Some(key_from_stem(&file_stem(&path))),
-            provider: Some(PROVIDER_LOCAL.into()),
+            provider: Some(Provider::Local.as_str().into()),
             path: Some(path.clone()),
             ..Default::default()
         };
@@ -491,7 +484,7 @@ pub async fn ensure_builtin(state: &AppState) -> AppResult<()> {
     }
     let input = ModelInput {
         key: Some(cfg.local_model_key.clone()),
-        provider: Some(PROVIDER_LOCAL.into()),
+        provider: Some(Provider::Local.as_str().into()),
         path: Some(path),
         context_length: Some(cfg.local_context as i32),
         ..Default::default()

@@ -7,6 +7,8 @@
 //! (answer, usage, title, memory) at the end — never one per token.
 
 use crate::auth::Caller;
+use crate::db::enums::{MessageRole, MessageStatus};
+use crate::db::json::JsonText;
 use crate::db::models::{Agent, Chat, Message, ModelRow, NewMemoryEntry, NewMessage};
 use crate::db::schema::{chats, documents, memory_entries, messages};
 use crate::db_run;
@@ -128,9 +130,10 @@ async fn build_prompt(
         msgs.push(PromptMessage::new("system", a.system_prompt.clone()));
     }
     for m in history {
-        let usable = matches!(m.status.as_str(), "complete" | "cancelled") && !m.content.is_empty();
-        if usable && matches!(m.role.as_str(), "user" | "assistant" | "system") {
-            msgs.push(PromptMessage::new(&m.role, m.content));
+        let usable = matches!(m.status, MessageStatus::Complete | MessageStatus::Cancelled)
+            && !m.content.is_empty();
+        if usable && m.role != MessageRole::Tool {
+            msgs.push(PromptMessage::new(m.role.as_str(), m.content));
         }
     }
     msgs.push(PromptMessage::new("user", content));
@@ -273,7 +276,6 @@ async fn store_start(
     files: &[i64],
     model: &str,
 ) -> AppResult<(Message, Message)> {
-    let files = serde_json::to_string(files).map_err(AppError::internal)?;
     let ts = now();
     let db = &state.db;
     db_run!(db, write, |conn| {
@@ -281,11 +283,11 @@ async fn store_start(
             let user: Message = diesel::insert_into(messages::table)
                 .values(NewMessage {
                     chat_id,
-                    role: "user",
+                    role: MessageRole::User,
                     content,
                     model: None,
-                    status: "complete",
-                    files: &files,
+                    status: MessageStatus::Complete,
+                    files: JsonText(files.to_vec()),
                     created_at: ts,
                 })
                 .returning(Message::as_returning())
@@ -294,11 +296,11 @@ async fn store_start(
             let reserved: Message = diesel::insert_into(messages::table)
                 .values(NewMessage {
                     chat_id,
-                    role: "assistant",
+                    role: MessageRole::Assistant,
                     content: "",
                     model: Some(model),
-                    status: "streaming",
-                    files: "[]",
+                    status: MessageStatus::Streaming,
+                    files: JsonText(Vec::new()),
                     created_at: ts,
                 })
                 .returning(Message::as_returning())
@@ -352,9 +354,9 @@ impl Run {
         let (status, error) = loop {
             tokio::select! {
                 biased;
-                _ = self.cancel.cancelled() => break ("cancelled", None),
+                _ = self.cancel.cancelled() => break (MessageStatus::Cancelled, None),
                 // The process is stopping: keep what was generated, as a cancel would.
-                _ = self.state.background.stopping().cancelled() => break ("cancelled", None),
+                _ = self.state.background.stopping().cancelled() => break (MessageStatus::Cancelled, None),
                 item = stream.next() => match item {
                     Some(Ok(Chunk::Token(t))) => {
                         pieces += 1;
@@ -363,16 +365,16 @@ impl Run {
                     }
                     Some(Ok(Chunk::Done { usage: u, .. })) => {
                         usage = u;
-                        break ("complete", None);
+                        break (MessageStatus::Complete, None);
                     }
-                    Some(Err(e)) => break ("error", Some(e)),
-                    None => break ("error", Some(AppError::new(ErrorCode::LlmUnavailable, "the model stopped without finishing"))),
+                    Some(Err(e)) => break (MessageStatus::Error, Some(e)),
+                    None => break (MessageStatus::Error, Some(AppError::new(ErrorCode::LlmUnavailable, "the model stopped without finishing"))),
                 },
             }
         };
         // Stops a local decode thread and releases the model's slot now.
         drop(stream);
-        if status != "complete" {
+        if status != MessageStatus::Complete {
             usage.completion_tokens = pieces;
         }
         let latency = started.elapsed().as_millis() as i64;
@@ -418,19 +420,19 @@ impl Run {
     async fn store_end(
         &self,
         text: &str,
-        status: &str,
+        status: MessageStatus,
         usage: Usage,
         latency: i64,
     ) -> AppResult<Message> {
         let (chat_id, message_id, ts) = (self.chat.id, self.message_id, now());
         let title = (self.first_exchange
             && self.chat.title == chat_service::DEFAULT_TITLE
-            && status == "complete")
+            && status == MessageStatus::Complete)
             .then(|| auto_title(&self.user_content));
         let memory = self
             .agent
             .as_ref()
-            .filter(|a| a.learn_from_interaction && status == "complete")
+            .filter(|a| a.learn_from_interaction && status == MessageStatus::Complete)
             .map(|a| NewMemoryEntry {
                 user_id: self.user_id,
                 agent_id: Some(a.id),
@@ -439,16 +441,17 @@ impl Run {
                 embedding: None,
                 created_at: ts,
             });
-        let (text, status) = (text.to_string(), status.to_string());
+        let text = text.to_string();
         let db = &self.state.db;
         db_run!(db, write, |conn| {
             {
                 let m: Message = diesel::update(messages::table.find(message_id))
                     .set((
                         messages::content.eq(&text),
-                        messages::status.eq(&status),
-                        messages::prompt_tokens.eq(Some(usage.prompt_tokens as i32)),
-                        messages::completion_tokens.eq(Some(usage.completion_tokens as i32)),
+                        messages::status.eq(status),
+                        messages::prompt_tokens.eq(Some(Usage::stored(usage.prompt_tokens))),
+                        messages::completion_tokens
+                            .eq(Some(Usage::stored(usage.completion_tokens))),
                         messages::latency_ms.eq(Some(latency)),
                     ))
                     .returning(Message::as_returning())
@@ -512,7 +515,7 @@ pub async fn cancel(state: &AppState, caller: &Caller, chat_id: i64) -> AppResul
     let db = &state.db;
     let streaming: i64 = db_run!(db, read, |conn| messages::table
         .filter(messages::chat_id.eq(chat_id))
-        .filter(messages::status.eq("streaming"))
+        .filter(messages::status.eq(MessageStatus::Streaming))
         .count()
         .get_result(conn)
         .await
@@ -535,9 +538,9 @@ pub async fn recover_interrupted(state: &AppState) -> AppResult<usize> {
     }
     let db = &state.db;
     db_run!(db, write, |conn| diesel::update(
-        messages::table.filter(messages::status.eq("streaming"))
+        messages::table.filter(messages::status.eq(MessageStatus::Streaming))
     )
-    .set(messages::status.eq("error"))
+    .set(messages::status.eq(MessageStatus::Error))
     .execute(conn)
     .await
     .map_err(AppError::from))

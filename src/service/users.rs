@@ -1,6 +1,7 @@
 //! Profiles and admin user management.
 
 use crate::auth::Caller;
+use crate::db::enums::Role;
 use crate::db::models::User;
 use crate::db::schema::{sessions, users};
 use crate::db_run;
@@ -111,14 +112,14 @@ pub async fn admin_update(
     changes: AdminChanges,
 ) -> AppResult<User> {
     caller.require_admin()?;
-    if let Some(r) = &changes.role {
-        if r != "admin" && r != "user" {
-            return Err(AppError::validation("role", "role must be admin or user"));
-        }
-    }
-    if id == caller.user_id()
-        && (changes.is_active == Some(false) || changes.role.as_deref() == Some("user"))
-    {
+    let role = match changes.role.as_deref() {
+        Some(r) => Some(
+            Role::parse(r)
+                .ok_or_else(|| AppError::validation("role", "role must be admin or user"))?,
+        ),
+        None => None,
+    };
+    if id == caller.user_id() && (changes.is_active == Some(false) || role == Some(Role::User)) {
         return Err(AppError::forbidden(
             "admins cannot demote or deactivate themselves",
         ));
@@ -134,7 +135,7 @@ pub async fn admin_update(
         if exists == 0 {
             return Err(AppError::not_found("user"));
         }
-        if let Some(r) = &changes.role {
+        if let Some(r) = role {
             diesel::update(users::table.find(id))
                 .set(users::role.eq(r))
                 .execute(conn)

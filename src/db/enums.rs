@@ -1,0 +1,151 @@
+//! The closed sets of values stored in TEXT columns, as Rust enums. Each maps to its wire
+//! name in both backends; a stored value outside the set is a read error, never a silent
+//! default. Later status columns (documents, plugins, jobs) are declared the same way.
+
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::Text;
+
+/// Declares a TEXT-backed enum: its wire names, `as_str`/`parse`, Display, serde and diesel
+/// mappings for SQLite and PostgreSQL.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, AsExpression, FromSqlRow)]
+        #[diesel(sql_type = Text)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored and wire name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $wire),+
+                }
+            }
+
+            /// The value with this wire name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($wire => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl ToSql<Text, diesel::sqlite::Sqlite> for $name {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, diesel::sqlite::Sqlite>) -> serialize::Result {
+                out.set_value(self.as_str());
+                Ok(IsNull::No)
+            }
+        }
+
+        impl ToSql<Text, diesel::pg::Pg> for $name {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, diesel::pg::Pg>) -> serialize::Result {
+                <str as ToSql<Text, diesel::pg::Pg>>::to_sql(self.as_str(), &mut out.reborrow())
+            }
+        }
+
+        impl<DB: Backend> FromSql<Text, DB> for $name
+        where
+            String: FromSql<Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                let s = String::from_sql(bytes)?;
+                $name::parse(&s).ok_or_else(|| {
+                    format!("unexpected {} value {s:?} in the database", stringify!($name)).into()
+                })
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// What a user may do.
+    Role {
+        /// Administers the instance.
+        Admin = "admin",
+        /// Everyone else.
+        User = "user",
+    }
+}
+
+text_enum! {
+    /// Who wrote a message.
+    MessageRole {
+        /// The person.
+        User = "user",
+        /// The model.
+        Assistant = "assistant",
+        /// Instructions.
+        System = "system",
+        /// A tool's result.
+        Tool = "tool",
+    }
+}
+
+text_enum! {
+    /// Where a message is in its life.
+    MessageStatus {
+        /// Reserved for an answer being generated.
+        Streaming = "streaming",
+        /// Finished.
+        Complete = "complete",
+        /// Stopped by the caller or a server stop; keeps what was generated.
+        Cancelled = "cancelled",
+        /// The model failed; keeps what was generated.
+        Error = "error",
+    }
+}
+
+text_enum! {
+    /// Which backend serves a model.
+    Provider {
+        /// The embedded llama.cpp.
+        Local = "local",
+        /// Any OpenAI-compatible server.
+        OpenAi = "openai",
+    }
+}
+
+text_enum! {
+    /// Where a model runs (seed 000's `type`).
+    ModelKind {
+        /// On this machine.
+        Local = "local",
+        /// Behind a remote API.
+        Cloud = "cloud",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_round_trip() {
+        for s in MessageStatus::ALL {
+            assert_eq!(MessageStatus::parse(s.as_str()), Some(*s));
+        }
+        assert_eq!(Role::parse("root"), None);
+        assert_eq!(serde_json::to_value(Provider::OpenAi).unwrap(), "openai");
+    }
+}
