@@ -494,7 +494,15 @@ async fn turn_input_is_checked(b: Backend) {
     assert_eq!(TestServer::gql_code(&r), "not_found");
     let r = cancel_turn(&s, &other.access, &chat).await;
     assert_eq!(TestServer::gql_code(&r), "not_found");
-    let mut ws = subscribe(&s, &other.access, &chat).await;
+    let mut ws = ws_init(&s, json!({"token": other.access})).await;
+    let q = EVENTS
+        .replace("($c: ID!)", "")
+        .replace("$c", &format!("\"{chat}\""));
+    ws_send(
+        &mut ws,
+        json!({"id": "1", "type": "subscribe", "payload": {"query": q}}),
+    )
+    .await;
     let msg = next_json(&mut ws).await.unwrap();
     assert_eq!(
         msg["payload"]["errors"][0]["extensions"]["code"], "not_found",

@@ -2,7 +2,10 @@
 //! benchmark query's shape, keys and sessions, and subscriptions over graphql-ws.
 
 use crate::both_backends;
-use crate::support::{next_json, ws_close_code, ws_connect, ws_subscribed, Backend, TestServer};
+use crate::support::{
+    next_json, subscribers, wait_for_subscribers, ws_close_code, ws_connect, ws_subscribed,
+    Backend, TestServer,
+};
 use futures_util::SinkExt;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -390,8 +393,9 @@ async fn subscriptions(b: Backend) {
     let mut ws = ws_connect(&s).await;
     ws.send(Message::Text(json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", l.access)}}).to_string().into())).await.unwrap();
     assert_eq!(next_json(&mut ws).await.unwrap()["type"], "connection_ack");
+    let before = subscribers(&s);
     ws.send(Message::Text(json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { chatChanges { kind chatId chat { title } } }"}}).to_string().into())).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    wait_for_subscribers(&s, before + 1).await;
     let (_, c) = s
         .post("/api/chats", Some(&l.access), json!({"title": "Live"}))
         .await;

@@ -366,13 +366,31 @@ pub async fn ws_subscribed(s: &TestServer, token: &str, id: &str, query: &str) -
         next_json(&mut ws).await.expect("ack")["type"],
         "connection_ack"
     );
+    let before = subscribers(s);
     ws_send(
         &mut ws,
         serde_json::json!({"id": id, "type": "subscribe", "payload": {"query": query}}),
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    wait_for_subscribers(s, before + 1).await;
     ws
+}
+
+/// Live subscriptions on the server: chat-change receivers and chat-turn listeners.
+pub fn subscribers(s: &TestServer) -> usize {
+    s.state.events.receivers() + s.state.turns.listeners()
+}
+
+/// Waits (up to 10 s) until the server holds at least `n` subscribers.
+pub async fn wait_for_subscribers(s: &TestServer, n: usize) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while subscribers(s) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscription was not registered in time"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// The `access_token=…` pair of a login response's `Set-Cookie` (checked HttpOnly).

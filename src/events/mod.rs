@@ -137,6 +137,12 @@ impl EventBus {
         self.tx.subscribe()
     }
 
+    /// Receivers of every event now (chat-change subscriptions, relays), for tests and
+    /// metrics.
+    pub fn receivers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// A new receiver of the control events only (see [`Event::is_control`]).
     pub fn subscribe_control(&self) -> broadcast::Receiver<Event> {
         self.control.subscribe()

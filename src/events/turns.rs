@@ -226,6 +226,16 @@ impl TurnHub {
         }
     }
 
+    /// Listeners of every chat's turns now (for tests and metrics).
+    pub fn listeners(&self) -> usize {
+        self.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|tx| tx.receiver_count())
+            .sum()
+    }
+
     /// Chats with a live channel (for tests and metrics).
     pub fn open_channels(&self) -> usize {
         self.channels
