@@ -21,7 +21,39 @@ both_backends!(
     logout_with_a_rotated_refresh_token_is_refused,
     claiming_an_instance_needs_this_machine_or_the_setup_token,
     admin_email_names_the_admin,
+    aliased_registrations_each_count,
 );
+
+/// Every root field counts against its door's budget: aliasing `register` in one GraphQL
+/// request does not multiply the allowance.
+async fn aliased_registrations_each_count(b: Backend) {
+    let s = TestServer::start_with(b, |c| c.register_rate_limit = 2).await;
+    let fields: String = (0..4)
+        .map(|i| format!("r{i}: register(input: {{email: \"alias{i}@example.com\", password: \"password123\"}}) {{ user {{ username }} }} "))
+        .collect();
+    let (_, r) = s
+        .gql(None, &format!("mutation {{ {fields} }}"), json!({}))
+        .await;
+    let errors = r["errors"].as_array().cloned().unwrap_or_default();
+    assert!(!errors.is_empty(), "{r}");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["extensions"]["code"] == "rate_limited"),
+        "{r}"
+    );
+    // Exactly the allowance was spent: the first two exist, the others do not.
+    for (i, exists) in [(0, true), (1, true), (2, false), (3, false)] {
+        let (st, _) = s
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"username": format!("alias{i}@example.com"), "password": "password123"}),
+            )
+            .await;
+        assert_eq!(st == StatusCode::OK, exists, "alias{i}");
+    }
+}
 
 async fn register_from(
     s: &TestServer,

@@ -24,7 +24,24 @@ both_backends!(
     chats_and_messages_are_capped,
     lock_key_serializes_check_then_act,
     corrupt_stored_values_are_errors_not_defaults,
+    deep_pages_are_refused_not_overflowed,
 );
+
+async fn deep_pages_are_refused_not_overflowed(b: Backend) {
+    let s = TestServer::start(b).await;
+    let u = s.user("pager").await;
+    let t = Some(u.access.as_str());
+    let (st, e) = s
+        .get(&format!("/api/v1/projects?page={}&limit=100", i64::MAX), t)
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["error"]["details"]["field"], "page", "{e}");
+    let (st, e) = s.get("/api/conversations?offset=1000001", t).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["details"]["field"], "offset", "{e}");
+    let (st, _) = s.get("/api/conversations?offset=1000000", t).await;
+    assert_eq!(st, StatusCode::OK);
+}
 
 /// A stored status outside its set, or JSON of the wrong shape, is an error on read (the
 /// caller gets `internal_error`), never quietly read as a default.
@@ -337,6 +354,67 @@ async fn stop_stores_running_turns_as_cancelled(b: Backend) {
         content.starts_with("t0 t1 t2 ") && content.len() < 200 * 3,
         "the text so far is kept: {content:?}"
     );
+}
+
+/// Repairing work a previous run left interrupted is the serving process's job: opening the
+/// database (as `hearth migrate` or `hearth user create` do) leaves it alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_serving_process_repairs_interrupted_work() {
+    use hearth::db::enums::{MessageRole, MessageStatus};
+    use hearth::db::json::JsonText;
+    use hearth::db::models::NewMessage;
+    let mut s = TestServer::start(Backend::Sqlite).await;
+    let u = s.user("crashy").await;
+    let (_, c) = s
+        .post("/api/chats", Some(&u.access), json!({"title": "t"}))
+        .await;
+    let chat = c["id"].as_i64().unwrap();
+    let db = &s.state.db;
+    // What a crash mid-answer leaves behind.
+    async {
+        hearth::db_run!(db, write, |conn| diesel::insert_into(messages::table)
+            .values(NewMessage {
+                chat_id: chat,
+                role: MessageRole::Assistant,
+                content: "half an ans",
+                model: None,
+                status: MessageStatus::Streaming,
+                files: JsonText(Vec::new()),
+                created_at: chrono::Utc::now().naive_utc(),
+            })
+            .execute(conn)
+            .await
+            .map_err(AppError::from))
+    }
+    .await
+    .unwrap();
+    let config = (*s.state.config).clone();
+    s.stop_and_wait().await;
+    let _data = s.keep_data();
+    drop(s);
+    let streaming = |state: hearth::state::AppState| async move {
+        let db = &state.db;
+        async {
+            hearth::db_run!(db, read, |conn| messages::table
+                .filter(messages::status.eq(MessageStatus::Streaming))
+                .count()
+                .get_result::<i64>(conn)
+                .await
+                .map_err(AppError::from))
+        }
+        .await
+        .unwrap()
+    };
+    let opened = hearth::App::build(config)
+        .await
+        .expect("the database opens");
+    assert_eq!(
+        streaming(opened.clone()).await,
+        1,
+        "opening alone repairs nothing"
+    );
+    hearth::App::prepare_to_serve(&opened).await.unwrap();
+    assert_eq!(streaming(opened.clone()).await, 0, "serving repairs it");
 }
 
 /// A second process on the same SQLite file is refused while a server holds it.

@@ -17,7 +17,42 @@ both_backends!(
     expired_token_closes_the_socket,
     anonymous_socket_closes_at_the_init_deadline,
     rest_sockets_close_when_the_session_ends,
+    a_socket_runs_a_bounded_number_of_operations,
 );
+
+async fn a_socket_runs_a_bounded_number_of_operations(b: Backend) {
+    let s = TestServer::start_with(b, |c| c.graphql.max_operations_per_socket = 2).await;
+    let u = s.user("sockmany").await;
+    let mut ws = ws_init(&s, json!({"token": u.access})).await;
+    let sub = "subscription { chatChanges { kind } }";
+    for id in ["a", "b"] {
+        crate::support::ws_send(
+            &mut ws,
+            json!({"id": id, "type": "subscribe", "payload": {"query": sub}}),
+        )
+        .await;
+    }
+    let r = ws_op(&mut ws, "c", "{ me { username } }", json!({}))
+        .await
+        .expect("answer");
+    assert_eq!(
+        r["payload"]["errors"][0]["extensions"]["code"], "quota_exceeded",
+        "{r}"
+    );
+    // Ending one frees its slot.
+    crate::support::ws_send(&mut ws, json!({"id": "a", "type": "complete"})).await;
+    let mut answered = false;
+    for i in 0..50 {
+        let r = ws_op(&mut ws, &format!("d{i}"), "{ me { username } }", json!({}))
+            .await
+            .expect("answer");
+        if r["payload"]["data"]["me"]["username"] == "sockmany" {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "a freed slot is usable again");
+}
 
 const CREATE_KEY: &str = "mutation { createApiKey(input: {name: \"late\"}) { secret } }";
 

@@ -42,7 +42,7 @@ pub struct TestServer {
     pub base: String,
     pub http: Client,
     pub state: AppState,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// The PostgreSQL database made for this server, dropped with it.
@@ -124,7 +124,7 @@ impl TestServer {
             base: format!("http://{addr}"),
             http,
             state,
-            _dir: dir,
+            dir: Some(dir),
             shutdown: Some(tx),
             serving: Some(serving),
             pg_name,
@@ -266,6 +266,12 @@ impl TestServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+
+    /// Keeps the data directory (SQLite file, secrets) past the server's end; the caller
+    /// owns it from now on.
+    pub fn keep_data(&mut self) -> tempfile::TempDir {
+        self.dir.take().expect("data dir still owned by the server")
     }
 
     /// Stops as SIGTERM does and waits until the server has stored what it held.
