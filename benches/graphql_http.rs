@@ -138,7 +138,8 @@ async fn seed(state: &hearth::state::AppState) -> String {
                 hearth::db::enums::MessageRole::Assistant
             };
             chats::append_message(
-                &state.db,
+                state,
+                &caller,
                 chat.id,
                 role,
                 &format!("Message {m} of chat {c}: some realistic length of text for a chat turn."),

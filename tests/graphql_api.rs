@@ -3,8 +3,8 @@
 
 use crate::both_backends;
 use crate::support::{
-    next_json, subscribers, wait_for_subscribers, ws_close_code, ws_connect, ws_subscribed,
-    Backend, TestServer,
+    caller_of, next_json, subscribers, wait_for_subscribers, ws_close_code, ws_connect,
+    ws_subscribed, Backend, TestServer,
 };
 use futures_util::SinkExt;
 use reqwest::StatusCode;
@@ -213,7 +213,8 @@ async fn chats_pagination_search_and_messages(b: Backend) {
     }
     for n in 0..12 {
         hearth::service::chats::append_message(
-            &s.state.db,
+            &s.state,
+            &caller_of(&s, &l.access).await,
             ids[4],
             if n % 2 == 0 {
                 hearth::db::enums::MessageRole::User

@@ -1,7 +1,7 @@
 //! Agents, chats, conversations, projects and health with the seeds' bodies and fields.
 
 use crate::both_backends;
-use crate::support::{Backend, TestServer};
+use crate::support::{caller_of, Backend, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -133,7 +133,8 @@ async fn foyer_chats(b: Backend) {
     assert_eq!(c2["title"], "New chat");
 
     hearth::service::chats::append_message(
-        &s.state.db,
+        &s.state,
+        &caller_of(&s, &l.access).await,
         cid,
         hearth::db::enums::MessageRole::User,
         "Comment créer une fonction en Python?",
@@ -142,7 +143,8 @@ async fn foyer_chats(b: Backend) {
     .await
     .unwrap();
     hearth::service::chats::append_message(
-        &s.state.db,
+        &s.state,
+        &caller_of(&s, &l.access).await,
         cid,
         hearth::db::enums::MessageRole::Assistant,
         "Pour créer une fonction en Python...",
@@ -222,7 +224,8 @@ async fn orchestrator_conversations(b: Backend) {
         );
     }
     hearth::service::chats::append_message(
-        &s.state.db,
+        &s.state,
+        &caller_of(&s, &l.access).await,
         ids[1],
         hearth::db::enums::MessageRole::User,
         "Comment faire 100% de réussite_ici?",

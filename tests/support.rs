@@ -460,3 +460,13 @@ pub async fn ws_close_code(ws: &mut Ws) -> Option<u16> {
         }
     }
 }
+
+/// The caller a token authenticates as, for seeding through the services directly.
+pub async fn caller_of(s: &TestServer, token: &str) -> hearth::auth::Caller {
+    hearth::service::auth::authenticate(
+        &s.state,
+        hearth::service::auth::Credential::Bearer(token.to_string()),
+    )
+    .await
+    .expect("a valid token")
+}

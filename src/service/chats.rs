@@ -322,16 +322,20 @@ pub(crate) async fn window_messages(
     Ok(out)
 }
 
-/// Appends a message to a chat without an ownership check: for the turn runner and seeding,
-/// which have already resolved the chat for its owner.
+/// Appends a finished message to one of the caller's chats (imports, seeding); answers of
+/// the model go through `turns` instead.
 pub async fn append_message(
-    db: &Db,
+    state: &AppState,
+    caller: &Caller,
     chat_id: i64,
     role: MessageRole,
     content: &str,
     model: Option<&str>,
 ) -> AppResult<Message> {
+    caller.require_write()?;
     validate::max_len("content", content, 1_000_000)?;
+    get(state, caller, chat_id).await?;
+    let db = &state.db;
     let ts = now();
     db_run!(db, write, |conn| {
         let m: Message = diesel::insert_into(messages::table)
