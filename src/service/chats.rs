@@ -220,7 +220,7 @@ pub async fn list(
 
 /// Keyset page of a user's chats, newest first, after the chat id `after` (GraphQL).
 /// Returns one row more than `limit` when there is a next page.
-pub async fn list_after(
+pub(crate) async fn list_after(
     db: &Db,
     user_id: i64,
     limit: i64,
