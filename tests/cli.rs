@@ -14,6 +14,27 @@ fn hearth() -> Command {
     c
 }
 
+/// `hearth --data-dir DATA user create` for `name` (password `correct-horse`).
+fn user_create(data: &std::path::Path, name: &str, admin: bool) -> std::process::Output {
+    let email = format!("{name}@example.com");
+    let mut args = vec![
+        "--data-dir",
+        data.to_str().unwrap(),
+        "user",
+        "create",
+        "--email",
+        &email,
+        "--username",
+        name,
+        "--password",
+        "correct-horse",
+    ];
+    if admin {
+        args.push("--admin");
+    }
+    hearth().args(args).output().unwrap()
+}
+
 #[test]
 fn invalid_config_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,22 +79,7 @@ fn schema_command_prints_the_sdl() {
 async fn user_create_then_serve_and_stop() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = hearth()
-        .args([
-            "--data-dir",
-            data.to_str().unwrap(),
-            "user",
-            "create",
-            "--email",
-            "root@example.com",
-            "--username",
-            "root",
-            "--password",
-            "correct-horse",
-            "--admin",
-        ])
-        .output()
-        .unwrap();
+    let out = user_create(&data, "root", true);
     assert!(
         out.status.success(),
         "{}",
@@ -125,21 +131,7 @@ async fn user_create_then_serve_and_stop() {
     assert_eq!(body["user"]["role"], "admin");
 
     // While the server runs, commands that would write its SQLite file are refused.
-    let out = hearth()
-        .args([
-            "--data-dir",
-            data.to_str().unwrap(),
-            "user",
-            "create",
-            "--email",
-            "late@example.com",
-            "--username",
-            "late",
-            "--password",
-            "correct-horse",
-        ])
-        .output()
-        .unwrap();
+    let out = user_create(&data, "late", false);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by a running Hearth server"), "{err}");

@@ -25,6 +25,7 @@ async fn a_socket_runs_a_bounded_number_of_operations(b: Backend) {
     let u = s.user("sockmany").await;
     let mut ws = ws_init(&s, json!({"token": u.access})).await;
     let sub = "subscription { chatChanges { kind } }";
+    let before = crate::support::subscribers(&s);
     for id in ["a", "b"] {
         crate::support::ws_send(
             &mut ws,
@@ -32,6 +33,7 @@ async fn a_socket_runs_a_bounded_number_of_operations(b: Backend) {
         )
         .await;
     }
+    crate::support::wait_for_subscribers(&s, before + 2).await;
     let r = ws_op(&mut ws, "c", "{ me { username } }", json!({}))
         .await
         .expect("answer");

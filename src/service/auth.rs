@@ -658,15 +658,7 @@ async fn authenticate_api_key(state: &AppState, secret: &str) -> AppResult<Calle
         return Err(AppError::new(ErrorCode::InvalidToken, "invalid API key"));
     };
     let ts = now();
-    if key.revoked_at.is_some() || key.expires_at.is_some_and(|e| e <= ts) {
-        return Err(AppError::new(
-            ErrorCode::ApiKeyRevoked,
-            "API key revoked or expired",
-        ));
-    }
-    if !user.is_active {
-        return Err(AppError::account_disabled());
-    }
+    check_live_key(&key, &user)?;
     if key
         .last_used_at
         .is_none_or(|t| ts - t >= Duration::seconds(60))
@@ -691,6 +683,20 @@ async fn authenticate_api_key(state: &AppState, secret: &str) -> AppResult<Calle
         api_key_id: Some(key.id),
         expires_at: key.expires_at,
     })
+}
+
+/// Refuses a revoked or expired key, or one whose owner is disabled.
+fn check_live_key(key: &ApiKey, user: &User) -> AppResult<()> {
+    if key.revoked_at.is_some() || key.expires_at.is_some_and(|e| e <= now()) {
+        return Err(AppError::new(
+            ErrorCode::ApiKeyRevoked,
+            "API key revoked or expired",
+        ));
+    }
+    if !user.is_active {
+        return Err(AppError::account_disabled());
+    }
+    Ok(())
 }
 
 /// Checks an authenticated caller again, as a long-lived connection does before each
@@ -726,15 +732,7 @@ pub async fn recheck(state: &AppState, caller: &Caller) -> AppResult<Caller> {
     let Some((key, user)) = row else {
         return Err(AppError::new(ErrorCode::ApiKeyRevoked, "API key revoked"));
     };
-    if key.revoked_at.is_some() || key.expires_at.is_some_and(|e| e <= now()) {
-        return Err(AppError::new(
-            ErrorCode::ApiKeyRevoked,
-            "API key revoked or expired",
-        ));
-    }
-    if !user.is_active {
-        return Err(AppError::account_disabled());
-    }
+    check_live_key(&key, &user)?;
     Ok(Caller {
         user,
         permissions: super::api_keys::parse_permissions(&key.permissions),
