@@ -5,7 +5,13 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new("web/vendor/graphiql");
+    for dir in ["web/vendor/graphiql", "web/vendor/markdown"] {
+        check(Path::new(dir));
+    }
+}
+
+/// Every file `dir/SHA256SUMS` lists must hash to its pinned sum.
+fn check(dir: &Path) {
     println!("cargo:rerun-if-changed={}", dir.display());
     let sums = std::fs::read_to_string(dir.join("SHA256SUMS"))
         .unwrap_or_else(|e| panic!("cannot read {}/SHA256SUMS: {e}", dir.display()));
@@ -24,5 +30,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", dir.join(name).display());
         checked += 1;
     }
-    assert!(checked >= 4, "SHA256SUMS lists too few assets");
+    assert!(
+        checked >= 4,
+        "{}/SHA256SUMS lists too few assets",
+        dir.display()
+    );
 }

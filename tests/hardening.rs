@@ -405,9 +405,19 @@ async fn only_a_serving_process_repairs_interrupted_work() {
         .await
         .unwrap()
     };
-    let opened = hearth::App::build(config)
-        .await
-        .expect("the database opens");
+    // The stopped server's last connections let go of the database shortly after.
+    let mut attempt = 0;
+    let opened = loop {
+        match hearth::App::build(config.clone()).await {
+            Ok(state) => break state,
+            Err(e) if attempt < 100 => {
+                attempt += 1;
+                assert!(format!("{e:#}").contains("in use"), "{e:#}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the database stays locked: {e:#}"),
+        }
+    };
     assert_eq!(
         streaming(opened.clone()).await,
         1,

@@ -1,5 +1,6 @@
 //! The pages Hearth serves, in a real browser with no network: GraphiQL loads from the binary
-//! under the strict CSP and runs queries with the web UI's cookie session.
+//! under the strict CSP and runs queries with the web UI's cookie session; answers render as
+//! Markdown without running anything a model wrote.
 
 use crate::browser::Browser;
 use crate::support::{Backend, TestServer};
@@ -60,4 +61,155 @@ async fn graphiql_can_be_turned_off() {
         .to_string();
     assert!(csp.contains("script-src 'self';"), "{csp}");
     assert!(!csp.contains("unsafe"), "{csp}");
+}
+
+/// Logs in through the web UI's form.
+async fn log_in(b: &Browser, s: &TestServer, user: &str) {
+    b.goto(&s.url("/")).await;
+    b.fill("#login-form input[name=user]", user).await;
+    b.fill("#login-form input[name=password]", "password123")
+        .await;
+    b.click("#login-form button[type=submit]").await;
+    b.wait_for(
+        "!document.querySelector('#app').hidden",
+        "the app shows after login",
+    )
+    .await;
+}
+
+/// Answers render as Markdown (headings, lists, tables, links, highlighted code with a copy
+/// button); the usual XSS payloads in an answer run nothing and leave no foreign element.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_render_as_safe_markdown() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    s.user("reader").await;
+    let b = Browser::start("answers_render_as_safe_markdown").await;
+    log_in(&b, &s, "reader").await;
+
+    let md = "# Title\n\n- one\n- two\n\n| x | y |\n|---|---|\n| 1 | 2 |\n\nSome `inline` code and [a site](https://example.com).\n\n```rust\nfn main() { println!(\"hi\"); }\n```\n";
+    let shape = b
+        .eval(&format!(
+            "(() => {{ const d = document.createElement('div'); HearthMarkdown.render(d, {md}); document.body.append(d);
+               const a = d.querySelector('a');
+               return {{ h1: d.querySelectorAll('h1').length, items: d.querySelectorAll('ul li').length,
+                        cells: d.querySelectorAll('table td').length, inline: d.querySelectorAll('p code').length,
+                        highlighted: d.querySelectorAll('pre code.hljs span').length > 0,
+                        copy: d.querySelectorAll('pre button.copy').length,
+                        rel: a.getAttribute('rel'), target: a.getAttribute('target') }}; }})()",
+            md = serde_json::json!(md)
+        ))
+        .await;
+    assert_eq!(shape["h1"], 1, "{shape}");
+    assert_eq!(shape["items"], 2, "{shape}");
+    assert_eq!(shape["cells"], 2, "{shape}");
+    assert_eq!(shape["inline"], 1, "{shape}");
+    assert_eq!(shape["highlighted"], true, "{shape}");
+    assert_eq!(shape["copy"], 1, "{shape}");
+    assert_eq!(shape["rel"], "noopener noreferrer", "{shape}");
+    assert_eq!(shape["target"], "_blank", "{shape}");
+
+    let payloads = serde_json::json!([
+        "<img src=x onerror=\"window.__xss++\">",
+        "<script>window.__xss++</script>",
+        "[click](javascript:window.__xss++)",
+        "[click](JaVaScRiPt:window.__xss++)",
+        "[click](  javascript:window.__xss++)",
+        "[x](&#106;avascript:window.__xss++)",
+        "[x](data:text/html,<script>window.__xss++</script>)",
+        "![pic](javascript:window.__xss++)",
+        "![pic](https://tracker.example/pixel.png)",
+        "<svg onload=\"window.__xss++\"><circle r=1 /></svg>",
+        "<a href=\"javascript:window.__xss++\">link</a>",
+        "<iframe src=\"javascript:window.__xss++\"></iframe>",
+        "<details open ontoggle=\"window.__xss++\">x</details>",
+        "<style>body{display:none}</style>",
+        "[a]: javascript:window.__xss++\n\n[ref][a]",
+        "```html\n<script>window.__xss++</script>\n```",
+        "<math><mtext><table><mglyph><style><img src=x onerror=window.__xss++>",
+    ]);
+    let verdict = b
+        .eval(&format!(
+            "(async () => {{ window.__xss = 0; const host = document.createElement('div'); document.body.append(host);
+               for (const p of {payloads}) {{ const d = document.createElement('div'); HearthMarkdown.render(d, p); host.append(d); }}
+               await new Promise(r => setTimeout(r, 500));
+               const all = [...host.querySelectorAll('*')];
+               return {{ xss: window.__xss,
+                        foreign: host.querySelectorAll('script,img,svg,math,iframe,details,object,embed,style,form').length,
+                        handlers: all.filter(e => [...e.attributes].some(a => a.name.toLowerCase().startsWith('on'))).length,
+                        badLinks: [...host.querySelectorAll('a[href]')].filter(a => !/^(https?:\\/\\/|mailto:|#)/i.test(a.getAttribute('href'))).length,
+                        shownAsText: host.textContent.includes('<script>') }}; }})()"
+        ))
+        .await;
+    assert_eq!(verdict["xss"], 0, "no payload ran: {verdict}");
+    assert_eq!(verdict["foreign"], 0, "no foreign element: {verdict}");
+    assert_eq!(verdict["handlers"], 0, "no event handler: {verdict}");
+    assert_eq!(verdict["badLinks"], 0, "no unsafe link: {verdict}");
+    assert_eq!(
+        verdict["shownAsText"], true,
+        "raw HTML is shown as text: {verdict}"
+    );
+    b.assert_clean().await;
+}
+
+/// A person's chat in the browser: a new chat, a message, the answer's tokens arriving and
+/// rendered as Markdown, then the stored answer after a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_streams_and_renders_its_answer() {
+    use crate::mock_llm::{MockLlm, Script};
+    let s = TestServer::start(Backend::Sqlite).await;
+    let admin = s.user("chatter").await;
+    let mock = MockLlm::start().await;
+    crate::chat_turns::remote_model(&s, &admin.access, "mock", &mock.base_url, 8192).await;
+    let (_, r) = s
+        .gql(
+            Some(&admin.access),
+            "mutation { setDefaultModel(key: \"mock\") }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["setDefaultModel"], true, "{r}");
+    let mut script = Script::tokens(&["Here is ", "**bold**", " and ", "`code`", "."]);
+    script.token_delay = std::time::Duration::from_millis(100);
+    mock.push(script);
+
+    let b = Browser::start("a_chat_streams_and_renders_its_answer").await;
+    log_in(&b, &s, "chatter").await;
+    b.click("#new-chat button[type=submit]").await;
+    b.wait_for(
+        "!document.querySelector('#chat-view').hidden",
+        "the new chat opens",
+    )
+    .await;
+    b.fill("#compose textarea[name=content]", "Show me Markdown")
+        .await;
+    b.click("#compose button[type=submit]").await;
+    b.wait_for(
+        "!document.querySelector('#stop').hidden || document.querySelector('.message.assistant')",
+        "the answer starts",
+    )
+    .await;
+    b.wait_for(
+        "document.querySelector('.message.assistant .markdown strong')?.textContent === 'bold'",
+        "streamed tokens render as Markdown",
+    )
+    .await;
+    b.wait_for(
+        "document.querySelector('.message.assistant .markdown code')?.textContent === 'code' && document.querySelector('#stop').hidden",
+        "the answer completes",
+    )
+    .await;
+    // After a reload the stored answer renders the same way.
+    b.goto(&s.url("/")).await;
+    b.wait_for(
+        "!document.querySelector('#app').hidden",
+        "the session survives a reload",
+    )
+    .await;
+    b.click("#chats li").await;
+    b.wait_for(
+        "document.querySelector('.message.assistant .markdown strong')?.textContent === 'bold'",
+        "the stored answer renders as Markdown",
+    )
+    .await;
+    b.assert_clean().await;
 }

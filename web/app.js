@@ -99,10 +99,28 @@ async function openChat(id) {
 
 function messageItem(role, content, status) {
   const li = document.createElement("li");
-  const body = text("span", content, "body");
+  li.className = `message ${role}`;
+  // Answers are Markdown (rendered safely); what people type stays plain text.
+  const body = role === "assistant" ? document.createElement("div") : text("span", content, "body");
+  if (role === "assistant") {
+    body.className = "body markdown";
+    body.dataset.source = content;
+    HearthMarkdown.render(body, content);
+  }
   li.append(text("span", role, "role"), body);
   if (status && status !== "complete" && status !== "streaming") li.append(text("span", ` (${status})`, "muted"));
   return li;
+}
+
+// Streaming answers re-render at most once a frame, however fast tokens arrive.
+const pendingRenders = new Set();
+function scheduleRender(body) {
+  if (pendingRenders.has(body)) return;
+  pendingRenders.add(body);
+  requestAnimationFrame(() => {
+    pendingRenders.delete(body);
+    HearthMarkdown.render(body, body.dataset.source);
+  });
 }
 
 // One `chatEvents` subscription, for the open chat.
@@ -115,6 +133,7 @@ function listenToChat() {
 
 function onChatEvent(e) {
   const list = $("#messages");
+  const atEnd = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 48;
   const id = `msg-${e.messageId}`;
   let li = e.messageId && document.getElementById(id);
   if (e.type === "STARTED") {
@@ -124,7 +143,9 @@ function onChatEvent(e) {
     list.append(li);
     $("#stop").hidden = false;
   } else if (e.type === "TOKEN" && li) {
-    li.querySelector(".body").textContent += e.delta;
+    const body = li.querySelector(".body");
+    body.dataset.source = (body.dataset.source || "") + e.delta;
+    scheduleRender(body);
   } else if (e.type === "RESPONSE") {
     if (li) li.replaceWith(Object.assign(messageItem("assistant", e.message.content, e.message.status), { id }));
     $("#stop").hidden = true;
@@ -133,7 +154,8 @@ function onChatEvent(e) {
     setError("#app-error", e.error);
     $("#stop").hidden = true;
   }
-  list.lastElementChild?.scrollIntoView({ block: "end" });
+  // Follow the answer only for a reader who is at the end already.
+  if (atEnd) list.lastElementChild?.scrollIntoView({ block: "end" });
 }
 
 async function loadAgents() {

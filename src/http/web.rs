@@ -14,6 +14,12 @@ const STYLE: &str = include_str!("../../web/style.css");
 const GRAPHIQL_PAGE: &str = include_str!("../../web/graphiql.html");
 const GRAPHIQL_INIT: &str = include_str!("../../web/graphiql.js");
 const GRAPHIQL_PAGE_CSS: &str = include_str!("../../web/graphiql-page.css");
+const MARKDOWN_JS: &str = include_str!("../../web/markdown.js");
+const MARKED_JS: &str = include_str!("../../web/vendor/markdown/marked.min.js");
+const PURIFY_JS: &str = include_str!("../../web/vendor/markdown/purify.min.js");
+const HLJS_JS: &str = include_str!("../../web/vendor/markdown/highlight.min.js");
+const HLJS_LIGHT_CSS: &str = include_str!("../../web/vendor/markdown/hljs-light.min.css");
+const HLJS_DARK_CSS: &str = include_str!("../../web/vendor/markdown/hljs-dark.min.css");
 const GRAPHIQL_JS: &str = include_str!("../../web/vendor/graphiql/graphiql.min.js");
 const GRAPHIQL_CSS: &str = include_str!("../../web/vendor/graphiql/graphiql.min.css");
 const REACT_JS: &str = include_str!("../../web/vendor/graphiql/react.production.min.js");
@@ -58,6 +64,30 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/static/graphiql.js",
             get(|| async { file(GRAPHIQL_INIT, JS) }),
+        )
+        .route(
+            "/static/markdown.js",
+            get(|| async { file(MARKDOWN_JS, JS) }),
+        )
+        .route(
+            "/static/vendor/marked.min.js",
+            get(|| async { file(MARKED_JS, JS) }),
+        )
+        .route(
+            "/static/vendor/purify.min.js",
+            get(|| async { file(PURIFY_JS, JS) }),
+        )
+        .route(
+            "/static/vendor/highlight.min.js",
+            get(|| async { file(HLJS_JS, JS) }),
+        )
+        .route(
+            "/static/vendor/hljs-light.min.css",
+            get(|| async { file(HLJS_LIGHT_CSS, CSS) }),
+        )
+        .route(
+            "/static/vendor/hljs-dark.min.css",
+            get(|| async { file(HLJS_DARK_CSS, CSS) }),
         )
         .route(
             "/static/graphiql-page.css",
