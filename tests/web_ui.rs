@@ -213,3 +213,112 @@ async fn a_chat_streams_and_renders_its_answer() {
     .await;
     b.assert_clean().await;
 }
+
+/// The app shell a person uses: a page per capability behind hash links (deep links survive
+/// a reload), the admin page for admins only, keyboard shortcuts for a new chat and for
+/// stopping an answer, rename, delete and log out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_shell_navigates_and_answers_shortcuts() {
+    use crate::mock_llm::MockLlm;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let admin = s.user("shelladmin").await;
+    s.user("shelluser").await;
+    let mock = MockLlm::start().await;
+    crate::chat_turns::remote_model(&s, &admin.access, "mock", &mock.base_url, 8192).await;
+    s.gql(
+        Some(&admin.access),
+        "mutation { setDefaultModel(key: \"mock\") }",
+        serde_json::json!({}),
+    )
+    .await;
+    mock.push(crate::chat_turns::slow(200, 50));
+
+    let b = Browser::start("the_app_shell_navigates_and_answers_shortcuts").await;
+    log_in(&b, &s, "shelladmin").await;
+    // Alt+N: a new chat, and its deep link.
+    b.eval("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'n', altKey: true, bubbles: true}))")
+        .await;
+    b.wait_for(
+        "/^#\\/chats\\/\\d+$/.test(location.hash)",
+        "a new chat opens at its own link",
+    )
+    .await;
+    let link = b.eval("location.hash").await;
+    // Other sections are pages of their own.
+    b.click("[data-nav=agents]").await;
+    b.wait_for(
+        "!document.querySelector('[data-page=agents]').hidden && document.querySelector('[data-page=chats]').hidden",
+        "the agents page shows",
+    )
+    .await;
+    b.fill("#new-agent input[name=name]", "Shell helper").await;
+    b.click("#new-agent button[type=submit]").await;
+    b.wait_for(
+        "document.querySelector('#agents').textContent.includes('Shell helper')",
+        "the agent is listed",
+    )
+    .await;
+    b.click("[data-nav=admin]").await;
+    b.wait_for(
+        "document.querySelector('#users tbody').textContent.includes('shelluser')",
+        "admins see the users",
+    )
+    .await;
+    // A deep link survives a reload.
+    b.goto(&s.url(&format!("/{}", link.as_str().unwrap())))
+        .await;
+    b.wait_for(
+        "!document.querySelector('#chat-view').hidden",
+        "the linked chat opens after a reload",
+    )
+    .await;
+    // Send, then Esc stops the answer; what was written is kept as cancelled.
+    b.fill("#compose textarea[name=content]", "Count slowly")
+        .await;
+    b.click("#compose button[type=submit]").await;
+    b.wait_for(
+        "!document.querySelector('#stop').hidden",
+        "the answer streams",
+    )
+    .await;
+    b.wait_for("(document.querySelector('.message.assistant .markdown')?.textContent || '').includes('t2')", "tokens arrive")
+        .await;
+    b.eval("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true}))")
+        .await;
+    b.wait_for(
+        "document.querySelector('.message.assistant')?.textContent.includes('(cancelled)')",
+        "Esc stops the answer",
+    )
+    .await;
+    // Rename and delete.
+    b.fill("#rename input[name=title]", "Renamed in the browser")
+        .await;
+    b.click("#rename button[type=submit]").await;
+    b.wait_for(
+        "document.querySelector('#chats').textContent.includes('Renamed in the browser')",
+        "the rename shows in the list",
+    )
+    .await;
+    b.eval("window.confirm = () => true").await;
+    b.click("#delete-chat").await;
+    b.wait_for(
+        "document.querySelector('#chat-view').hidden && location.hash === '#/chats'",
+        "the chat is gone",
+    )
+    .await;
+    b.assert_clean().await;
+    // A user without the admin role has no admin page, even by link.
+    b.click("#logout").await;
+    b.wait_for("!document.querySelector('#auth').hidden", "logged out")
+        .await;
+    log_in(&b, &s, "shelluser").await;
+    b.goto(&s.url("/#/admin")).await;
+    b.wait_for("!document.querySelector('#app').hidden", "the app shows")
+        .await;
+    b.wait_for(
+        "document.querySelector('#nav-admin').hidden && document.querySelector('[data-page=admin]').hidden",
+        "no admin page for a user",
+    )
+    .await;
+    b.assert_clean().await;
+}

@@ -1,10 +1,12 @@
-// Hearth web UI: cookie login (with its CSRF token for mutations), chats and agents over
-// GraphQL, live chat list and token-by-token answers through graphql-ws subscriptions
-// (`chatChanges`, `chatEvents`). No build step.
+// Hearth web UI: cookie login (with its CSRF token for mutations), one page per capability
+// behind hash links (`#/chats/42`, `#/agents`, …), chats and agents over GraphQL, live chat
+// list and token-by-token answers through graphql-ws subscriptions (`chatChanges`,
+// `chatEvents`). No build step.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { csrf: sessionStorage.getItem("hearth.csrf") || "", chatId: null, after: null, search: "", ws: null, wsReady: false };
+const state = { csrf: sessionStorage.getItem("hearth.csrf") || "", chatId: null, after: null, search: "", ws: null, wsReady: false, me: null };
+const PAGES = ["chats", "agents", "documents", "plugins", "jobs", "admin"];
 
 function setError(id, err) { $(id).textContent = err ? String(err.message || err) : ""; }
 
@@ -54,10 +56,40 @@ async function start() {
     $("#auth").hidden = false; $("#app").hidden = true; $("#nav").hidden = true;
     return;
   }
+  state.me = me;
   $("#who").textContent = `${me.name} (${me.role})`;
+  $("#nav-admin").hidden = me.role !== "admin";
   $("#auth").hidden = true; $("#app").hidden = false; $("#nav").hidden = false;
   await Promise.all([loadChats(true), loadAgents()]);
   subscribe();
+  await route();
+}
+
+// The page and object a hash names: `#/chats/42` → ["chats", "42"]; anything else → chats.
+function parseHash() {
+  const [page, id] = location.hash.replace(/^#\/?/, "").split("/");
+  return [PAGES.includes(page) ? page : "chats", id || null];
+}
+
+async function route() {
+  if (!state.me) return;
+  let [page, id] = parseHash();
+  if (page === "admin" && state.me.role !== "admin") page = "chats";
+  for (const el of document.querySelectorAll(".page")) el.hidden = el.dataset.page !== page;
+  for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", a.dataset.nav === page);
+  try {
+    if (page === "chats" && id && id !== state.chatId) await openChat(id);
+    if (page === "admin") await loadUsers();
+  } catch (e) { setError("#app-error", e); }
+}
+
+async function loadUsers() {
+  const { users } = await gql("{ users(limit: 100) { users { username email role isActive } } }");
+  $("#users tbody").replaceChildren(...users.users.map((u) => {
+    const tr = document.createElement("tr");
+    tr.append(text("td", u.username), text("td", u.email || ""), text("td", u.role), text("td", u.isActive ? "yes" : "no"));
+    return tr;
+  }));
 }
 
 // Reloads can overlap (a subscription event during a click); only the newest one renders.
@@ -85,6 +117,8 @@ async function loadChats(reset) {
 
 async function openChat(id) {
   state.chatId = id;
+  // The open chat is a deep link (replaced, so Back leaves the chat list rather than each chat).
+  if (location.hash !== `#/chats/${id}`) history.replaceState(null, "", `#/chats/${id}`);
   for (const li of document.querySelectorAll("#chats li")) li.classList.toggle("active", li.dataset.id === id);
   const { chat } = await gql("query($id: ID!) { chat(id: $id) { id title agent { name } messages(last: 50) { role content status createdAt } } }", { id });
   $("#chat-view").hidden = false;
@@ -243,7 +277,13 @@ function bind() {
   });
   $("#delete-chat").addEventListener("click", async () => {
     if (!state.chatId || !confirm("Delete this chat and its messages?")) return;
-    try { await gql("mutation($id: ID!) { deleteChat(id: $id) }", { id: state.chatId }); state.chatId = null; $("#chat-view").hidden = true; await loadChats(true); }
+    try {
+      await gql("mutation($id: ID!) { deleteChat(id: $id) }", { id: state.chatId });
+      state.chatId = null;
+      $("#chat-view").hidden = true;
+      history.replaceState(null, "", "#/chats");
+      await loadChats(true);
+    }
     catch (e) { setError("#app-error", e); }
   });
   $("#new-agent").addEventListener("submit", async (ev) => {
@@ -280,6 +320,19 @@ function bind() {
     timer = setTimeout(() => { state.search = ev.target.value.trim(); loadChats(true).catch((e) => setError("#app-error", e)); }, 250);
   });
   $("#more").addEventListener("click", () => loadChats(false).catch((e) => setError("#app-error", e)));
+  window.addEventListener("hashchange", () => route());
+  // Shortcuts: Alt+N new chat, Esc stops the answer being written.
+  document.addEventListener("keydown", (ev) => {
+    if ($("#app").hidden) return;
+    if (ev.altKey && (ev.key === "n" || ev.key === "N")) {
+      ev.preventDefault();
+      if (parseHash()[0] !== "chats") location.hash = "#/chats";
+      $("#new-chat").requestSubmit();
+    } else if (ev.key === "Escape" && !$("#stop").hidden) {
+      ev.preventDefault();
+      $("#stop").click();
+    }
+  });
 }
 
 bind();
