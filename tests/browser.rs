@@ -187,6 +187,17 @@ impl Browser {
             .await;
     }
 
+    /// Reloads the page (same URL, hash included) and waits for the fresh document.
+    pub async fn reload(&self) {
+        self.eval("window.__stale = true").await;
+        self.cmd("Page.reload", json!({})).await;
+        self.wait_for(
+            "!window.__stale && document.readyState === 'complete'",
+            "the page reloads",
+        )
+        .await;
+    }
+
     /// Evaluates an expression (promises awaited) and returns its JSON value.
     pub async fn eval(&self, expression: &str) -> Value {
         let r = self
@@ -204,7 +215,13 @@ impl Browser {
 
     /// Waits (up to 20 s) until `condition` is truthy in the page; `what` names the step.
     pub async fn wait_for(&self, condition: &str, what: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        self.wait_up_to(Duration::from_secs(20), condition, what)
+            .await
+    }
+
+    /// [`Browser::wait_for`] with a longer or shorter limit (a local model's whole answer).
+    pub async fn wait_up_to(&self, limit: Duration, condition: &str, what: &str) {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             let r = self
                 .cmd(

@@ -322,3 +322,70 @@ async fn the_app_shell_navigates_and_answers_shortcuts() {
     .await;
     b.assert_clean().await;
 }
+
+/// A newcomer's first minutes, offline: register in the form (the first account, from this
+/// machine, administers the instance), chat with the embedded local model, watch its tokens
+/// arrive, and find the stored answer after a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_registers_and_chats_with_the_local_model() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let b = Browser::start("a_newcomer_registers_and_chats_with_the_local_model").await;
+    b.goto(&s.url("/")).await;
+    b.click("#show-register").await;
+    b.fill("#register-form input[name=email]", "newcomer@example.com")
+        .await;
+    b.fill("#register-form input[name=username]", "newcomer")
+        .await;
+    b.fill("#register-form input[name=password]", "password123")
+        .await;
+    b.click("#register-form button[type=submit]").await;
+    b.wait_for(
+        "!document.querySelector('#app').hidden",
+        "registration logs in",
+    )
+    .await;
+    b.wait_for(
+        "document.querySelector('#who').textContent.includes('admin')",
+        "the first local account administers",
+    )
+    .await;
+    b.click("#new-chat button[type=submit]").await;
+    b.wait_for(
+        "!document.querySelector('#chat-view').hidden",
+        "a chat opens",
+    )
+    .await;
+    b.fill(
+        "#compose textarea[name=content]",
+        "Say hello in five words.",
+    )
+    .await;
+    b.click("#compose button[type=submit]").await;
+    b.wait_up_to(
+        std::time::Duration::from_secs(60),
+        "!document.querySelector('#stop').hidden && (document.querySelector('.message.assistant .markdown')?.textContent || '').trim().length > 0",
+        "the local model's tokens arrive",
+    )
+    .await;
+    b.wait_up_to(
+        std::time::Duration::from_secs(120),
+        "document.querySelector('#stop').hidden",
+        "the answer completes",
+    )
+    .await;
+    let shown = b
+        .eval("document.querySelector('.message.assistant .markdown').textContent.trim()")
+        .await;
+    b.reload().await;
+    b.wait_for(
+        "!document.querySelector('#chat-view').hidden",
+        "the chat reopens from its link",
+    )
+    .await;
+    let stored = b
+        .eval("document.querySelector('.message.assistant .markdown').textContent.trim()")
+        .await;
+    assert!(!shown.as_str().unwrap_or_default().is_empty());
+    assert_eq!(shown, stored, "the stored answer is what streamed");
+    b.assert_clean().await;
+}
