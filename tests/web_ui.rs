@@ -307,6 +307,29 @@ async fn the_app_shell_navigates_and_answers_shortcuts() {
     )
     .await;
     b.assert_clean().await;
+    // The layout follows the system's dark theme and stacks on a phone.
+    let light = b
+        .eval("getComputedStyle(document.body).backgroundColor")
+        .await;
+    b.cmd(
+        "Emulation.setEmulatedMedia",
+        serde_json::json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    )
+    .await;
+    let dark = b
+        .eval("getComputedStyle(document.body).backgroundColor")
+        .await;
+    assert_ne!(light, dark, "a dark system theme darkens the page");
+    b.cmd(
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+    )
+    .await;
+    b.wait_for(
+        "document.querySelector('#detail').getBoundingClientRect().top >= document.querySelector('#sidebar').getBoundingClientRect().bottom - 1 && document.documentElement.scrollWidth <= 390",
+        "on a phone the chat list stacks above the chat, without sideways scrolling",
+    )
+    .await;
     // A user without the admin role has no admin page, even by link.
     b.click("#logout").await;
     b.wait_for("!document.querySelector('#auth').hidden", "logged out")
