@@ -205,6 +205,8 @@ async fn a_chat_streams_and_renders_its_answer() {
         "the session survives a reload",
     )
     .await;
+    b.wait_for("document.querySelector('#chats li')", "the chat list loads")
+        .await;
     b.click("#chats li").await;
     b.wait_for(
         "document.querySelector('.message.assistant .markdown strong')?.textContent === 'bold'",
@@ -236,7 +238,7 @@ async fn the_app_shell_navigates_and_answers_shortcuts() {
     let b = Browser::start("the_app_shell_navigates_and_answers_shortcuts").await;
     log_in(&b, &s, "shelladmin").await;
     // Alt+N: a new chat, and its deep link.
-    b.eval("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'n', altKey: true, bubbles: true}))")
+    b.eval("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'n', code: 'KeyN', altKey: true, bubbles: true}))")
         .await;
     b.wait_for(
         "/^#\\/chats\\/\\d+$/.test(location.hash)",
@@ -307,6 +309,21 @@ async fn the_app_shell_navigates_and_answers_shortcuts() {
     )
     .await;
     b.assert_clean().await;
+    // A tab with the cookie but without the CSRF token (a new tab) recovers it: mutations work.
+    b.eval("sessionStorage.clear()").await;
+    b.reload().await;
+    b.wait_for(
+        "!document.querySelector('#app').hidden",
+        "the app shows in the new tab",
+    )
+    .await;
+    b.eval("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'n', code: 'KeyN', altKey: true, bubbles: true}))")
+        .await;
+    b.wait_for(
+        "/^#\\/chats\\/\\d+$/.test(location.hash) && !document.querySelector('#chat-view').hidden",
+        "a mutation works in the new tab",
+    )
+    .await;
     // The layout follows the system's dark theme and stacks on a phone.
     let light = b
         .eval("getComputedStyle(document.body).backgroundColor")

@@ -5,7 +5,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { csrf: sessionStorage.getItem("hearth.csrf") || "", chatId: null, after: null, search: "", ws: null, wsReady: false, me: null };
+const state = { csrf: sessionStorage.getItem("hearth.csrf") || "", chatId: null, after: null, search: "", ws: null, wsReady: false, me: null, eventsId: null };
 const PAGES = ["chats", "agents", "documents", "plugins", "jobs", "admin"];
 
 function setError(id, err) { $(id).textContent = err ? String(err.message || err) : ""; }
@@ -51,7 +51,13 @@ async function login(user, password) {
 async function start() {
   let me;
   try {
-    me = (await gql("{ me { username name role } }")).me;
+    const data = await gql("{ me { username name role } csrfToken }");
+    me = data.me;
+    // A tab that has the cookie but not the token (new tab, restored session) gets it here.
+    if (!state.csrf && data.csrfToken) {
+      state.csrf = data.csrfToken;
+      sessionStorage.setItem("hearth.csrf", state.csrf);
+    }
   } catch (e) {
     $("#auth").hidden = false; $("#app").hidden = true; $("#nav").hidden = true;
     return;
@@ -106,7 +112,7 @@ async function loadChats(reset) {
     const li = text("li", node.title);
     li.dataset.id = node.id;
     if (node.id === state.chatId) li.classList.add("active");
-    li.addEventListener("click", () => openChat(node.id));
+    li.addEventListener("click", () => openChat(node.id).catch((e) => setError("#app-error", e)));
     return li;
   });
   if (reset) $("#chats").replaceChildren(...items);
@@ -115,19 +121,35 @@ async function loadChats(reset) {
   $("#more").hidden = !conn.pageInfo.hasNextPage;
 }
 
+// Chat loads can overlap (two quick clicks); only the newest one may draw, so the chat on
+// screen is always the one Rename, Delete and Send act on.
+let openGeneration = 0;
+
 async function openChat(id) {
+  const generation = ++openGeneration;
   state.chatId = id;
   // The open chat is a deep link (replaced, so Back leaves the chat list rather than each chat).
   if (location.hash !== `#/chats/${id}`) history.replaceState(null, "", `#/chats/${id}`);
   for (const li of document.querySelectorAll("#chats li")) li.classList.toggle("active", li.dataset.id === id);
-  const { chat } = await gql("query($id: ID!) { chat(id: $id) { id title agent { name } messages(last: 50) { role content status createdAt } } }", { id });
+  let chat;
+  try {
+    chat = (await gql("query($id: ID!) { chat(id: $id) { id title agent { name } messages(last: 50) { id role content status createdAt } } }", { id })).chat;
+  } catch (e) {
+    if (generation === openGeneration) { state.chatId = null; $("#chat-view").hidden = true; }
+    throw e;
+  }
+  if (generation !== openGeneration) return;
   $("#chat-view").hidden = false;
   $("#rename").title.value = chat.title;
   $("#chat-agent").textContent = chat.agent ? `Agent: ${chat.agent.name}` : "No agent: the server's default model";
   const list = $("#messages");
   list.replaceChildren();
   if (!chat.messages.length) list.append(text("li", "No messages yet.", "muted"));
-  for (const m of chat.messages) list.append(messageItem(m.role, m.content, m.status));
+  for (const m of chat.messages) {
+    // An answer still being written keeps its id, so its next tokens land in it.
+    list.append(Object.assign(messageItem(m.role, m.content, m.status), { id: `msg-${m.id}` }));
+  }
+  $("#stop").hidden = !chat.messages.some((m) => m.status === "streaming");
   listenToChat();
 }
 
@@ -157,12 +179,14 @@ function scheduleRender(body) {
   });
 }
 
-// One `chatEvents` subscription, for the open chat.
+// One `chatEvents` subscription, for the open chat; its id names the chat, so events of the
+// chat left behind (already in flight) are recognised and dropped.
 function listenToChat() {
   if (!state.ws || !state.wsReady || !state.chatId) return;
-  state.ws.send(JSON.stringify({ id: "events", type: "complete" }));
+  if (state.eventsId) state.ws.send(JSON.stringify({ id: state.eventsId, type: "complete" }));
+  state.eventsId = `events-${state.chatId}`;
   const query = "subscription($c: ID!) { chatEvents(chatId: $c) { type messageId delta code error message { content status } } }";
-  state.ws.send(JSON.stringify({ id: "events", type: "subscribe", payload: { query, variables: { c: state.chatId } } }));
+  state.ws.send(JSON.stringify({ id: state.eventsId, type: "subscribe", payload: { query, variables: { c: state.chatId } } }));
 }
 
 function onChatEvent(e) {
@@ -221,9 +245,9 @@ function subscribe() {
       state.wsReady = true;
       ws.send(JSON.stringify({ id: "chats", type: "subscribe", payload: { query: "subscription { chatChanges { kind chatId chat { title } } }" } }));
       listenToChat();
-    } else if (msg.type === "next" && msg.id === "events") {
-      if (msg.payload.data && msg.payload.data.chatEvents) onChatEvent(msg.payload.data.chatEvents);
-    } else if (msg.type === "next") {
+    } else if (msg.type === "next" && msg.id.startsWith("events-")) {
+      if (msg.id === state.eventsId && msg.payload.data && msg.payload.data.chatEvents) onChatEvent(msg.payload.data.chatEvents);
+    } else if (msg.type === "next" && msg.id === "chats" && msg.payload.data) {
       const change = msg.payload.data.chatChanges;
       if (change.kind === "DELETED" && change.chatId === state.chatId) { state.chatId = null; $("#chat-view").hidden = true; }
       // The automatic title arrives after the first answer; keep the open chat's field current.
@@ -309,7 +333,7 @@ function bind() {
     } catch (e) { setError("#app-error", e); }
   });
   $("#compose").content.addEventListener("keydown", (ev) => {
-    if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); $("#compose").requestSubmit(); }
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); $("#compose").requestSubmit(); }
   });
   $("#stop").addEventListener("click", async () => {
     try { await gql("mutation($c: ID!) { cancelTurn(chatId: $c) }", { c: state.chatId }); } catch (e) { setError("#app-error", e); }
@@ -324,7 +348,7 @@ function bind() {
   // Shortcuts: Alt+N new chat, Esc stops the answer being written.
   document.addEventListener("keydown", (ev) => {
     if ($("#app").hidden) return;
-    if (ev.altKey && (ev.key === "n" || ev.key === "N")) {
+    if (ev.altKey && ev.code === "KeyN") {
       ev.preventDefault();
       if (parseHash()[0] !== "chats") location.hash = "#/chats";
       $("#new-chat").requestSubmit();

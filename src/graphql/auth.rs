@@ -75,6 +75,18 @@ impl AuthQuery {
             .collect())
     }
 
+    /// The CSRF token of the caller's session, for a browser tab that has the cookie but not
+    /// the token (a new tab, a restored session). Other sites cannot read it: the answer is
+    /// same-origin only. Null for bearer tokens and API keys, which need none.
+    async fn csrf_token(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let caller = require_caller(ctx)?;
+        let Some(sid) = &caller.session_id else {
+            return Ok(None);
+        };
+        let state = ctx.data::<AppState>()?;
+        Ok(auth::get_session(state, caller, sid).await?.csrf_token)
+    }
+
     /// The caller's API keys (secrets are never shown again).
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKeyObject>> {
         let caller = require_caller(ctx)?;

@@ -25,9 +25,10 @@ const GRAPHIQL_CSS: &str = include_str!("../../web/vendor/graphiql/graphiql.min.
 const REACT_JS: &str = include_str!("../../web/vendor/graphiql/react.production.min.js");
 const REACT_DOM_JS: &str = include_str!("../../web/vendor/graphiql/react-dom.production.min.js");
 
-/// Only same-origin scripts, styles and connections (the subscription socket included);
+/// Only same-origin scripts, styles and connections (`'self'` covers the subscription
+/// socket's ws:/wss: on this host);
 /// fonts and images may also be inline `data:` (GraphiQL's stylesheet embeds its fonts).
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; \
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self' data:; font-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; \
                    form-action 'self'";
 
