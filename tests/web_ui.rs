@@ -360,6 +360,21 @@ async fn the_app_shell_navigates_and_answers_shortcuts() {
         "no admin page for a user",
     )
     .await;
+    // Deactivating the account ends the page's session at once: back to the login form.
+    let user = s.login("shelluser", "password123").await;
+    let (_, r) = s
+        .gql(
+            Some(&admin.access),
+            "mutation($id: ID!) { updateUser(id: $id, input: {isActive: false}) { isActive } }",
+            serde_json::json!({"id": user.user_id.to_string()}),
+        )
+        .await;
+    assert_eq!(r["data"]["updateUser"]["isActive"], false, "{r}");
+    b.wait_for(
+        "!document.querySelector('#auth').hidden && document.querySelector('#auth-error').textContent.includes('disabled')",
+        "a disabled account's page returns to the login form",
+    )
+    .await;
     b.assert_clean().await;
 }
 

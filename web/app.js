@@ -175,7 +175,9 @@ function scheduleRender(body) {
   pendingRenders.add(body);
   requestAnimationFrame(() => {
     pendingRenders.delete(body);
-    HearthMarkdown.render(body, body.dataset.source);
+    // Highlighting waits for the finished answer: re-highlighting every frame costs more
+    // the longer the answer gets.
+    HearthMarkdown.render(body, body.dataset.source, { highlight: false });
   });
 }
 
@@ -243,6 +245,7 @@ function subscribe() {
     if (msg.type === "ping") ws.send(JSON.stringify({ type: "pong" }));
     else if (msg.type === "connection_ack") {
       state.wsReady = true;
+      state.retry = 0;
       ws.send(JSON.stringify({ id: "chats", type: "subscribe", payload: { query: "subscription { chatChanges { kind chatId chat { title } } }" } }));
       listenToChat();
     } else if (msg.type === "next" && msg.id.startsWith("events-")) {
@@ -256,7 +259,23 @@ function subscribe() {
       loadChats(true).catch((e) => setError("#app-error", e));
     }
   };
-  ws.onclose = () => { state.ws = null; state.wsReady = false; };
+  ws.onclose = (ev) => {
+    state.ws = null;
+    state.wsReady = false;
+    state.eventsId = null;
+    // 4401/4403: this login ended (logout elsewhere, deactivation, expiry): back to the form.
+    if (ev.code === 4401 || ev.code === 4403) {
+      state.me = null;
+      $("#auth").hidden = false; $("#app").hidden = true; $("#nav").hidden = true;
+      setError("#auth-error", ev.code === 4403 ? "This account was disabled." : "Your session ended; please log in again.");
+      return;
+    }
+    // Anything else (a restart, a proxy's idle close): reconnect, waiting longer each time.
+    if (state.me) {
+      const wait = state.retry = Math.min((state.retry || 500) * 2, 30000);
+      setTimeout(() => { if (state.me && !state.ws) subscribe(); }, wait);
+    }
+  };
 }
 
 function bind() {

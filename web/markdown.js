@@ -41,9 +41,9 @@
     if (node.tagName === "INPUT") node.setAttribute("disabled", "");
   });
 
-  function decorate(root) {
+  function decorate(root, highlight) {
     for (const code of root.querySelectorAll("pre > code")) {
-      if (typeof hljs !== "undefined") hljs.highlightElement(code);
+      if (highlight && typeof hljs !== "undefined") hljs.highlightElement(code);
       const copy = document.createElement("button");
       copy.type = "button";
       copy.className = "copy";
@@ -61,10 +61,11 @@
     }
   }
 
-  /// Replaces `target`'s children with `text` rendered as safe Markdown.
-  function render(target, text) {
+  /// Replaces `target`'s children with `text` rendered as safe Markdown; `highlight: false`
+  /// skips syntax highlighting (for the frames of an answer still being written).
+  function render(target, text, options) {
     const clean = DOMPurify.sanitize(marked.parse(String(text || "")), { ...PURIFY, RETURN_DOM_FRAGMENT: true });
-    decorate(clean);
+    decorate(clean, !(options && options.highlight === false));
     target.replaceChildren(clean);
   }
 
