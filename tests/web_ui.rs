@@ -63,6 +63,21 @@ async fn graphiql_can_be_turned_off() {
     assert!(!csp.contains("unsafe"), "{csp}");
 }
 
+/// A scripted upstream registered (by `admin`) as the server's default model.
+async fn mock_default(s: &TestServer, admin: &str) -> crate::mock_llm::MockLlm {
+    let mock = crate::mock_llm::MockLlm::start().await;
+    crate::chat_turns::remote_model(s, admin, "mock", &mock.base_url, 8192).await;
+    let (_, r) = s
+        .gql(
+            Some(admin),
+            "mutation { setDefaultModel(key: \"mock\") }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["setDefaultModel"], true, "{r}");
+    mock
+}
+
 /// Logs in through the web UI's form.
 async fn log_in(b: &Browser, s: &TestServer, user: &str) {
     b.goto(&s.url("/")).await;
@@ -155,19 +170,10 @@ async fn answers_render_as_safe_markdown() {
 /// rendered as Markdown, then the stored answer after a reload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_streams_and_renders_its_answer() {
-    use crate::mock_llm::{MockLlm, Script};
+    use crate::mock_llm::Script;
     let s = TestServer::start(Backend::Sqlite).await;
     let admin = s.user("chatter").await;
-    let mock = MockLlm::start().await;
-    crate::chat_turns::remote_model(&s, &admin.access, "mock", &mock.base_url, 8192).await;
-    let (_, r) = s
-        .gql(
-            Some(&admin.access),
-            "mutation { setDefaultModel(key: \"mock\") }",
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(r["data"]["setDefaultModel"], true, "{r}");
+    let mock = mock_default(&s, &admin.access).await;
     let mut script = Script::tokens(&["Here is ", "**bold**", " and ", "`code`", "."]);
     script.token_delay = std::time::Duration::from_millis(100);
     mock.push(script);
@@ -221,18 +227,10 @@ async fn a_chat_streams_and_renders_its_answer() {
 /// stopping an answer, rename, delete and log out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_shell_navigates_and_answers_shortcuts() {
-    use crate::mock_llm::MockLlm;
     let s = TestServer::start(Backend::Sqlite).await;
     let admin = s.user("shelladmin").await;
     s.user("shelluser").await;
-    let mock = MockLlm::start().await;
-    crate::chat_turns::remote_model(&s, &admin.access, "mock", &mock.base_url, 8192).await;
-    s.gql(
-        Some(&admin.access),
-        "mutation { setDefaultModel(key: \"mock\") }",
-        serde_json::json!({}),
-    )
-    .await;
+    let mock = mock_default(&s, &admin.access).await;
     mock.push(crate::chat_turns::slow(200, 50));
 
     let b = Browser::start("the_app_shell_navigates_and_answers_shortcuts").await;
