@@ -833,6 +833,28 @@ async fn cookie_login_and_csrf(b: Backend) {
     let csrf = body["csrf_token"].as_str().unwrap().to_string();
     let sid = body["session_id"].as_str().unwrap().to_string();
 
+    // A tab with the cookie but without the token reads it back; nobody else gets one.
+    let r: serde_json::Value = s
+        .http
+        .post(s.url("/graphql"))
+        .header(COOKIE, &cookie)
+        .json(&json!({"query": "{ csrfToken }"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["data"]["csrfToken"], csrf.as_str(), "{r}");
+    let (_, r) = s.gql(None, "{ csrfToken }", json!({})).await;
+    assert_eq!(TestServer::gql_code(&r), "unauthenticated", "{r}");
+    let other = s.user("tokenless").await;
+    let (_, r) = s.gql(Some(&other.access), "{ csrfToken }", json!({})).await;
+    assert!(
+        r["data"]["csrfToken"].is_null(),
+        "bearer callers need no token: {r}"
+    );
+
     let r = s
         .http
         .get(s.url("/sessions"))

@@ -80,7 +80,11 @@ impl AuthQuery {
     /// same-origin only. Null for bearer tokens and API keys, which need none.
     async fn csrf_token(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         let caller = require_caller(ctx)?;
-        let Some(sid) = &caller.session_id else {
+        let Some(sid) = caller
+            .session_id
+            .as_ref()
+            .filter(|_| caller.method == crate::auth::AuthMethod::Cookie)
+        else {
             return Ok(None);
         };
         let state = ctx.data::<AppState>()?;
