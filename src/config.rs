@@ -56,6 +56,59 @@ pub struct Config {
     pub graphql: GraphqlConfig,
     /// Model providers: the embedded model, timeouts, queues.
     pub llm: LlmConfig,
+    /// The job queue.
+    pub jobs: JobsConfig,
+}
+
+/// The job queue: how many runs a process takes on, leases, retries, limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Runs one process carries out at once; 0: this process runs no jobs (it still
+    /// serves the job doors).
+    pub workers: usize,
+    /// Runs of one kind one process carries out at once (kinds not listed: `workers`).
+    pub kind_concurrency: std::collections::BTreeMap<String, usize>,
+    /// Seconds a claimed run's lease lasts; renewed every third of it while the run goes
+    /// on. A run whose worker died is retried once its lease has run out.
+    pub lease_secs: u64,
+    /// Wait before the first retry, in seconds; doubles per attempt.
+    pub retry_base_secs: u64,
+    /// Longest wait between attempts, in seconds.
+    pub retry_max_secs: u64,
+    /// Attempts per occurrence when a job does not say.
+    pub default_max_attempts: i64,
+    /// Timeout of a run when a job does not say, in seconds.
+    pub default_timeout_secs: u64,
+    /// Longest timeout a job may ask for, in seconds.
+    pub max_timeout_secs: u64,
+    /// Shortest `every_secs` accepted.
+    pub min_interval_secs: u64,
+    /// Jobs one user may keep.
+    pub max_jobs_per_user: i64,
+    /// Largest payload, in bytes of JSON.
+    pub max_payload_bytes: usize,
+    /// Days finished runs are kept (each job's latest run is always kept).
+    pub run_retention_days: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            kind_concurrency: [("agent_prompt".to_string(), 2)].into_iter().collect(),
+            lease_secs: 30,
+            retry_base_secs: 10,
+            retry_max_secs: 3600,
+            default_max_attempts: 3,
+            default_timeout_secs: 600,
+            max_timeout_secs: 86_400,
+            min_interval_secs: 10,
+            max_jobs_per_user: 1000,
+            max_payload_bytes: 64 * 1024,
+            run_retention_days: 30,
+        }
+    }
 }
 
 /// Model providers. Remote models are registered in the database (GraphQL, `/api/models`);
@@ -171,6 +224,7 @@ impl Default for Config {
             max_messages_per_chat: 10_000,
             graphql: GraphqlConfig::default(),
             llm: LlmConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -310,6 +364,25 @@ impl Config {
                 "graphql",
                 "max_depth, max_complexity and max_batch must be at least 1",
             ));
+        }
+        let j = &self.jobs;
+        if j.lease_secs < 3 {
+            return Err(bad("jobs.lease_secs", "must be at least 3"));
+        }
+        if j.default_max_attempts < 1 || j.default_max_attempts > 100 {
+            return Err(bad(
+                "jobs.default_max_attempts",
+                "must be between 1 and 100",
+            ));
+        }
+        if j.default_timeout_secs == 0 || j.default_timeout_secs > j.max_timeout_secs {
+            return Err(bad(
+                "jobs.default_timeout_secs",
+                "must be between 1 and jobs.max_timeout_secs",
+            ));
+        }
+        if j.min_interval_secs == 0 {
+            return Err(bad("jobs.min_interval_secs", "must be at least 1"));
         }
         let l = &self.llm;
         if l.local_context < 256 {

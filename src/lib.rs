@@ -11,6 +11,7 @@
 //! - [`http`]: the axum router, middleware and server lifecycle.
 //! - [`llm`]: model providers (llama.cpp, OpenAI-compatible), gates, prompt fitting.
 //! - [`events`]: the event bus behind subscriptions, bridged across processes on PostgreSQL.
+//! - [`jobs`]: the durable job queue: kinds, schedules, the worker of each process.
 //! - [`tasks`]: the owner of every background task, stopped and awaited at shutdown.
 //! - [`instance`]: the lock that keeps a SQLite database to one process.
 
@@ -23,6 +24,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod instance;
+pub mod jobs;
 pub mod llm;
 pub mod rest;
 pub mod service;
@@ -76,6 +78,7 @@ impl App {
             events,
             llm,
             turns: Arc::new(events::turns::TurnHub::default()),
+            jobs: Arc::new(jobs::JobsHub::new()),
             started_at: std::time::Instant::now(),
             background,
             instance,
@@ -97,6 +100,7 @@ impl App {
             );
         }
         service::turns::spawn_cancel_relay(state);
+        jobs::scheduler::start(state).await?;
         Ok(())
     }
 }

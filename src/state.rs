@@ -31,6 +31,8 @@ pub struct AppState {
     pub llm: Arc<crate::llm::LlmHub>,
     /// Live chat turns of this process.
     pub turns: Arc<crate::events::turns::TurnHub>,
+    /// Job kinds and this process's job worker.
+    pub jobs: Arc<crate::jobs::JobsHub>,
     /// Server start, for uptime.
     pub started_at: Instant,
     /// Every background task of the process, and the signal that stops them.

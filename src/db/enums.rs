@@ -136,6 +136,54 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Where a job stands, as users see and filter it.
+    JobState {
+        /// Waiting for its next occurrence (or a retry).
+        Scheduled = "scheduled",
+        /// A run is claimed by a worker.
+        Running = "running",
+        /// Keeps its schedule but does not run (run-now still does).
+        Paused = "paused",
+        /// A one-off job whose run succeeded.
+        Succeeded = "succeeded",
+        /// A one-off job that used up its attempts.
+        Failed = "failed",
+        /// A one-off job cancelled before or while it ran.
+        Cancelled = "cancelled",
+    }
+}
+
+text_enum! {
+    /// How one run of a job ended.
+    RunOutcome {
+        /// Claimed by a worker, not ended yet.
+        Running = "running",
+        /// Finished with an output.
+        Succeeded = "succeeded",
+        /// Finished with an error.
+        Failed = "failed",
+        /// Stopped at a cancel request.
+        Cancelled = "cancelled",
+        /// Ended at the job's timeout.
+        TimedOut = "timed_out",
+        /// Its worker died or stopped before it ended (the lease ran out).
+        Interrupted = "interrupted",
+    }
+}
+
+text_enum! {
+    /// Why a run started.
+    RunCause {
+        /// The schedule's occurrence came due.
+        Schedule = "schedule",
+        /// A failed attempt is tried again.
+        Retry = "retry",
+        /// Someone asked to run it now.
+        Manual = "manual",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -263,6 +263,8 @@ pub mod locks {
     pub const API_KEYS: i64 = 2;
     /// Per-user quota of chats.
     pub const CHATS: i64 = 3;
+    /// Per-user quota of jobs.
+    pub const JOBS: i64 = 4;
 
     /// The key of rule `kind` for one user (the user id fills the low 48 bits).
     pub fn per_user(kind: i64, user_id: i64) -> i64 {

@@ -1,7 +1,9 @@
 //! Row types for the tables the services use. Timestamps are naive UTC (`Timestamp` columns
 //! exist on both backends); transports render them as RFC 3339 with `Z`.
 
-use super::enums::{MessageRole, MessageStatus, ModelKind, Provider, Role};
+use super::enums::{
+    JobState, MessageRole, MessageStatus, ModelKind, Provider, Role, RunCause, RunOutcome,
+};
 use super::json::JsonText;
 use super::schema::*;
 use chrono::NaiveDateTime;
@@ -476,4 +478,149 @@ pub struct NewMemoryEntry {
     pub embedding: Option<Vec<u8>>,
     /// Time.
     pub created_at: NaiveDateTime,
+}
+
+/// A job: what to run (kind and payload), when (schedule), with which policy, and where it
+/// stands. See `crate::jobs` for the life of a row.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, AsChangeset)]
+#[diesel(table_name = jobs, treat_none_as_null = true)]
+pub struct Job {
+    /// Primary key.
+    pub id: i64,
+    /// The user it runs as.
+    pub owner_id: i64,
+    /// The API key that created it: the job runs only while that key is live.
+    pub api_key_id: Option<i64>,
+    /// Display name.
+    pub name: String,
+    /// The job kind's name (`agent_prompt`, …).
+    pub kind: String,
+    /// The kind's input.
+    pub payload: JsonText<serde_json::Value>,
+    /// When it runs.
+    pub schedule: JsonText<crate::jobs::schedule::Schedule>,
+    /// Higher runs first among due jobs.
+    pub priority: i32,
+    /// Attempts per occurrence (1: no retry).
+    pub max_attempts: i32,
+    /// A run still going after this long is ended as `timed_out`.
+    pub timeout_secs: i32,
+    /// What users see (derived from the columns below).
+    pub state: JobState,
+    /// Keeps its schedule but does not run.
+    pub paused: bool,
+    /// A one-off job's final outcome.
+    pub outcome: Option<JobState>,
+    /// Start of an interval schedule's ticks.
+    pub anchor_at: NaiveDateTime,
+    /// The schedule's next occurrence.
+    pub next_run_at: Option<NaiveDateTime>,
+    /// A pending retry.
+    pub retry_at: Option<NaiveDateTime>,
+    /// A run-now request waits.
+    pub run_now: bool,
+    /// When a worker should claim it; `None`: not claimable.
+    pub due_at: Option<NaiveDateTime>,
+    /// Attempts made in the current series.
+    pub attempt: i32,
+    /// What started the current series.
+    pub series: Option<RunCause>,
+    /// The running run should stop.
+    pub cancel_requested: bool,
+    /// The run in progress.
+    pub current_run_id: Option<i64>,
+    /// The latest run.
+    pub last_run_id: Option<i64>,
+    /// The worker holding the lease.
+    pub locked_by: Option<String>,
+    /// The lease ends then unless renewed.
+    pub lease_until: Option<NaiveDateTime>,
+    /// The running run's latest progress report (JSON).
+    pub progress: Option<String>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Last change.
+    pub updated_at: NaiveDateTime,
+}
+
+/// Columns for creating a job (the state columns are derived before insert).
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = jobs)]
+pub struct NewJob {
+    /// See [`Job::owner_id`].
+    pub owner_id: i64,
+    /// See [`Job::api_key_id`].
+    pub api_key_id: Option<i64>,
+    /// See [`Job::name`].
+    pub name: String,
+    /// See [`Job::kind`].
+    pub kind: String,
+    /// See [`Job::payload`].
+    pub payload: JsonText<serde_json::Value>,
+    /// See [`Job::schedule`].
+    pub schedule: JsonText<crate::jobs::schedule::Schedule>,
+    /// See [`Job::priority`].
+    pub priority: i32,
+    /// See [`Job::max_attempts`].
+    pub max_attempts: i32,
+    /// See [`Job::timeout_secs`].
+    pub timeout_secs: i32,
+    /// See [`Job::state`].
+    pub state: JobState,
+    /// See [`Job::paused`].
+    pub paused: bool,
+    /// See [`Job::anchor_at`].
+    pub anchor_at: NaiveDateTime,
+    /// See [`Job::next_run_at`].
+    pub next_run_at: Option<NaiveDateTime>,
+    /// See [`Job::due_at`].
+    pub due_at: Option<NaiveDateTime>,
+    /// Creation time.
+    pub created_at: NaiveDateTime,
+    /// Same as creation.
+    pub updated_at: NaiveDateTime,
+}
+
+/// One run of a job.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = job_runs)]
+pub struct JobRun {
+    /// Primary key.
+    pub id: i64,
+    /// The job.
+    pub job_id: i64,
+    /// 1 for the first attempt of a series.
+    pub attempt: i32,
+    /// Why it started.
+    pub cause: RunCause,
+    /// How it ended (`running` until then).
+    pub outcome: RunOutcome,
+    /// The worker that ran it.
+    pub worker: String,
+    /// The kind's output (JSON).
+    pub output: Option<String>,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// Claim time.
+    pub started_at: NaiveDateTime,
+    /// End time.
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+/// Columns for starting a run.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = job_runs)]
+pub struct NewJobRun {
+    /// See [`JobRun::job_id`].
+    pub job_id: i64,
+    /// See [`JobRun::attempt`].
+    pub attempt: i32,
+    /// See [`JobRun::cause`].
+    pub cause: RunCause,
+    /// `running`.
+    pub outcome: RunOutcome,
+    /// See [`JobRun::worker`].
+    pub worker: String,
+    /// See [`JobRun::started_at`].
+    pub started_at: NaiveDateTime,
 }

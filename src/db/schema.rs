@@ -201,17 +201,31 @@ diesel::table! {
 diesel::table! {
     jobs (id) {
         id -> BigInt,
-        owner_id -> Nullable<BigInt>,
+        owner_id -> BigInt,
+        api_key_id -> Nullable<BigInt>,
+        name -> Text,
         kind -> Text,
         payload -> Text,
-        schedule -> Nullable<Text>,
-        status -> Text,
-        cancel_requested -> Bool,
-        attempts -> Integer,
+        schedule -> Text,
+        priority -> Integer,
         max_attempts -> Integer,
-        run_at -> Timestamp,
+        timeout_secs -> Integer,
+        state -> Text,
+        paused -> Bool,
+        outcome -> Nullable<Text>,
+        anchor_at -> Timestamp,
+        next_run_at -> Nullable<Timestamp>,
+        retry_at -> Nullable<Timestamp>,
+        run_now -> Bool,
+        due_at -> Nullable<Timestamp>,
+        attempt -> Integer,
+        series -> Nullable<Text>,
+        cancel_requested -> Bool,
+        current_run_id -> Nullable<BigInt>,
+        last_run_id -> Nullable<BigInt>,
         locked_by -> Nullable<Text>,
-        locked_at -> Nullable<Timestamp>,
+        lease_until -> Nullable<Timestamp>,
+        progress -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }
@@ -221,7 +235,10 @@ diesel::table! {
     job_runs (id) {
         id -> BigInt,
         job_id -> BigInt,
-        status -> Text,
+        attempt -> Integer,
+        cause -> Text,
+        outcome -> Text,
+        worker -> Text,
         output -> Nullable<Text>,
         error -> Nullable<Text>,
         started_at -> Timestamp,
@@ -268,6 +285,8 @@ diesel::joinable!(agents -> users (owner_id));
 diesel::joinable!(chats -> users (user_id));
 diesel::joinable!(chats -> agents (agent_id));
 diesel::joinable!(messages -> chats (chat_id));
+diesel::joinable!(jobs -> users (owner_id));
+diesel::joinable!(job_runs -> jobs (job_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,

@@ -59,6 +59,39 @@ pub enum Event {
         /// Chat id.
         chat_id: i64,
     },
+    /// A job was created or changed (state, schedule, a run started or ended). Wakes the
+    /// job workers of every process.
+    JobChanged {
+        /// Owner.
+        user_id: i64,
+        /// The job.
+        job_id: i64,
+    },
+    /// A job was deleted.
+    JobDeleted {
+        /// Owner.
+        user_id: i64,
+        /// The job.
+        job_id: i64,
+    },
+    /// Someone asked to stop a job's running run (it stops in whichever process runs it).
+    JobCancelRequested {
+        /// Owner.
+        user_id: i64,
+        /// The job.
+        job_id: i64,
+    },
+    /// A running job reported progress.
+    JobProgress {
+        /// Owner.
+        user_id: i64,
+        /// The job.
+        job_id: i64,
+        /// The run.
+        run_id: i64,
+        /// The report (JSON text).
+        progress: String,
+    },
     /// The server is draining: every open stream completes now.
     Shutdown,
 }

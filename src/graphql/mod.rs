@@ -5,6 +5,7 @@ pub mod agents;
 pub mod auth;
 pub mod chats;
 pub mod guard;
+pub mod jobs;
 pub mod loaders;
 pub mod models;
 pub mod socket;
@@ -30,6 +31,7 @@ pub struct QueryRoot(
     agents::AgentQuery,
     chats::ChatQuery,
     models::ModelQuery,
+    jobs::JobQuery,
 );
 
 /// Mutation root: one part per domain.
@@ -41,10 +43,15 @@ pub struct MutationRoot(
     chats::ChatMutation,
     models::ModelMutation,
     turns::TurnMutation,
+    jobs::JobMutation,
 );
 
+/// Subscription root: one part per domain.
+#[derive(async_graphql::MergedSubscription, Default)]
+pub struct SubscriptionRoot(subscription::ChatSubscription, jobs::JobSubscription);
+
 /// The schema type.
-pub type HearthSchema = Schema<QueryRoot, MutationRoot, subscription::SubscriptionRoot>;
+pub type HearthSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Builds the schema with depth, complexity and directive limits and suggestions off (none of
 /// which async-graphql sets by default). `state` is `None`
@@ -53,7 +60,7 @@ pub fn build_schema(state: Option<AppState>, limits: &GraphqlConfig) -> HearthSc
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        subscription::SubscriptionRoot,
+        SubscriptionRoot::default(),
     )
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)

@@ -32,12 +32,12 @@ pub struct ChatChange {
     pub chat: Option<ChatObject>,
 }
 
-/// The subscription root.
+/// Chat subscriptions.
 #[derive(Default)]
-pub struct SubscriptionRoot;
+pub struct ChatSubscription;
 
 #[Subscription]
-impl SubscriptionRoot {
+impl ChatSubscription {
     /// Changes to the caller's chats (for chat lists that stay current).
     async fn chat_changes(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = ChatChange>> {
         let caller = require_caller(ctx)?.clone();

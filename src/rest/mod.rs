@@ -12,6 +12,7 @@ pub mod openai;
 pub mod orchestrator;
 pub mod orchestrator_chat;
 pub mod plugin_host;
+pub mod plugin_host_jobs;
 pub mod plugin_host_llm;
 pub mod runner;
 pub mod streaming;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .nest("/api/v1", nexus::router().merge(nexus_llm::router()))
         .merge(plugin_host::router())
         .merge(plugin_host_llm::router())
+        .merge(plugin_host_jobs::router())
         .merge(runner::router())
         .merge(openai::router())
 }

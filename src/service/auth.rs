@@ -740,6 +740,54 @@ pub async fn recheck(state: &AppState, caller: &Caller) -> AppResult<Caller> {
     })
 }
 
+/// The identity background work acts as for `user_id`: the account while it is active,
+/// with the rights of API key `api_key_id` while that key is live (a session's rights
+/// otherwise). Checked before every run of a job.
+pub async fn acting_for(
+    state: &AppState,
+    user_id: i64,
+    api_key_id: Option<i64>,
+) -> AppResult<Caller> {
+    let db = &state.db;
+    let user: Option<User> = db_run!(db, read, |conn| users::table
+        .find(user_id)
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional())?;
+    let user = user.ok_or_else(AppError::account_disabled)?;
+    if !user.is_active {
+        return Err(AppError::account_disabled());
+    }
+    let (permissions, method, expires_at) = match api_key_id {
+        None => (session_permissions(&user), AuthMethod::Bearer, None),
+        Some(key_id) => {
+            let key: Option<ApiKey> = db_run!(db, read, |conn| api_keys::table
+                .find(key_id)
+                .select(ApiKey::as_select())
+                .first(conn)
+                .await
+                .optional())?;
+            let key =
+                key.ok_or_else(|| AppError::new(ErrorCode::ApiKeyRevoked, "API key revoked"))?;
+            check_live_key(&key, &user)?;
+            (
+                super::api_keys::parse_permissions(&key.permissions),
+                AuthMethod::ApiKey,
+                key.expires_at,
+            )
+        }
+    };
+    Ok(Caller {
+        user,
+        session_id: None,
+        method,
+        permissions,
+        api_key_id,
+        expires_at,
+    })
+}
+
 /// The caller's sessions, newest first.
 pub async fn list_sessions(state: &AppState, caller: &Caller) -> AppResult<Vec<Session>> {
     let uid = caller.user_id();

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod chats;
 pub mod completions;
 pub mod health;
+pub mod jobs;
 pub mod models;
 pub mod pagination;
 pub mod projects;
