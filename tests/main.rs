@@ -15,6 +15,7 @@ mod cross_process;
 mod graphql_api;
 mod graphql_limits;
 mod hardening;
+mod jobs;
 mod ownership;
 mod response_cache;
 mod rest_llm;

@@ -58,7 +58,7 @@ pub struct Login {
     pub session_id: String,
 }
 
-async fn pg_database() -> String {
+pub async fn pg_database() -> String {
     use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
     let admin = std::env::var("HEARTH_TEST_PG_URL").expect(
         "HEARTH_TEST_PG_URL is not set: PostgreSQL tests need a server. Run `make test`, which starts one.",

@@ -442,3 +442,55 @@ async fn a_newcomer_registers_and_chats_with_the_local_model() {
     assert_eq!(shown, stored, "the stored answer is what streamed");
     b.assert_clean().await;
 }
+
+/// The jobs page: create an `agent_prompt` job from the form, watch its run appear live,
+/// run it again, and see the second run in the list of runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_page_creates_and_runs_a_job() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let admin = s.user("planner").await;
+    let _mock = mock_default(&s, &admin.access).await;
+    let (_, a) = s
+        .gql(
+            Some(&admin.access),
+            "mutation { createAgent(input: {name: \"Reporter\"}) { id } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(a["errors"].is_null(), "{a}");
+    let b = Browser::start("the_jobs_page_creates_and_runs_a_job").await;
+    log_in(&b, &s, "planner").await;
+    b.goto(&s.url("/#/jobs")).await;
+    b.wait_for(
+        "!document.querySelector('[data-page=jobs]').hidden && document.querySelector('#new-job').agent.options.length === 1",
+        "the jobs page lists the agent",
+    )
+    .await;
+    b.fill("#new-job input[name=name]", "Morning digest").await;
+    b.fill("#new-job textarea[name=prompt]", "Summarise the news")
+        .await;
+    // Schedule: once, now (the empty time field).
+    b.click("#new-job button[type=submit]").await;
+    b.wait_for(
+        "location.hash.startsWith('#/jobs/') && !document.querySelector('#job-view').hidden",
+        "the new job opens",
+    )
+    .await;
+    b.wait_for(
+        "[...document.querySelectorAll('#job-runs .run-outcome')].map(e => e.textContent).join() === 'succeeded'",
+        "its run appears and succeeds, live",
+    )
+    .await;
+    b.wait_for(
+        "[...document.querySelectorAll('#jobs .job-state')].map(e => e.textContent).join() === 'succeeded'",
+        "the list shows the job succeeded",
+    )
+    .await;
+    b.click("#job-run-now").await;
+    b.wait_for(
+        "[...document.querySelectorAll('#job-runs .run-outcome')].map(e => e.textContent).join() === 'succeeded,succeeded'",
+        "run-now adds a second run",
+    )
+    .await;
+    b.assert_clean().await;
+}

@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 /// Where a job stands.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(remote = "JobState")]
+#[graphql(remote = "JobState", name = "JobState")]
 pub enum JobStateGql {
     /// Waiting for its next occurrence or a retry.
     Scheduled,

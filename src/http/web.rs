@@ -10,6 +10,7 @@ use axum::Router;
 
 const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
+const JOBS_JS: &str = include_str!("../../web/jobs.js");
 const STYLE: &str = include_str!("../../web/style.css");
 const GRAPHIQL_PAGE: &str = include_str!("../../web/graphiql.html");
 const GRAPHIQL_INIT: &str = include_str!("../../web/graphiql.js");
@@ -66,6 +67,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/static/graphiql.js",
             get(|| async { file(GRAPHIQL_INIT, JS) }),
         )
+        .route("/static/jobs.js", get(|| async { file(JOBS_JS, JS) }))
         .route(
             "/static/markdown.js",
             get(|| async { file(MARKDOWN_JS, JS) }),

@@ -23,15 +23,19 @@ pub fn parse_payload<T: DeserializeOwned>(payload: &Value) -> AppResult<T> {
             "payload must be a JSON object",
         ));
     }
-    serde_json::from_value(payload.clone()).map_err(|e| {
-        let text = e.to_string();
-        let field = text
-            .split('`')
-            .nth(1)
-            .filter(|f| !f.is_empty() && !f.contains(' '))
-            .map(|f| format!("payload.{f}"))
+    serde_path_to_error::deserialize(payload.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        let text = e.inner().to_string();
+        // Missing and unknown keys are reported at the object; their name is in the message.
+        let key = if path == "." {
+            text.split('`').nth(1).map(str::to_string)
+        } else {
+            Some(path)
+        };
+        let field = key
+            .filter(|k| !k.is_empty() && !k.contains(' '))
+            .map(|k| format!("payload.{k}"))
             .unwrap_or_else(|| "payload".to_string());
-        let message = text.split(" at line").next().unwrap_or(&text).to_string();
-        AppError::validation(&field, format!("{field}: {message}"))
+        AppError::validation(&field, format!("{field}: {text}"))
     })
 }
