@@ -17,9 +17,10 @@ schema:
 	cargo run --quiet --bin hearth -- schema > schema.graphql
 
 bench:
-	./scripts/setup.sh --with-bench
+	./scripts/setup.sh --with-bench --with-postgres
 	cargo bench --bench graphql_http
 	cargo bench --bench llm_stream
+	./scripts/with-pg.sh cargo bench --bench jobs
 
 fmt:
 	cargo fmt --all

@@ -1,33 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole suite: unit tests and the integration binary on SQLite and on a private
-# PostgreSQL cluster this script starts (and stops) itself.
+# PostgreSQL cluster (scripts/with-pg.sh starts and stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PG_PORT="${HEARTH_TEST_PG_PORT:-55432}"
-PG_DIR="${HEARTH_TEST_PG_DIR:-/tmp/hearth-test-pg-$PG_PORT}"
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-[ -x "$PG_BIN/initdb" ] || { echo "test: PostgreSQL server binaries not found; run scripts/setup.sh --with-postgres" >&2; exit 1; }
-
-as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-stop_pg() { as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR" -m fast stop >/dev/null 2>&1 || true; }
-
-stop_pg
-rm -rf "$PG_DIR"
-mkdir -p "$PG_DIR"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PG_DIR"
-as_pg "$PG_BIN/initdb" -D "$PG_DIR" -A trust -U hearth --no-sync >/dev/null
-as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/server.log" -w \
-  -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
-  start >/dev/null
-trap stop_pg EXIT
-echo "test: PostgreSQL $(basename "$(dirname "$PG_BIN")") on 127.0.0.1:$PG_PORT"
-
-export HEARTH_TEST_PG_URL="postgres://hearth@127.0.0.1:$PG_PORT/postgres"
 # Benchmarks are compiled (so they cannot rot) but not run: they are measurements, not tests.
 # Built in the test profile with the test targets, so every dependency is compiled once.
-cargo test --lib --bins --tests --benches --no-run --quiet
-cargo test --lib --bins --tests -- "$@"
+exec ./scripts/with-pg.sh bash -c \
+  'cargo test --lib --bins --tests --benches --no-run --quiet && cargo test --lib --bins --tests -- "$@"' \
+  test "$@"

@@ -41,6 +41,31 @@ enum Command {
         #[command(subcommand)]
         action: UserCommand,
     },
+    /// Inspects and drives the job queue, as the operator (every user's jobs).
+    Jobs {
+        #[command(subcommand)]
+        action: JobsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Lists jobs, newest first.
+    List {
+        /// Most jobs shown.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Runs a job now (its schedule does not move).
+    Run {
+        /// Job id.
+        id: i64,
+    },
+    /// Cancels a job's running or pending run.
+    Cancel {
+        /// Job id.
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -135,6 +160,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Jobs { action } => {
+            let cfg = load_config(&cli, None)?;
+            let state = hearth::App::build(cfg).await?;
+            jobs_command(&state, action).await
+        }
         Command::Serve { bind } => {
             let cfg = load_config(&cli, bind.as_ref())?;
             let addr = cfg.bind.clone();
@@ -150,4 +180,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn describe_job(j: &hearth::db::models::Job) -> String {
+    let when = |t: Option<chrono::NaiveDateTime>| {
+        t.map(|t| {
+            t.and_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .unwrap_or_else(|| "-".into())
+    };
+    format!(
+        "{:>6}  {:<10} {:<14} next {:<20}  attempt {}  owner {}  {}",
+        j.id,
+        j.state.as_str(),
+        j.kind,
+        when(j.next_run_at),
+        j.attempt,
+        j.owner_id,
+        j.name
+    )
+}
+
+/// `hearth jobs …`. A serving process picks a change up at once through the event bus, or
+/// at its next lease upkeep (`jobs.lease_secs / 3`) at the latest.
+async fn jobs_command(state: &hearth::state::AppState, action: &JobsCommand) -> anyhow::Result<()> {
+    use hearth::service::jobs::system;
+    let fail = |e: hearth::error::AppError| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message);
+    match action {
+        JobsCommand::List { limit } => {
+            for job in system::list(state, (*limit).clamp(1, 10_000))
+                .await
+                .map_err(fail)?
+            {
+                println!("{}", describe_job(&job));
+            }
+        }
+        JobsCommand::Run { id } => {
+            let job = system::run_now(state, *id).await.map_err(fail)?;
+            println!("run requested: {}", describe_job(&job));
+        }
+        JobsCommand::Cancel { id } => {
+            let job = system::cancel(state, *id).await.map_err(fail)?;
+            println!("cancel requested: {}", describe_job(&job));
+        }
+    }
+    Ok(())
 }

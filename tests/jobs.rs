@@ -662,9 +662,7 @@ fn hearth_cmd(data: &std::path::Path, db_url: &str) -> std::process::Command {
     c.env("HEARTH_DATA_DIR", data)
         .env("HEARTH_DATABASE_URL", db_url)
         .env("HEARTH_JOBS__RETRY_BASE_SECS", "1")
-        .env("HEARTH_JOBS__LEASE_SECS", "3")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .env("HEARTH_JOBS__LEASE_SECS", "3");
     c
 }
 
@@ -676,6 +674,8 @@ async fn serve(data: &std::path::Path, db_url: &str) -> Served {
         .port();
     let child = hearth_cmd(data, db_url)
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -837,3 +837,48 @@ async fn a_killed_server_retries_the_run_once(b: Backend) {
 }
 
 both_backends!(a_killed_server_retries_the_run_once);
+
+/// `hearth jobs list|run|cancel` work on the queue as the operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_runs_and_cancels_jobs() {
+    let mut s = TestServer::start_with(Backend::Sqlite, quick).await;
+    let mock = MockLlm::start().await;
+    let admin = s.user("admin").await;
+    let agent = mock_agent(&s, &admin.access, &mock).await;
+    let id = add_job(
+        &s,
+        &admin.access,
+        prompt_job(agent, json!({"once": "2099-01-01T00:00:00Z"})),
+    )
+    .await;
+    let db_url = s.state.config.database_url();
+    s.stop_and_wait().await;
+    let dir = s.keep_data();
+    // The state holds the SQLite file's instance lock until it is gone.
+    drop(s);
+    let data = dir.path().to_path_buf();
+    let run = |args: &[&str]| {
+        let out = hearth_cmd(&data, &db_url).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let list = run(&["jobs", "list"]);
+    assert!(
+        list.contains("Daily report") && list.contains("scheduled"),
+        "{list}"
+    );
+    let ran = run(&["jobs", "run", &id.to_string()]);
+    assert!(ran.contains("run requested"), "{ran}");
+    let cancelled = run(&["jobs", "cancel", &id.to_string()]);
+    assert!(cancelled.contains("cancelled"), "{cancelled}");
+    let out = hearth_cmd(&data, &db_url)
+        .args(["jobs", "run", "999999"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"));
+}
