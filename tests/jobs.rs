@@ -486,7 +486,8 @@ async fn jobs_are_their_owners_on_every_door(b: Backend) {
     );
 }
 
-/// A job acts only while the key that created it is live.
+/// A job acts only while the key that created it is live: revoking the key stops its running
+/// run and fails it without retry, and later runs fail at once.
 async fn a_revoked_key_stops_its_jobs(b: Backend) {
     let s = TestServer::start_with(b, quick).await;
     let mock = MockLlm::start().await;
@@ -507,16 +508,22 @@ async fn a_revoked_key_stops_its_jobs(b: Backend) {
         .as_str()
         .unwrap()
         .to_string();
+    let mut body = prompt_job(agent, json!({"once": "2099-01-01T00:00:00Z"}));
+    body["max_attempts"] = json!(3);
     let res = s
         .http
         .post(s.url("/jobs/add"))
         .header("x-api-key", &key)
-        .json(&prompt_job(agent, json!({"once": "2099-01-01T00:00:00Z"})))
+        .json(&body)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    mock.push(slow(200, 50));
+    s.post(&format!("/jobs/{id}/run-now"), Some(&admin.access), json!({}))
+        .await;
+    wait_job(&s, &admin.access, id, |j| j["progress"]["chat_id"].is_i64()).await;
     let (_, r) = s
         .gql(
             Some(&admin.access),
@@ -525,16 +532,8 @@ async fn a_revoked_key_stops_its_jobs(b: Backend) {
         )
         .await;
     assert!(r["errors"].is_null(), "{r}");
-    s.post(
-        &format!("/jobs/{id}/run-now"),
-        Some(&admin.access),
-        json!({}),
-    )
-    .await;
-    let job = wait_job(&s, &admin.access, id, |j| {
-        j["last_run"]["outcome"] == "failed"
-    })
-    .await;
+    let job = wait_job(&s, &admin.access, id, |j| j["state"] != "running").await;
+    assert_eq!(job["last_run"]["outcome"], "failed", "{job}");
     assert!(
         job["last_run"]["error"]
             .as_str()
@@ -545,6 +544,19 @@ async fn a_revoked_key_stops_its_jobs(b: Backend) {
     // No retry brings a revoked key back.
     assert_eq!(job["attempt"], 0, "{job}");
     assert!(job["retry_at"].is_null());
+    // A later run fails at once.
+    s.post(&format!("/jobs/{id}/run-now"), Some(&admin.access), json!({}))
+        .await;
+    let start = Instant::now();
+    while runs(&s, &admin.access, id).await.len() < 2
+        || wait_job(&s, &admin.access, id, |_| true).await["state"] == "running"
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "second run never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all = runs(&s, &admin.access, id).await;
+    assert_eq!(all.len(), 2);
+    assert!(all[1]["error"].as_str().unwrap().contains("api_key_revoked"));
 }
 
 both_backends!(
@@ -882,3 +894,44 @@ async fn the_cli_lists_runs_and_cancels_jobs() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not_found"));
 }
+
+/// Finished runs older than the retention are pruned; each job's latest run stays.
+async fn old_runs_are_pruned(b: Backend) {
+    let s = TestServer::start_with(b, quick).await;
+    let mock = MockLlm::start().await;
+    let admin = s.user("admin").await;
+    let agent = mock_agent(&s, &admin.access, &mock).await;
+    let id = add_job(&s, &admin.access, prompt_job(agent, json!({"once": now_ts()}))).await;
+    wait_job(&s, &admin.access, id, |j| j["state"] == "succeeded").await;
+    s.post(&format!("/jobs/{id}/run-now"), Some(&admin.access), json!({}))
+        .await;
+    let start = Instant::now();
+    while runs(&s, &admin.access, id).await.iter().filter(|r| r["outcome"] == "succeeded").count() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(20), "second run never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both runs finished 40 days ago; the retention is 30.
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use hearth::db::schema::job_runs;
+    let old = hearth::service::now() - chrono::Duration::days(40);
+    let db = &s.state.db;
+    let r: hearth::error::AppResult<usize> = hearth::db_run!(db, write, |conn| diesel::update(
+        job_runs::table
+    )
+    .set(job_runs::finished_at.eq(Some(old)))
+    .execute(conn)
+    .await
+    .map_err(hearth::error::AppError::from));
+    assert_eq!(r.unwrap(), 2);
+    let pruned = hearth::jobs::store::prune(db, chrono::Duration::days(30))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    let left = runs(&s, &admin.access, id).await;
+    assert_eq!(left.len(), 1);
+    let job = wait_job(&s, &admin.access, id, |_| true).await;
+    assert_eq!(left[0]["id"], job["last_run"]["id"], "the latest run stays");
+}
+
+both_backends!(old_runs_are_pruned);

@@ -123,6 +123,9 @@ impl JobContext {
 /// A run in progress in this process.
 pub(crate) struct LiveRun {
     pub kind: String,
+    /// Who the run acts as: its identity ending stops it.
+    pub owner_id: i64,
+    pub api_key_id: Option<i64>,
     pub cancel: CancellationToken,
     /// Set when a person asked to cancel (not a timeout or a server stop).
     pub by_user: Arc<std::sync::atomic::AtomicBool>,
@@ -197,6 +200,20 @@ impl JobsHub {
                 })
                 .is_some(),
             Err(_) => false,
+        }
+    }
+
+    /// Stops the runs of this process that act for an identity that just ended (a
+    /// deactivated account, a revoked key); they end as failed, without retry.
+    pub(crate) fn stop_runs_of(&self, user_id: Option<i64>, api_key_id: Option<i64>) {
+        if let Ok(live) = self.live.lock() {
+            for run in live.values() {
+                let of_user = user_id.is_some_and(|u| u == run.owner_id);
+                let of_key = api_key_id.is_some() && api_key_id == run.api_key_id;
+                if of_user || of_key {
+                    run.cancel.cancel();
+                }
+            }
         }
     }
 

@@ -78,6 +78,8 @@ fn spawn_relay(state: &AppState) {
                 Ok(Event::JobCancelRequested { job_id, .. }) => {
                     hub.cancel_local(job_id);
                 }
+                Ok(Event::UserDisabled { user_id }) => hub.stop_runs_of(Some(user_id), None),
+                Ok(Event::ApiKeyRevoked { key_id, .. }) => hub.stop_runs_of(None, Some(key_id)),
                 Ok(_) => {}
                 // Missed events: re-read the queue.
                 Err(RecvError::Lagged(_)) => hub.wake(),
@@ -228,6 +230,8 @@ fn execute(state: &AppState, claimed: Claimed) {
             job.id,
             LiveRun {
                 kind: job.kind.clone(),
+                owner_id: job.owner_id,
+                api_key_id: job.api_key_id,
                 cancel: cancel.clone(),
                 by_user: by_user.clone(),
             },
@@ -336,6 +340,13 @@ async fn run_to_end(
             error: Some(e.message),
             give_up: false,
         },
+        // Stopped because its identity ended: that is the failure, and it is final.
+        Err(e) if cancel.is_cancelled() => {
+            match crate::service::jobs::runner_caller(state, job).await {
+                Err(ended) => failed(ended.into()),
+                Ok(_) => failed(e),
+            }
+        }
         Err(e) => failed(e),
     }
 }

@@ -24,6 +24,38 @@ macro_rules! save {
     };
 }
 
+/// Loads job `$id` locked for this transaction (inside a `db_run!` body); `None` if gone.
+macro_rules! load_locked {
+    ($conn:expr, $id:expr) => {{
+        $conn.lock_job($id).await?;
+        jobs::table
+            .filter(jobs::id.eq($id))
+            .select(Job::as_select())
+            .first($conn)
+            .await
+            .optional()?
+    }};
+}
+
+/// Ends a run row that is still `running` (inside a `db_run!` body).
+macro_rules! end_run {
+    ($conn:expr, $run_id:expr, $outcome:expr, $output:expr, $error:expr, $now:expr) => {
+        diesel::update(
+            job_runs::table
+                .filter(job_runs::id.eq($run_id))
+                .filter(job_runs::outcome.eq(RunOutcome::Running)),
+        )
+        .set((
+            job_runs::outcome.eq($outcome),
+            job_runs::output.eq($output),
+            job_runs::error.eq($error),
+            job_runs::finished_at.eq(Some($now)),
+        ))
+        .execute($conn)
+        .await
+    };
+}
+
 /// The two statements of the queue that differ between the backends.
 pub trait JobSql {
     /// Ids of due jobs (not of the `full` kinds), best first; on PostgreSQL the rows are
@@ -100,17 +132,10 @@ where
     T: Send,
 {
     db_run!(db, write, |conn| {
-        conn.lock_job(id).await?;
-        let mut query = jobs::table.filter(jobs::id.eq(id)).into_boxed();
-        if let Some(uid) = owner {
-            query = query.filter(jobs::owner_id.eq(uid));
-        }
-        let found: Option<Job> = query
-            .select(Job::as_select())
-            .first(conn)
-            .await
-            .optional()?;
-        let mut job = found.ok_or_else(|| AppError::not_found("job"))?;
+        let found: Option<Job> = load_locked!(conn, id);
+        let mut job = found
+            .filter(|j| owner.is_none_or(|uid| j.owner_id == uid))
+            .ok_or_else(|| AppError::not_found("job"))?;
         let out = change(&mut job)?;
         save!(conn, &job)?;
         Ok((job, out))
@@ -185,9 +210,9 @@ pub struct RunEnd {
     pub give_up: bool,
 }
 
-/// Stores the end of run `run_id` of job `job_id`, if `worker` still holds it (a worker
-/// whose lease ran out finds its run already ended as `interrupted` and changes nothing).
-/// Returns the job when the end was stored.
+/// Stores the end of run `run_id` of job `job_id` — the run row and the job's next state in
+/// one transaction — if `worker` still holds it (a worker whose lease ran out finds its run
+/// already ended as `interrupted` and changes nothing). Returns the job when stored.
 pub async fn finish_run(
     db: &Db,
     job_id: i64,
@@ -203,56 +228,29 @@ pub async fn finish_run(
         .map(serde_json::to_string)
         .transpose()
         .map_err(AppError::internal)?;
-    let result = modify(db, job_id, None, |job| {
+    db_run!(db, write, |conn| {
+        let found: Option<Job> = load_locked!(conn, job_id);
+        let Some(mut job) = found else {
+            return Ok(None);
+        };
         if job.current_run_id != Some(run_id) || job.locked_by.as_deref() != Some(worker) {
-            return Err(AppError::not_found("run"));
+            return Ok(None);
         }
         if end.give_up {
-            lifecycle::give_up(job, now);
+            lifecycle::give_up(&mut job, now);
         } else {
-            lifecycle::finish(job, end.outcome, now, backoff);
+            lifecycle::finish(&mut job, end.outcome, now, backoff);
         }
-        Ok(())
+        save!(conn, &job)?;
+        end_run!(conn, run_id, end.outcome, output.clone(), end.error.clone(), now)?;
+        Ok(Some(job))
     })
-    .await;
-    match result {
-        Ok((job, ())) => {
-            end_run(db, run_id, end.outcome, output, end.error, now).await?;
-            Ok(Some(job))
-        }
-        Err(e) if e.code == crate::error::ErrorCode::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-async fn end_run(
-    db: &Db,
-    run_id: i64,
-    outcome: RunOutcome,
-    output: Option<String>,
-    error: Option<String>,
-    now: NaiveDateTime,
-) -> AppResult<()> {
-    db_run!(db, write, |conn| diesel::update(
-        job_runs::table
-            .filter(job_runs::id.eq(run_id))
-            .filter(job_runs::outcome.eq(RunOutcome::Running))
-    )
-    .set((
-        job_runs::outcome.eq(outcome),
-        job_runs::output.eq(output),
-        job_runs::error.eq(error),
-        job_runs::finished_at.eq(Some(now)),
-    ))
-    .execute(conn)
-    .await
-    .map(|_| ())
-    .map_err(AppError::from))
 }
 
 /// Ends the runs whose lease ran out (their worker died or hung) as `interrupted`, then
-/// retries or fails each by its policy. `everything`: every running run, whatever its
-/// lease (at start on SQLite, where no other process can hold one). Returns the jobs.
+/// retries or fails each by its policy, each in one transaction. `everything`: every running
+/// run, whatever its lease (at start on SQLite, where no other process can hold one).
+/// Returns the jobs.
 pub async fn reap(db: &Db, everything: bool, backoff: Backoff) -> AppResult<Vec<Job>> {
     let now = crate::service::now();
     let expired: Vec<i64> = db_run!(db, read, |conn| {
@@ -270,26 +268,26 @@ pub async fn reap(db: &Db, everything: bool, backoff: Backoff) -> AppResult<Vec<
     })?;
     let mut reaped = Vec::new();
     for id in expired {
-        let result = modify(db, id, None, |job| {
-            let expired = job.lease_until.is_some_and(|l| l < now) || everything;
+        let job: Option<Job> = db_run!(db, write, |conn| {
+            let found: Option<Job> = load_locked!(conn, id);
+            let Some(mut job) = found else {
+                return Ok(None);
+            };
+            // Checked again under the lock: the worker may have renewed or ended it.
+            let expired = everything || job.lease_until.is_some_and(|l| l < now);
             let Some(run) = job.current_run_id.filter(|_| expired) else {
                 return Ok(None);
             };
-            let worker = job.locked_by.clone().unwrap_or_default();
-            lifecycle::finish(job, RunOutcome::Interrupted, now, backoff);
-            Ok(Some((run, worker)))
-        })
-        .await;
-        match result {
-            Ok((job, Some((run, worker)))) => {
-                let why = format!("worker {worker} stopped before the run ended");
-                end_run(db, run, RunOutcome::Interrupted, None, Some(why), now).await?;
-                reaped.push(job);
-            }
-            Ok((_, None)) => {}
-            Err(e) if e.code == crate::error::ErrorCode::NotFound => {}
-            Err(e) => return Err(e),
-        }
+            let why = format!(
+                "worker {} stopped before the run ended",
+                job.locked_by.as_deref().unwrap_or("?")
+            );
+            lifecycle::finish(&mut job, RunOutcome::Interrupted, now, backoff);
+            save!(conn, &job)?;
+            end_run!(conn, run, RunOutcome::Interrupted, None::<String>, Some(why), now)?;
+            Ok::<_, AppError>(Some(job))
+        })?;
+        reaped.extend(job);
     }
     Ok(reaped)
 }
