@@ -521,8 +521,12 @@ async fn a_revoked_key_stops_its_jobs(b: Backend) {
     assert_eq!(res.status(), StatusCode::OK);
     let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
     mock.push(slow(200, 50));
-    s.post(&format!("/jobs/{id}/run-now"), Some(&admin.access), json!({}))
-        .await;
+    s.post(
+        &format!("/jobs/{id}/run-now"),
+        Some(&admin.access),
+        json!({}),
+    )
+    .await;
     wait_job(&s, &admin.access, id, |j| j["progress"]["chat_id"].is_i64()).await;
     let (_, r) = s
         .gql(
@@ -545,18 +549,28 @@ async fn a_revoked_key_stops_its_jobs(b: Backend) {
     assert_eq!(job["attempt"], 0, "{job}");
     assert!(job["retry_at"].is_null());
     // A later run fails at once.
-    s.post(&format!("/jobs/{id}/run-now"), Some(&admin.access), json!({}))
-        .await;
+    s.post(
+        &format!("/jobs/{id}/run-now"),
+        Some(&admin.access),
+        json!({}),
+    )
+    .await;
     let start = Instant::now();
     while runs(&s, &admin.access, id).await.len() < 2
         || wait_job(&s, &admin.access, id, |_| true).await["state"] == "running"
     {
-        assert!(start.elapsed() < Duration::from_secs(20), "second run never ended");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "second run never ended"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let all = runs(&s, &admin.access, id).await;
     assert_eq!(all.len(), 2);
-    assert!(all[1]["error"].as_str().unwrap().contains("api_key_revoked"));
+    assert!(all[1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("api_key_revoked"));
 }
 
 both_backends!(
@@ -901,13 +915,31 @@ async fn old_runs_are_pruned(b: Backend) {
     let mock = MockLlm::start().await;
     let admin = s.user("admin").await;
     let agent = mock_agent(&s, &admin.access, &mock).await;
-    let id = add_job(&s, &admin.access, prompt_job(agent, json!({"once": now_ts()}))).await;
+    let id = add_job(
+        &s,
+        &admin.access,
+        prompt_job(agent, json!({"once": now_ts()})),
+    )
+    .await;
     wait_job(&s, &admin.access, id, |j| j["state"] == "succeeded").await;
-    s.post(&format!("/jobs/{id}/run-now"), Some(&admin.access), json!({}))
-        .await;
+    s.post(
+        &format!("/jobs/{id}/run-now"),
+        Some(&admin.access),
+        json!({}),
+    )
+    .await;
     let start = Instant::now();
-    while runs(&s, &admin.access, id).await.iter().filter(|r| r["outcome"] == "succeeded").count() < 2 {
-        assert!(start.elapsed() < Duration::from_secs(20), "second run never ended");
+    while runs(&s, &admin.access, id)
+        .await
+        .iter()
+        .filter(|r| r["outcome"] == "succeeded")
+        .count()
+        < 2
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "second run never ended"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Both runs finished 40 days ago; the retention is 30.
@@ -916,13 +948,12 @@ async fn old_runs_are_pruned(b: Backend) {
     use hearth::db::schema::job_runs;
     let old = hearth::service::now() - chrono::Duration::days(40);
     let db = &s.state.db;
-    let r: hearth::error::AppResult<usize> = hearth::db_run!(db, write, |conn| diesel::update(
-        job_runs::table
-    )
-    .set(job_runs::finished_at.eq(Some(old)))
-    .execute(conn)
-    .await
-    .map_err(hearth::error::AppError::from));
+    let r: hearth::error::AppResult<usize> =
+        hearth::db_run!(db, write, |conn| diesel::update(job_runs::table)
+            .set(job_runs::finished_at.eq(Some(old)))
+            .execute(conn)
+            .await
+            .map_err(hearth::error::AppError::from));
     assert_eq!(r.unwrap(), 2);
     let pruned = hearth::jobs::store::prune(db, chrono::Duration::days(30))
         .await

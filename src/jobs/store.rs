@@ -242,7 +242,14 @@ pub async fn finish_run(
             lifecycle::finish(&mut job, end.outcome, now, backoff);
         }
         save!(conn, &job)?;
-        end_run!(conn, run_id, end.outcome, output.clone(), end.error.clone(), now)?;
+        end_run!(
+            conn,
+            run_id,
+            end.outcome,
+            output.clone(),
+            end.error.clone(),
+            now
+        )?;
         Ok(Some(job))
     })
 }
@@ -284,7 +291,14 @@ pub async fn reap(db: &Db, everything: bool, backoff: Backoff) -> AppResult<Vec<
             );
             lifecycle::finish(&mut job, RunOutcome::Interrupted, now, backoff);
             save!(conn, &job)?;
-            end_run!(conn, run, RunOutcome::Interrupted, None::<String>, Some(why), now)?;
+            end_run!(
+                conn,
+                run,
+                RunOutcome::Interrupted,
+                None::<String>,
+                Some(why),
+                now
+            )?;
             Ok::<_, AppError>(Some(job))
         })?;
         reaped.extend(job);
