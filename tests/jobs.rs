@@ -943,17 +943,8 @@ async fn old_runs_are_pruned(b: Backend) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Both runs finished 40 days ago; the retention is 30.
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    use hearth::db::schema::job_runs;
-    let old = hearth::service::now() - chrono::Duration::days(40);
     let db = &s.state.db;
-    let r: hearth::error::AppResult<usize> =
-        hearth::db_run!(db, write, |conn| diesel::update(job_runs::table)
-            .set(job_runs::finished_at.eq(Some(old)))
-            .execute(conn)
-            .await
-            .map_err(hearth::error::AppError::from));
+    let r = age_runs(db, hearth::service::now() - chrono::Duration::days(40)).await;
     assert_eq!(r.unwrap(), 2);
     let pruned = hearth::jobs::store::prune(db, chrono::Duration::days(30))
         .await
@@ -966,3 +957,17 @@ async fn old_runs_are_pruned(b: Backend) {
 }
 
 both_backends!(old_runs_are_pruned);
+
+async fn age_runs(
+    db: &hearth::db::Db,
+    finished: chrono::NaiveDateTime,
+) -> hearth::error::AppResult<usize> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use hearth::db::schema::job_runs;
+    hearth::db_run!(db, write, |conn| diesel::update(job_runs::table)
+        .set(job_runs::finished_at.eq(Some(finished)))
+        .execute(conn)
+        .await
+        .map_err(hearth::error::AppError::from))
+}
