@@ -177,7 +177,7 @@ async fn throughput(states: &[AppState], n: usize) -> f64 {
 async fn floor(state: &AppState, n: usize) -> f64 {
     let uid = owner(state).await;
     let now = hearth::service::now();
-    insert_due(state, uid, &vec![now + ChronoDuration::days(2); 1]).await;
+    insert_due(state, uid, &[now + ChronoDuration::days(2)]).await;
     let job_id = first_job_of(state, uid).await.unwrap();
     let start = Instant::now();
     for _ in 0..n {
