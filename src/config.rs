@@ -58,6 +58,55 @@ pub struct Config {
     pub llm: LlmConfig,
     /// The job queue.
     pub jobs: JobsConfig,
+    /// The embedding model and its batcher.
+    pub embed: EmbedConfig,
+}
+
+/// The embedding model (ONNX, run by the ONNX Runtime library the set-up fetches) and the
+/// batcher in front of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedConfig {
+    /// The ONNX Runtime shared library.
+    pub runtime: PathBuf,
+    /// The model (all-MiniLM-L6-v2, int8, 384 dimensions).
+    pub model: PathBuf,
+    /// Its tokenizer (`tokenizer.json`).
+    pub tokenizer: PathBuf,
+    /// The model's name on the wire (`/v1/embeddings`' `model`).
+    pub model_name: String,
+    /// Tokens per text the model reads; longer texts are truncated.
+    pub max_tokens: usize,
+    /// Texts per run of the model.
+    pub max_batch: usize,
+    /// Microseconds a lone text waits for others to share its batch (0: none).
+    pub batch_wait_us: u64,
+    /// Texts that may wait for the model before callers get `model_busy`.
+    pub queue_depth: usize,
+    /// Threads of one run of the model; 0: one per core.
+    pub threads: usize,
+    /// Texts in one request.
+    pub max_inputs: usize,
+    /// Characters in one text.
+    pub max_input_chars: usize,
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        Self {
+            runtime: PathBuf::from(".hearth/assets/libonnxruntime.so.1.31.1"),
+            model: PathBuf::from(".hearth/assets/minilm-l6-v2-int8.onnx"),
+            tokenizer: PathBuf::from(".hearth/assets/minilm-tokenizer.json"),
+            model_name: "all-minilm-l6-v2".into(),
+            max_tokens: 256,
+            max_batch: 32,
+            batch_wait_us: 0,
+            queue_depth: 4096,
+            threads: 0,
+            max_inputs: 2048,
+            max_input_chars: 100_000,
+        }
+    }
 }
 
 /// The job queue: how many runs a process takes on, leases, retries, limits.
@@ -225,6 +274,7 @@ impl Default for Config {
             graphql: GraphqlConfig::default(),
             llm: LlmConfig::default(),
             jobs: JobsConfig::default(),
+            embed: EmbedConfig::default(),
         }
     }
 }
@@ -383,6 +433,19 @@ impl Config {
         }
         if j.min_interval_secs == 0 {
             return Err(bad("jobs.min_interval_secs", "must be at least 1"));
+        }
+        let e = &self.embed;
+        if e.max_tokens < 8 || e.max_tokens > 512 {
+            return Err(bad(
+                "embed.max_tokens",
+                "must be between 8 and 512 (the model's window)",
+            ));
+        }
+        if e.max_batch == 0 || e.queue_depth == 0 || e.max_inputs == 0 || e.max_input_chars == 0 {
+            return Err(bad(
+                "embed",
+                "max_batch, queue_depth, max_inputs and max_input_chars must be at least 1",
+            ));
         }
         let l = &self.llm;
         if l.local_context < 256 {

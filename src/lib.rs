@@ -10,6 +10,7 @@
 //! - [`rest`]: the compatibility layer, one module per documented API.
 //! - [`http`]: the axum router, middleware and server lifecycle.
 //! - [`llm`]: model providers (llama.cpp, OpenAI-compatible), gates, prompt fitting.
+//! - [`embed`]: the embedding model and the batcher every caller shares.
 //! - [`events`]: the event bus behind subscriptions, bridged across processes on PostgreSQL.
 //! - [`jobs`]: the durable job queue: kinds, schedules, the worker of each process.
 //! - [`tasks`]: the owner of every background task, stopped and awaited at shutdown.
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod db;
+pub mod embed;
 pub mod error;
 pub mod events;
 pub mod graphql;
@@ -79,6 +81,7 @@ impl App {
             llm,
             turns: Arc::new(events::turns::TurnHub::default()),
             jobs: Arc::new(jobs::JobsHub::new()),
+            embed: Arc::new(embed::EmbedHub::default()),
             started_at: std::time::Instant::now(),
             background,
             instance,

@@ -31,6 +31,8 @@ pub struct AppState {
     pub llm: Arc<crate::llm::LlmHub>,
     /// Live chat turns of this process.
     pub turns: Arc<crate::events::turns::TurnHub>,
+    /// The embedding model, loaded on first use.
+    pub embed: Arc<crate::embed::EmbedHub>,
     /// Job kinds and this process's job worker.
     pub jobs: Arc<crate::jobs::JobsHub>,
     /// Server start, for uptime.

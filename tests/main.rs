@@ -12,6 +12,7 @@ mod chat_turns;
 mod cli;
 mod concurrency;
 mod cross_process;
+mod embeddings;
 mod graphql_api;
 mod graphql_limits;
 mod hardening;

@@ -9,6 +9,7 @@ pub mod health;
 pub mod nexus;
 pub mod nexus_llm;
 pub mod openai;
+pub mod openai_embeddings;
 pub mod orchestrator;
 pub mod orchestrator_chat;
 pub mod plugin_host;

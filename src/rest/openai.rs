@@ -1,5 +1,5 @@
-//! OpenAI-compatible `/v1`: `POST /v1/chat/completions` (whole or streamed) and `GET
-//! /v1/models`, so the official OpenAI SDKs work with a Hearth API key as `api_key` and
+//! OpenAI-compatible `/v1`: `POST /v1/chat/completions` (whole or streamed), `GET
+//! /v1/models` and `POST /v1/embeddings` (in `openai_embeddings`), so the official OpenAI SDKs work with a Hearth API key as `api_key` and
 //! `http://host/v1` as base URL. Stateless: nothing is stored. Errors use OpenAI's
 //! `{error: {message, type, param, code}}`.
 
@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(list_models))
+        .route("/v1/embeddings", post(super::openai_embeddings::embeddings))
         .layer(middleware::from_fn(openai_errors))
 }
 
