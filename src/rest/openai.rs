@@ -64,7 +64,11 @@ async fn openai_errors(req: Request, next: Next) -> Response {
         "param": param,
         "code": err.code.as_str(),
     }});
+    let retry_after = res.headers().get(axum::http::header::RETRY_AFTER).cloned();
     let mut out = (res.status(), Json(body)).into_response();
+    if let Some(r) = retry_after {
+        out.headers_mut().insert(axum::http::header::RETRY_AFTER, r);
+    }
     out.extensions_mut().insert(err);
     out
 }
