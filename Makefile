@@ -21,6 +21,7 @@ bench:
 	cargo bench --bench graphql_http
 	cargo bench --bench llm_stream
 	./scripts/with-pg.sh cargo bench --bench jobs
+	cargo bench --bench embed
 
 fmt:
 	cargo fmt --all

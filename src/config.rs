@@ -85,6 +85,9 @@ pub struct EmbedConfig {
     pub queue_depth: usize,
     /// Threads of one run of the model; 0: one per core.
     pub threads: usize,
+    /// Let the model's threads spin between runs (lower latency on a machine with cores to
+    /// spare; on a small one they take the cores the server needs).
+    pub spin: bool,
     /// Texts in one request.
     pub max_inputs: usize,
     /// Characters in one text.
@@ -103,6 +106,7 @@ impl Default for EmbedConfig {
             batch_wait_us: 0,
             queue_depth: 4096,
             threads: 0,
+            spin: false,
             max_inputs: 2048,
             max_input_chars: 100_000,
         }

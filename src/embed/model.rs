@@ -6,6 +6,7 @@
 use crate::config::EmbedConfig;
 use anyhow::{anyhow, Context};
 use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::sync::OnceLock;
@@ -73,9 +74,15 @@ impl Model {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        // Intra-op threads block instead of spinning between runs: on a small machine the
+        // spinning threads would take the cores the server needs to answer.
         let builder = Session::builder(environment)
             .map_err(|e| anyhow!("{e}"))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| anyhow!("{e}"))?
             .with_intra_threads(threads)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_intra_op_spinning(config.spin)
             .map_err(|e| anyhow!("{e}"))?;
         // With the `cuda` feature the model runs on the GPU when onnxruntime-gpu's library is
         // the configured runtime; ONNX Runtime falls back to the CPU otherwise.
