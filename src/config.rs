@@ -238,7 +238,7 @@ pub struct GraphqlConfig {
 impl Default for GraphqlConfig {
     fn default() -> Self {
         Self {
-            max_depth: 12,
+            max_depth: 16,
             max_complexity: 500,
             max_batch: 10,
             max_aliases: 30,

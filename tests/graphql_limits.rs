@@ -204,3 +204,28 @@ async fn hostile_documents_are_refused_briefly(b: Backend) {
         "within the caps: {r}"
     );
 }
+
+/// The schema query GraphiQL sends at load (graphql-js's full introspection, type references
+/// nine levels deep) passes the default limits, so the playground gets its schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playground_schema_query_fits_the_default_limits() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let mut type_ref = String::from("kind name");
+    for _ in 0..9 {
+        type_ref = format!("kind name ofType {{ {type_ref} }}");
+    }
+    let query = format!(
+        "query IntrospectionQuery {{ __schema {{ description queryType {{ name }} mutationType {{ name }} subscriptionType {{ name }}
+           types {{ ...FullType }} directives {{ name description isRepeatable locations args(includeDeprecated: true) {{ ...InputValue }} }} }} }}
+         fragment FullType on __Type {{ kind name description specifiedByURL isOneOf
+           fields(includeDeprecated: true) {{ name description args(includeDeprecated: true) {{ ...InputValue }} type {{ ...TypeRef }} isDeprecated deprecationReason }}
+           inputFields(includeDeprecated: true) {{ ...InputValue }} interfaces {{ ...TypeRef }}
+           enumValues(includeDeprecated: true) {{ name description isDeprecated deprecationReason }} possibleTypes {{ ...TypeRef }} }}
+         fragment InputValue on __InputValue {{ name description type {{ ...TypeRef }} defaultValue isDeprecated deprecationReason }}
+         fragment TypeRef on __Type {{ {type_ref} }}"
+    );
+    let (st, r) = s.gql(None, &query, json!({})).await;
+    assert_eq!(st, reqwest::StatusCode::OK);
+    assert!(r["errors"].is_null(), "{}", r["errors"]);
+    assert!(r["data"]["__schema"]["types"].as_array().unwrap().len() > 50);
+}
