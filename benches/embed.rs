@@ -143,6 +143,21 @@ fn main() {
             tokens as f64 / chunks.len() as f64
         );
 
+        // The same query through the embedder alone (queue and batcher, no HTTP).
+        let mut direct = Vec::new();
+        for i in 0..220 {
+            let t = Instant::now();
+            embedder.embed(vec![QUERY.to_string()]).await.unwrap();
+            if i >= 20 {
+                direct.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        let direct_p50 = percentile(&mut direct, 0.5);
+        println!(
+            "one short query through the embedder (no HTTP): p50 {direct_p50:.2} ms, Python reference call {ref_p50:.2} ms: ratio {:.2}",
+            direct_p50 / ref_p50
+        );
+
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1/embeddings", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
