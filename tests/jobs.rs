@@ -37,6 +37,15 @@ async fn mock_agent(s: &TestServer, admin: &str, mock: &MockLlm) -> i64 {
         .unwrap()
 }
 
+/// A server with short leases, the scripted upstream, an admin and an agent answering there.
+async fn setup(b: Backend) -> (TestServer, MockLlm, crate::support::Login, i64) {
+    let s = TestServer::start_with(b, quick).await;
+    let mock = MockLlm::start().await;
+    let admin = s.user("admin").await;
+    let agent = mock_agent(&s, &admin.access, &mock).await;
+    (s, mock, admin, agent)
+}
+
 /// `POST /jobs/add`; returns the new job's id.
 async fn add_job(s: &TestServer, token: &str, body: Value) -> i64 {
     let (st, b) = s.post("/jobs/add", Some(token), body).await;
@@ -82,10 +91,7 @@ async fn runs(s: &TestServer, token: &str, id: i64) -> Vec<Value> {
 }
 
 async fn a_one_off_job_runs_and_lands_in_a_chat(b: Backend) {
-    let s = TestServer::start_with(b, quick).await;
-    let mock = MockLlm::start().await;
-    let admin = s.user("admin").await;
-    let agent = mock_agent(&s, &admin.access, &mock).await;
+    let (s, _mock, admin, agent) = setup(b).await;
     let id = add_job(
         &s,
         &admin.access,
@@ -126,10 +132,7 @@ async fn a_one_off_job_runs_and_lands_in_a_chat(b: Backend) {
 }
 
 async fn an_interval_job_repeats_until_paused(b: Backend) {
-    let s = TestServer::start_with(b, quick).await;
-    let mock = MockLlm::start().await;
-    let admin = s.user("admin").await;
-    let agent = mock_agent(&s, &admin.access, &mock).await;
+    let (s, _mock, admin, agent) = setup(b).await;
     let id = add_job(
         &s,
         &admin.access,
@@ -174,10 +177,7 @@ async fn an_interval_job_repeats_until_paused(b: Backend) {
 }
 
 async fn run_now_then_cancel_a_running_job(b: Backend) {
-    let s = TestServer::start_with(b, quick).await;
-    let mock = MockLlm::start().await;
-    let admin = s.user("admin").await;
-    let agent = mock_agent(&s, &admin.access, &mock).await;
+    let (s, mock, admin, agent) = setup(b).await;
     // Far in the future: only run-now starts it.
     let id = add_job(
         &s,
@@ -255,10 +255,7 @@ async fn run_now_then_cancel_a_running_job(b: Backend) {
 }
 
 async fn a_run_past_its_timeout_is_ended(b: Backend) {
-    let s = TestServer::start_with(b, quick).await;
-    let mock = MockLlm::start().await;
-    let admin = s.user("admin").await;
-    let agent = mock_agent(&s, &admin.access, &mock).await;
+    let (s, mock, admin, agent) = setup(b).await;
     mock.push(slow(200, 50));
     let mut body = prompt_job(agent, json!({"once": now_ts()}));
     body["timeout_secs"] = json!(1);
@@ -270,10 +267,7 @@ async fn a_run_past_its_timeout_is_ended(b: Backend) {
 }
 
 async fn failed_attempts_are_retried_with_backoff(b: Backend) {
-    let s = TestServer::start_with(b, quick).await;
-    let mock = MockLlm::start().await;
-    let admin = s.user("admin").await;
-    let agent = mock_agent(&s, &admin.access, &mock).await;
+    let (s, mock, admin, agent) = setup(b).await;
     let mut down = Script::tokens(&["x"]);
     down.status = 500;
     mock.push(down.clone());
@@ -305,10 +299,7 @@ async fn failed_attempts_are_retried_with_backoff(b: Backend) {
 }
 
 async fn bad_jobs_are_refused_naming_the_field(b: Backend) {
-    let s = TestServer::start_with(b, quick).await;
-    let mock = MockLlm::start().await;
-    let admin = s.user("admin").await;
-    let agent = mock_agent(&s, &admin.access, &mock).await;
+    let (s, _mock, admin, agent) = setup(b).await;
     let refused = |body: Value, field: &'static str| {
         let s = &s;
         let token = admin.access.clone();
@@ -406,10 +397,7 @@ async fn bad_jobs_are_refused_naming_the_field(b: Backend) {
 }
 
 async fn jobs_are_their_owners_on_every_door(b: Backend) {
-    let s = TestServer::start_with(b, quick).await;
-    let mock = MockLlm::start().await;
-    let admin = s.user("admin").await;
-    let agent = mock_agent(&s, &admin.access, &mock).await;
+    let (s, _mock, admin, agent) = setup(b).await;
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
     let id = add_job(
@@ -489,10 +477,7 @@ async fn jobs_are_their_owners_on_every_door(b: Backend) {
 /// A job acts only while the key that created it is live: revoking the key stops its running
 /// run and fails it without retry, and later runs fail at once.
 async fn a_revoked_key_stops_its_jobs(b: Backend) {
-    let s = TestServer::start_with(b, quick).await;
-    let mock = MockLlm::start().await;
-    let admin = s.user("admin").await;
-    let agent = mock_agent(&s, &admin.access, &mock).await;
+    let (s, mock, admin, agent) = setup(b).await;
     let (_, k) = s
         .gql(
             Some(&admin.access),
@@ -911,10 +896,7 @@ async fn the_cli_lists_runs_and_cancels_jobs() {
 
 /// Finished runs older than the retention are pruned; each job's latest run stays.
 async fn old_runs_are_pruned(b: Backend) {
-    let s = TestServer::start_with(b, quick).await;
-    let mock = MockLlm::start().await;
-    let admin = s.user("admin").await;
-    let agent = mock_agent(&s, &admin.access, &mock).await;
+    let (s, _mock, admin, agent) = setup(b).await;
     let id = add_job(
         &s,
         &admin.access,

@@ -171,7 +171,6 @@ async fn work(state: AppState) {
         }
         let mut wait = next_upkeep.saturating_duration_since(Instant::now());
         if free > 0 && !claimed_all {
-            let (full, _) = full_kinds(&state);
             match store::next_due(&state.db, full).await {
                 Ok(Some(due)) => {
                     let until = (due - crate::service::now())

@@ -56,6 +56,18 @@ macro_rules! end_run {
     };
 }
 
+/// Ids of due jobs not of the `full` kinds, best first (both backends' claim).
+macro_rules! due_ids {
+    ($now:expr, $full:expr, $limit:expr) => {
+        jobs::table
+            .filter(jobs::due_at.le($now))
+            .filter(jobs::kind.ne_all($full))
+            .order((jobs::priority.desc(), jobs::due_at.asc(), jobs::id.asc()))
+            .limit($limit)
+            .select(jobs::id)
+    };
+}
+
 /// The two statements of the queue that differ between the backends.
 pub trait JobSql {
     /// Ids of due jobs (not of the `full` kinds), best first; on PostgreSQL the rows are
@@ -79,14 +91,7 @@ impl JobSql for SqliteConn {
         full: Vec<String>,
         limit: i64,
     ) -> QueryResult<Vec<i64>> {
-        jobs::table
-            .filter(jobs::due_at.le(now))
-            .filter(jobs::kind.ne_all(full))
-            .order((jobs::priority.desc(), jobs::due_at.asc(), jobs::id.asc()))
-            .limit(limit)
-            .select(jobs::id)
-            .load(self)
-            .await
+        due_ids!(now, full, limit).load(self).await
     }
 
     async fn lock_job(&mut self, _id: i64) -> QueryResult<()> {
@@ -101,12 +106,7 @@ impl JobSql for AsyncPgConnection {
         full: Vec<String>,
         limit: i64,
     ) -> QueryResult<Vec<i64>> {
-        jobs::table
-            .filter(jobs::due_at.le(now))
-            .filter(jobs::kind.ne_all(full))
-            .order((jobs::priority.desc(), jobs::due_at.asc(), jobs::id.asc()))
-            .limit(limit)
-            .select(jobs::id)
+        due_ids!(now, full, limit)
             .for_update()
             .skip_locked()
             .load(self)

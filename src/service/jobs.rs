@@ -391,19 +391,39 @@ pub async fn update(state: &AppState, caller: &Caller, id: i64, patch: JobPatch)
 /// too). A job already running is a conflict.
 pub async fn run_now(state: &AppState, caller: &Caller, id: i64) -> AppResult<Job> {
     let ts = now();
-    let (job, ()) = change(state, caller, id, |job| {
-        if job.current_run_id.is_some() {
-            return Err(AppError::new(
-                ErrorCode::Conflict,
-                "this job is running now",
-            ));
-        }
-        job.run_now = true;
-        lifecycle::settle(job, ts);
-        Ok(())
-    })
-    .await?;
+    let (job, ()) = change(state, caller, id, |job| request_run(job, ts)).await?;
     Ok(job)
+}
+
+/// Run-now on a loaded job: a running job refuses.
+fn request_run(job: &mut Job, ts: chrono::NaiveDateTime) -> AppResult<()> {
+    if job.current_run_id.is_some() {
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            "this job is running now",
+        ));
+    }
+    job.run_now = true;
+    lifecycle::settle(job, ts);
+    Ok(())
+}
+
+/// Cancel on a loaded job: flags a running run (`true`) or drops what is pending (`false`);
+/// with nothing running or pending it is a conflict.
+fn request_cancel(job: &mut Job, ts: chrono::NaiveDateTime) -> AppResult<bool> {
+    if job.current_run_id.is_some() {
+        job.cancel_requested = true;
+        lifecycle::settle(job, ts);
+        return Ok(true);
+    }
+    if lifecycle::cancel_pending(job, ts) {
+        Ok(false)
+    } else {
+        Err(AppError::new(
+            ErrorCode::Conflict,
+            "nothing to cancel: the job is not running and has no pending run (pause it to stop its schedule)",
+        ))
+    }
 }
 
 /// Cancels: a running run is asked to stop (it ends `cancelled` at its next check point, or
@@ -411,22 +431,7 @@ pub async fn run_now(state: &AppState, caller: &Caller, id: i64) -> AppResult<Jo
 /// A job with nothing running or pending is a conflict (pause it to stop its schedule).
 pub async fn cancel(state: &AppState, caller: &Caller, id: i64) -> AppResult<Job> {
     let ts = now();
-    let (job, running) = change(state, caller, id, |job| {
-        if job.current_run_id.is_some() {
-            job.cancel_requested = true;
-            lifecycle::settle(job, ts);
-            return Ok(true);
-        }
-        if lifecycle::cancel_pending(job, ts) {
-            Ok(false)
-        } else {
-            Err(AppError::new(
-                ErrorCode::Conflict,
-                "nothing to cancel: the job is not running and has no pending run (pause it to stop its schedule)",
-            ))
-        }
-    })
-    .await?;
+    let (job, running) = change(state, caller, id, |job| request_cancel(job, ts)).await?;
     if running && !state.jobs.cancel_local(job.id) {
         state.events.publish(Event::JobCancelRequested {
             user_id: job.owner_id,
@@ -504,18 +509,7 @@ pub mod system {
     /// Run-now for any job.
     pub async fn run_now(state: &AppState, id: i64) -> AppResult<Job> {
         let ts = now();
-        let (job, ()) = store::modify(&state.db, id, None, |job| {
-            if job.current_run_id.is_some() {
-                return Err(AppError::new(
-                    ErrorCode::Conflict,
-                    "this job is running now",
-                ));
-            }
-            job.run_now = true;
-            lifecycle::settle(job, ts);
-            Ok(())
-        })
-        .await?;
+        let (job, ()) = store::modify(&state.db, id, None, |job| request_run(job, ts)).await?;
         changed(state, &job);
         Ok(job)
     }
@@ -524,22 +518,7 @@ pub mod system {
     /// renewal, or at once through the event bus on PostgreSQL).
     pub async fn cancel(state: &AppState, id: i64) -> AppResult<Job> {
         let ts = now();
-        let (job, _) = store::modify(&state.db, id, None, |job| {
-            if job.current_run_id.is_some() {
-                job.cancel_requested = true;
-                lifecycle::settle(job, ts);
-                return Ok(true);
-            }
-            if lifecycle::cancel_pending(job, ts) {
-                Ok(false)
-            } else {
-                Err(AppError::new(
-                    ErrorCode::Conflict,
-                    "nothing to cancel: the job is not running and has no pending run",
-                ))
-            }
-        })
-        .await?;
+        let (job, _) = store::modify(&state.db, id, None, |job| request_cancel(job, ts)).await?;
         state.events.publish(Event::JobCancelRequested {
             user_id: job.owner_id,
             job_id: job.id,
