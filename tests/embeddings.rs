@@ -228,3 +228,57 @@ async fn missing_model_files_are_a_clear_error() {
         StatusCode::OK
     );
 }
+
+/// The OpenAI Python SDK (installed by `make test`'s set-up) embeds through Hearth with an
+/// API key as its `api_key`, unchanged (it asks for base64 by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openai_python_sdk_embeds() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let u = s.user("sdk").await;
+    let (_, k) = s
+        .gql(
+            Some(&u.access),
+            "mutation { createApiKey(input: {name: \"sdk\", permissions: [\"read\"]}) { secret } }",
+            json!({}),
+        )
+        .await;
+    let key = k["data"]["createApiKey"]["secret"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let cache = std::env::var("HEARTH_CACHE").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/hearth",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let python = format!("{cache}/clients-venv/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run `make test` (scripts/setup.sh --with-clients installs the OpenAI SDK)"
+    );
+    let script = "import sys\nfrom openai import OpenAI\nc = OpenAI(base_url=sys.argv[1], api_key=sys.argv[2])\n\
+                  r = c.embeddings.create(model='all-minilm-l6-v2', input=['A man is eating food.', 'A man is eating a piece of bread.'])\n\
+                  a, b = r.data[0].embedding, r.data[1].embedding\n\
+                  print(len(a), round(sum(x * y for x, y in zip(a, b)), 3), r.usage.prompt_tokens > 0)\n";
+    let base = s.url("/v1");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(["-c", script, &base, &key])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let fields: Vec<&str> = printed.split_whitespace().collect();
+    assert_eq!(fields[0], "384", "{printed}");
+    let sim: f32 = fields[1].parse().unwrap();
+    assert!((sim - 0.753).abs() <= 0.005, "{printed}");
+    assert_eq!(fields[2], "True");
+}
