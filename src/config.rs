@@ -60,6 +60,60 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// The embedding model and its batcher.
     pub embed: EmbedConfig,
+    /// Documents, ingestion, vector indexes and retrieval.
+    pub rag: RagConfig,
+}
+
+/// Documents and retrieval.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RagConfig {
+    /// Largest upload, in bytes (a larger one is `413`).
+    pub max_upload_bytes: u64,
+    /// Most characters kept from one document's extracted text (a longer one fails).
+    pub max_text_chars: usize,
+    /// Tokens per chunk (the model reads at most `embed.max_tokens`).
+    pub chunk_tokens: usize,
+    /// Tokens shared by neighbouring chunks.
+    pub chunk_overlap: usize,
+    /// Attempts of one document's ingestion.
+    pub ingest_attempts: i64,
+    /// A collection with more vectors than this is searched with HNSW instead of exactly.
+    pub hnsw_above: usize,
+    /// HNSW neighbours per node.
+    pub hnsw_m: usize,
+    /// HNSW candidates kept while searching.
+    pub hnsw_ef_search: usize,
+    /// The pdfium library (from PyPI's `pypdfium2` wheel).
+    pub pdfium: PathBuf,
+    /// Folders whose files `POST /rag/reindex` and `hearth ingest` index for everyone.
+    pub source_dirs: Vec<PathBuf>,
+    /// Hits a search returns when the caller does not say.
+    pub default_top_k: usize,
+    /// Most hits one search returns.
+    pub max_top_k: usize,
+    /// The `k` of reciprocal rank fusion (higher: the two rankings weigh more evenly).
+    pub rrf_k: f64,
+}
+
+impl Default for RagConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 10 * 1024 * 1024,
+            max_text_chars: 5_000_000,
+            chunk_tokens: 200,
+            chunk_overlap: 32,
+            ingest_attempts: 3,
+            hnsw_above: 50_000,
+            hnsw_m: 32,
+            hnsw_ef_search: 128,
+            pdfium: PathBuf::from(".hearth/assets/libpdfium.so"),
+            source_dirs: Vec::new(),
+            default_top_k: 5,
+            max_top_k: 100,
+            rrf_k: 60.0,
+        }
+    }
 }
 
 /// The embedding model (ONNX, run by the ONNX Runtime library the set-up fetches) and the
@@ -149,7 +203,12 @@ impl Default for JobsConfig {
     fn default() -> Self {
         Self {
             workers: 4,
-            kind_concurrency: [("agent_prompt".to_string(), 2)].into_iter().collect(),
+            kind_concurrency: [
+                ("agent_prompt".to_string(), 2),
+                ("ingest_document".to_string(), 2),
+            ]
+            .into_iter()
+            .collect(),
             lease_secs: 30,
             retry_base_secs: 10,
             retry_max_secs: 3600,
@@ -279,6 +338,7 @@ impl Default for Config {
             llm: LlmConfig::default(),
             jobs: JobsConfig::default(),
             embed: EmbedConfig::default(),
+            rag: RagConfig::default(),
         }
     }
 }
@@ -449,6 +509,31 @@ impl Config {
             return Err(bad(
                 "embed",
                 "max_batch, queue_depth, max_inputs and max_input_chars must be at least 1",
+            ));
+        }
+        let r = &self.rag;
+        if r.chunk_tokens < 16 || r.chunk_tokens + 2 > e.max_tokens {
+            return Err(bad(
+                "rag.chunk_tokens",
+                "must be at least 16 and leave 2 tokens of embed.max_tokens for the model's markers",
+            ));
+        }
+        if r.chunk_overlap >= r.chunk_tokens / 2 {
+            return Err(bad(
+                "rag.chunk_overlap",
+                "must be less than half of rag.chunk_tokens",
+            ));
+        }
+        if r.ingest_attempts < 1 || r.max_upload_bytes == 0 {
+            return Err(bad(
+                "rag",
+                "ingest_attempts and max_upload_bytes must be at least 1",
+            ));
+        }
+        if r.default_top_k == 0 || r.default_top_k > r.max_top_k || r.hnsw_m < 4 || r.rrf_k <= 0.0 {
+            return Err(bad(
+                "rag",
+                "default_top_k must be between 1 and max_top_k, hnsw_m at least 4, rrf_k positive",
             ));
         }
         let l = &self.llm;

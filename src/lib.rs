@@ -28,10 +28,12 @@ pub mod http;
 pub mod instance;
 pub mod jobs;
 pub mod llm;
+pub mod rag;
 pub mod rest;
 pub mod service;
 pub mod state;
 pub mod tasks;
+pub mod vector;
 
 use std::sync::Arc;
 
@@ -69,6 +71,7 @@ impl App {
         let auth_limits = Arc::new(auth::rate_limit::AuthLimits::new(&config));
         let ttl = std::time::Duration::from_secs(5);
         let llm = Arc::new(llm::LlmHub::new(config.llm.clone())?);
+        let rag = Arc::new(rag::RagHub::new(&config));
         let state = state::AppState {
             session_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
             response_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
@@ -82,6 +85,7 @@ impl App {
             turns: Arc::new(events::turns::TurnHub::default()),
             jobs: Arc::new(jobs::JobsHub::new()),
             embed: Arc::new(embed::EmbedHub::default()),
+            rag,
             started_at: std::time::Instant::now(),
             background,
             instance,
@@ -103,6 +107,14 @@ impl App {
             );
         }
         service::turns::spawn_cancel_relay(state);
+        let repaired = rag::ingest::repair(state).await?;
+        if repaired > 0 {
+            tracing::warn!(
+                repaired,
+                "documents whose ingestion had stopped were marked failed"
+            );
+        }
+        rag::start(state);
         jobs::scheduler::start(state).await?;
         Ok(())
     }

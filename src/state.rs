@@ -33,6 +33,8 @@ pub struct AppState {
     pub turns: Arc<crate::events::turns::TurnHub>,
     /// The embedding model, loaded on first use.
     pub embed: Arc<crate::embed::EmbedHub>,
+    /// Documents and retrieval: pdfium, the chunker, the vector indexes.
+    pub rag: Arc<crate::rag::RagHub>,
     /// Job kinds and this process's job worker.
     pub jobs: Arc<crate::jobs::JobsHub>,
     /// Server start, for uptime.

@@ -184,6 +184,62 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What a collection holds.
+    CollectionKind {
+        /// A collection its owner named.
+        Named = "named",
+        /// The documents of one agent.
+        Agent = "agent",
+        /// The documents of one chat.
+        Chat = "chat",
+        /// The admin's watched folders (`[rag] source_dirs`).
+        Source = "source",
+        /// A user's memory entries.
+        Memory = "memory",
+    }
+}
+
+text_enum! {
+    /// What a document is, decided from its content.
+    DocumentKind {
+        /// PDF.
+        Pdf = "pdf",
+        /// Word (Office Open XML).
+        Docx = "docx",
+        /// Plain text.
+        Text = "text",
+        /// Markdown.
+        Markdown = "markdown",
+        /// HTML.
+        Html = "html",
+        /// Source code (py, js, ts, rs, …).
+        Code = "code",
+        /// Data files (json, yaml, csv).
+        Data = "data",
+        /// Images: stored and served, not indexed.
+        Image = "image",
+    }
+}
+
+text_enum! {
+    /// Where a document is on its way to the index.
+    DocumentStatus {
+        /// Waiting for an ingestion worker.
+        Queued = "queued",
+        /// Its text is being extracted and chunked.
+        Extracting = "extracting",
+        /// Its chunks are being embedded.
+        Embedding = "embedding",
+        /// Searchable.
+        Indexed = "indexed",
+        /// Ingestion failed (`error` says why); the bytes are kept.
+        Failed = "failed",
+        /// Kept and served, not indexed (images).
+        Stored = "stored",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,8 @@
 //! exist on both backends); transports render them as RFC 3339 with `Z`.
 
 use super::enums::{
-    JobState, MessageRole, MessageStatus, ModelKind, Provider, Role, RunCause, RunOutcome,
+    CollectionKind, DocumentKind, DocumentStatus, JobState, MessageRole, MessageStatus, ModelKind,
+    Provider, Role, RunCause, RunOutcome,
 };
 use super::json::JsonText;
 use super::schema::*;
@@ -623,4 +624,192 @@ pub struct NewJobRun {
     pub worker: String,
     /// See [`JobRun::started_at`].
     pub started_at: NaiveDateTime,
+}
+
+/// A set of documents searched together; the unit of a vector index.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = collections)]
+pub struct Collection {
+    /// Primary key.
+    pub id: i64,
+    /// Who may read it (and, for `source`, the admin who set it up).
+    pub owner_id: i64,
+    /// Named, an agent's, a chat's, the watched folders or memory.
+    pub kind: CollectionKind,
+    /// Unique per owner and kind (`agent:<id>` for implicit ones).
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// The agent of an `agent` collection.
+    pub agent_id: Option<i64>,
+    /// The chat of a `chat` collection.
+    pub chat_id: Option<i64>,
+    /// The model whose vectors searches use.
+    pub embed_model: String,
+    /// Bumped with every change of its vectors (indexes catch up to it).
+    pub index_version: i64,
+    /// Time.
+    pub created_at: NaiveDateTime,
+    /// Time.
+    pub updated_at: NaiveDateTime,
+}
+
+/// Columns for a new collection.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = collections)]
+pub struct NewCollection {
+    /// See [`Collection::owner_id`].
+    pub owner_id: i64,
+    /// See [`Collection::kind`].
+    pub kind: CollectionKind,
+    /// See [`Collection::name`].
+    pub name: String,
+    /// See [`Collection::description`].
+    pub description: String,
+    /// See [`Collection::agent_id`].
+    pub agent_id: Option<i64>,
+    /// See [`Collection::chat_id`].
+    pub chat_id: Option<i64>,
+    /// See [`Collection::embed_model`].
+    pub embed_model: String,
+    /// Time.
+    pub created_at: NaiveDateTime,
+    /// Time.
+    pub updated_at: NaiveDateTime,
+}
+
+/// An uploaded file and where its ingestion stands.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = documents)]
+pub struct Document {
+    /// Primary key.
+    pub id: i64,
+    /// The uploader (the collection's owner).
+    pub owner_id: i64,
+    /// Where it is searched.
+    pub collection_id: i64,
+    /// The client's file name, cleaned.
+    pub filename: String,
+    /// File name of the bytes under `<data_dir>/documents/`.
+    pub storage_name: String,
+    /// What the content is.
+    pub kind: DocumentKind,
+    /// Served as Content-Type.
+    pub mime_type: String,
+    /// Bytes.
+    pub file_size: i64,
+    /// Of the bytes; a second upload of the same bytes into the collection answers this one.
+    pub sha256: String,
+    /// Pages of a PDF.
+    pub pages: Option<i32>,
+    /// Ingestion progress.
+    pub status: DocumentStatus,
+    /// Why ingestion failed.
+    pub error: Option<String>,
+    /// Chunks of its text.
+    pub chunks_total: i32,
+    /// Chunks embedded so far.
+    pub chunks_embedded: i32,
+    /// Free JSON from the uploader.
+    pub metadata: JsonText<serde_json::Value>,
+    /// A watched folder's file: its path.
+    pub source_path: Option<String>,
+    /// The job that ingests it.
+    pub job_id: Option<i64>,
+    /// Time.
+    pub created_at: NaiveDateTime,
+    /// Time.
+    pub updated_at: NaiveDateTime,
+}
+
+/// Columns for a new document.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = documents)]
+pub struct NewDocument {
+    /// See [`Document::owner_id`].
+    pub owner_id: i64,
+    /// See [`Document::collection_id`].
+    pub collection_id: i64,
+    /// See [`Document::filename`].
+    pub filename: String,
+    /// See [`Document::storage_name`].
+    pub storage_name: String,
+    /// See [`Document::kind`].
+    pub kind: DocumentKind,
+    /// See [`Document::mime_type`].
+    pub mime_type: String,
+    /// See [`Document::file_size`].
+    pub file_size: i64,
+    /// See [`Document::sha256`].
+    pub sha256: String,
+    /// See [`Document::status`].
+    pub status: DocumentStatus,
+    /// See [`Document::metadata`].
+    pub metadata: JsonText<serde_json::Value>,
+    /// See [`Document::source_path`].
+    pub source_path: Option<String>,
+    /// Time.
+    pub created_at: NaiveDateTime,
+    /// Time.
+    pub updated_at: NaiveDateTime,
+}
+
+/// A passage of a document's extracted text: the unit of search.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = chunks)]
+pub struct Chunk {
+    /// Primary key; the id in the vector index.
+    pub id: i64,
+    /// Its document.
+    pub document_id: i64,
+    /// Its document's collection.
+    pub collection_id: i64,
+    /// Position in the document (0-based).
+    pub ordinal: i32,
+    /// The passage.
+    pub text: String,
+    /// Start, in characters of the extracted text.
+    pub char_start: i64,
+    /// End (exclusive), in characters of the extracted text.
+    pub char_end: i64,
+    /// PDF page (1-based) where it starts.
+    pub page: Option<i32>,
+    /// Time.
+    pub created_at: NaiveDateTime,
+}
+
+/// Columns for a new chunk (many per statement: NULL, never DEFAULT, for `None`).
+#[derive(Debug, Insertable)]
+#[diesel(table_name = chunks, treat_none_as_default_value = false)]
+pub struct NewChunk {
+    /// See [`Chunk::document_id`].
+    pub document_id: i64,
+    /// See [`Chunk::collection_id`].
+    pub collection_id: i64,
+    /// See [`Chunk::ordinal`].
+    pub ordinal: i32,
+    /// See [`Chunk::text`].
+    pub text: String,
+    /// See [`Chunk::char_start`].
+    pub char_start: i64,
+    /// See [`Chunk::char_end`].
+    pub char_end: i64,
+    /// See [`Chunk::page`].
+    pub page: Option<i32>,
+    /// Time.
+    pub created_at: NaiveDateTime,
+}
+
+/// A chunk's vector under one model.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = chunk_vectors, treat_none_as_default_value = false)]
+pub struct ChunkVector {
+    /// The chunk.
+    pub chunk_id: i64,
+    /// The embedding model.
+    pub model: String,
+    /// The chunk's collection (indexes load by collection).
+    pub collection_id: i64,
+    /// Little-endian f32, unit length.
+    pub embedding: Vec<u8>,
 }

@@ -115,11 +115,13 @@ diesel::table! {
     collections (id) {
         id -> BigInt,
         owner_id -> BigInt,
+        kind -> Text,
         name -> Text,
         description -> Text,
-        embedding_model -> Text,
-        dimensions -> Integer,
-        index_watermark -> BigInt,
+        agent_id -> Nullable<BigInt>,
+        chat_id -> Nullable<BigInt>,
+        embed_model -> Text,
+        index_version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }
@@ -129,20 +131,31 @@ diesel::table! {
     documents (id) {
         id -> BigInt,
         owner_id -> BigInt,
-        collection_id -> Nullable<BigInt>,
-        entity_type -> Nullable<Text>,
-        entity_id -> Nullable<BigInt>,
+        collection_id -> BigInt,
         filename -> Text,
         storage_name -> Text,
+        kind -> Text,
         mime_type -> Text,
         file_size -> BigInt,
         sha256 -> Text,
         pages -> Nullable<Integer>,
         status -> Text,
         error -> Nullable<Text>,
+        chunks_total -> Integer,
+        chunks_embedded -> Integer,
         metadata -> Text,
+        source_path -> Nullable<Text>,
+        job_id -> Nullable<BigInt>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    document_texts (document_id) {
+        document_id -> BigInt,
+        text -> Text,
+        pages -> Text,
     }
 }
 
@@ -150,14 +163,22 @@ diesel::table! {
     chunks (id) {
         id -> BigInt,
         document_id -> BigInt,
-        collection_id -> Nullable<BigInt>,
+        collection_id -> BigInt,
         ordinal -> Integer,
         text -> Text,
-        span_start -> BigInt,
-        span_end -> BigInt,
+        char_start -> BigInt,
+        char_end -> BigInt,
         page -> Nullable<Integer>,
-        embedding -> Nullable<Binary>,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    chunk_vectors (chunk_id, model) {
+        chunk_id -> BigInt,
+        model -> Text,
+        collection_id -> BigInt,
+        embedding -> Binary,
     }
 }
 
@@ -287,6 +308,10 @@ diesel::joinable!(chats -> agents (agent_id));
 diesel::joinable!(messages -> chats (chat_id));
 diesel::joinable!(jobs -> users (owner_id));
 diesel::joinable!(job_runs -> jobs (job_id));
+diesel::joinable!(documents -> collections (collection_id));
+diesel::joinable!(chunks -> documents (document_id));
+diesel::joinable!(chunk_vectors -> chunks (chunk_id));
+diesel::joinable!(document_texts -> documents (document_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -298,7 +323,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     collections,
     documents,
+    document_texts,
     chunks,
+    chunk_vectors,
     memory_entries,
     plugins,
     plugin_kv,

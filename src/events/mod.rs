@@ -92,6 +92,31 @@ pub enum Event {
         /// The report (JSON text).
         progress: String,
     },
+    /// A document was uploaded or moved on in its ingestion. Once indexed, every process
+    /// brings its index of the collection up to date.
+    DocumentChanged {
+        /// The collection's owner.
+        user_id: i64,
+        /// The document.
+        document_id: i64,
+        /// Its collection.
+        collection_id: i64,
+        /// Its status (`queued`, `extracting`, `embedding`, `indexed`, `failed`, `stored`).
+        status: String,
+        /// Chunks of its text (known from `embedding` on).
+        chunks_total: i32,
+        /// Chunks embedded so far.
+        chunks_embedded: i32,
+    },
+    /// A document and its chunks were deleted.
+    DocumentDeleted {
+        /// The collection's owner.
+        user_id: i64,
+        /// The document.
+        document_id: i64,
+        /// Its collection.
+        collection_id: i64,
+    },
     /// The server is draining: every open stream completes now.
     Shutdown,
 }

@@ -151,6 +151,12 @@ pub async fn create(state: &AppState, caller: &Caller, input: JobInput) -> AppRe
     caller.require_write()?;
     let name = check_name(&input.name)?;
     let kind = input.kind.trim().to_string();
+    if INTERNAL_KINDS.contains(&kind.as_str()) {
+        return Err(AppError::validation(
+            "kind",
+            format!("{kind:?} jobs are created by the server"),
+        ));
+    }
     check_payload(state, caller, &kind, &input.payload).await?;
     let schedule = schedule_of(state, &input.schedule)?;
     let cfg = &state.config.jobs;
@@ -196,6 +202,7 @@ pub async fn create(state: &AppState, caller: &Caller, input: JobInput) -> AppRe
         conn.lock_key(locks::per_user(locks::JOBS, uid)).await?;
         let owned: i64 = jobs::table
             .filter(jobs::owner_id.eq(uid))
+            .filter(jobs::kind.ne_all(INTERNAL_KINDS))
             .count()
             .get_result(conn)
             .await?;
@@ -214,6 +221,49 @@ pub async fn create(state: &AppState, caller: &Caller, input: JobInput) -> AppRe
     })?;
     changed(state, &job);
     Ok(job)
+}
+
+/// Kinds the server creates itself (one per uploaded document): `createJob` refuses them and
+/// they do not count against a user's job quota.
+pub const INTERNAL_KINDS: &[&str] = &[crate::rag::ingest::KIND];
+
+/// The row of a one-off job the server creates for `caller` to run now (see
+/// [`INTERNAL_KINDS`]); insert it in the transaction of what it works on, then call
+/// [`created_internal`].
+pub(crate) fn internal_job(
+    caller: &Caller,
+    name: String,
+    kind: &str,
+    payload: Value,
+    max_attempts: i32,
+    timeout_secs: i32,
+) -> NewJob {
+    let ts = now();
+    NewJob {
+        owner_id: caller.user_id(),
+        api_key_id: caller.api_key_id,
+        name,
+        kind: kind.to_string(),
+        payload: JsonText(payload),
+        schedule: JsonText(Schedule::Once {
+            once: crate::jobs::schedule::utc(ts),
+        }),
+        priority: 0,
+        max_attempts,
+        timeout_secs,
+        state: JobState::Scheduled,
+        paused: false,
+        anchor_at: ts,
+        next_run_at: Some(ts),
+        due_at: Some(ts),
+        created_at: ts,
+        updated_at: ts,
+    }
+}
+
+/// Announces a job inserted from [`internal_job`] once its transaction committed.
+pub(crate) fn created_internal(state: &AppState, job: &Job) {
+    changed(state, job);
 }
 
 /// Tells subscribers and every worker (all processes) that a job changed.

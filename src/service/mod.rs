@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod chats;
 pub mod completions;
+pub mod documents;
 pub mod embeddings;
 pub mod health;
 pub mod jobs;

@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 /// Every kind the server registers at start.
 pub fn builtin() -> Vec<Arc<dyn JobKind>> {
-    vec![Arc::new(agent_prompt::AgentPrompt)]
+    vec![
+        Arc::new(agent_prompt::AgentPrompt),
+        Arc::new(crate::rag::ingest::IngestDocument),
+    ]
 }
 
 /// Reads a payload into the kind's input type; a wrong shape is a validation error naming
