@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod auth;
 pub mod chats;
+pub mod documents;
 pub mod guard;
 pub mod jobs;
 pub mod loaders;
@@ -32,6 +33,7 @@ pub struct QueryRoot(
     chats::ChatQuery,
     models::ModelQuery,
     jobs::JobQuery,
+    documents::DocumentQuery,
 );
 
 /// Mutation root: one part per domain.
@@ -44,11 +46,16 @@ pub struct MutationRoot(
     models::ModelMutation,
     turns::TurnMutation,
     jobs::JobMutation,
+    documents::DocumentMutation,
 );
 
 /// Subscription root: one part per domain.
 #[derive(async_graphql::MergedSubscription, Default)]
-pub struct SubscriptionRoot(subscription::ChatSubscription, jobs::JobSubscription);
+pub struct SubscriptionRoot(
+    subscription::ChatSubscription,
+    jobs::JobSubscription,
+    documents::DocumentSubscription,
+);
 
 /// The schema type.
 pub type HearthSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;

@@ -163,27 +163,29 @@ async fn execute_cached(
     ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
-/// `POST /graphql`: `application/json` only (a simple content type would let another site
-/// post cross-origin without a preflight).
+/// `POST /graphql`: `application/json`, or `multipart/form-data` for mutations carrying
+/// files (the GraphQL multipart request spec). Any other content type is refused: a simple
+/// one would let another site post cross-origin without a preflight; multipart is one, so
+/// it carries mutations only, and a cookie caller's mutation needs the CSRF header anyway.
 pub async fn post(
     State(state): State<AppState>,
     Extension(schema): Extension<HearthSchema>,
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let is_json = parts
+    let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if !is_json {
+        .map(|v| v.trim_start().to_ascii_lowercase())
+        .unwrap_or_default();
+    if content_type.starts_with("multipart/form-data") {
+        return post_multipart(state, schema, parts, body).await;
+    }
+    if !content_type.starts_with("application/json") {
         return gql_error(AppError::new(
             ErrorCode::UnsupportedMediaType,
-            "POST /graphql needs Content-Type: application/json",
+            "POST /graphql needs Content-Type: application/json (or multipart/form-data to upload files)",
         ));
     }
     let bytes = match axum::body::to_bytes(body, state.config.body_limit_bytes).await {
@@ -213,7 +215,7 @@ pub async fn post(
             }
         }
     }
-    let mut batch: BatchRequest = match serde_json::from_slice(&bytes) {
+    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
         Ok(b) => b,
         Err(e) if e.is_syntax() || e.is_eof() => {
             return gql_error(AppError::new(
@@ -228,6 +230,84 @@ pub async fn post(
             ))
         }
     };
+    dispatch(
+        &state,
+        &schema,
+        &parts,
+        batch,
+        header_caller,
+        Some(bytes),
+        false,
+    )
+    .await
+}
+
+/// A multipart request: operations, map and files, read with the upload size as the limit
+/// per file (files go to temporary files, not memory).
+async fn post_multipart(
+    state: AppState,
+    schema: HearthSchema,
+    parts: axum::http::request::Parts,
+    body: axum::body::Body,
+) -> Response {
+    use futures_util::TryStreamExt;
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let max_file = state.config.rag.max_upload_bytes as usize;
+    let opts = async_graphql::http::MultipartOptions::default()
+        .max_file_size(max_file)
+        .max_num_files(MAX_UPLOAD_FILES);
+    let reader = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .into_async_read();
+    let batch = match async_graphql::http::receive_batch_body(content_type, reader, opts).await {
+        Ok(b) => b,
+        Err(e) => return gql_error(multipart_error(e, max_file)),
+    };
+    dispatch(&state, &schema, &parts, batch, None, None, true).await
+}
+
+/// Files one multipart request may carry.
+const MAX_UPLOAD_FILES: usize = 16;
+
+fn multipart_error(e: async_graphql::ParseRequestError, max_file: usize) -> AppError {
+    use async_graphql::ParseRequestError as P;
+    let too_large = match &e {
+        P::PayloadTooLarge => true,
+        P::InvalidMultipart(m) => matches!(
+            m,
+            multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. }
+        ),
+        _ => false,
+    };
+    if too_large {
+        AppError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("a file is larger than {max_file} bytes"),
+        )
+        .with_details(serde_json::json!({ "field": "file" }))
+    } else {
+        AppError::new(
+            ErrorCode::BadRequest,
+            format!("not a GraphQL multipart request: {e}"),
+        )
+    }
+}
+
+/// Checks a parsed batch (size, shape, operation types), finds its caller and runs it.
+async fn dispatch(
+    state: &AppState,
+    schema: &HearthSchema,
+    parts: &axum::http::request::Parts,
+    mut batch: BatchRequest,
+    header_caller: Option<Caller>,
+    body: Option<bytes::Bytes>,
+    mutations_only: bool,
+) -> Response {
     let count = batch.iter().count();
     if count > state.config.graphql.max_batch {
         return gql_error(AppError::new(
@@ -245,21 +325,27 @@ pub async fn post(
             Err(e) => return gql_error(e),
         }
     }
+    if mutations_only && types.iter().any(|t| *t != OperationType::Mutation) {
+        return gql_error(AppError::new(
+            ErrorCode::BadRequest,
+            "a multipart request carries mutations only",
+        ));
+    }
     let has_mutation = types.contains(&OperationType::Mutation);
     let query_only = !types.is_empty() && types.iter().all(|t| *t == OperationType::Query);
     let caller = match header_caller {
         Some(c) => Some(c),
-        None => match resolve_caller(&state, credential(&parts.headers, has_mutation)).await {
+        None => match resolve_caller(state, credential(&parts.headers, has_mutation)).await {
             Ok(c) => c,
             Err(e) => return gql_error(e),
         },
     };
-    let client = client_info(&state.config, &parts, "graphql");
-    match caller {
-        Some(caller) if query_only && matches!(batch, BatchRequest::Single(_)) => {
-            execute_cached(&schema, &state, bytes, batch, caller, client).await
+    let client = client_info(&state.config, parts, "graphql");
+    match (caller, body) {
+        (Some(caller), Some(body)) if query_only && matches!(batch, BatchRequest::Single(_)) => {
+            execute_cached(schema, state, body, batch, caller, client).await
         }
-        caller => execute(&schema, &state, batch, caller, client).await,
+        (caller, _) => execute(schema, state, batch, caller, client).await,
     }
 }
 

@@ -15,19 +15,32 @@ use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+/// Bytes of multipart framing and form fields allowed beside an upload's file.
+const UPLOAD_OVERHEAD: usize = 256 * 1024;
+
 /// Builds the whole router for a state.
 pub fn router(state: AppState, schema: HearthSchema) -> Router {
     let limit = state.config.body_limit_bytes;
-    Router::new()
+    // Doors that take files read up to the upload size plus the multipart framing; their
+    // handlers hold every other body to `body_limit_bytes`.
+    let upload_limit = (state.config.rag.max_upload_bytes as usize)
+        .saturating_add(UPLOAD_OVERHEAD)
+        .max(limit);
+    let uploads = Router::new()
         .route(
             "/graphql",
             get(graphql::transport::get).post(graphql::transport::post),
         )
+        .merge(crate::rest::upload_router())
+        .layer(RequestBodyLimitLayer::new(upload_limit));
+    let rest = Router::new()
         .route("/graphql/ws", get(graphql::socket::ws))
         .merge(crate::rest::router())
         .merge(web::router())
+        .layer(RequestBodyLimitLayer::new(limit));
+    uploads
+        .merge(rest)
         .layer(Extension(schema))
-        .layer(RequestBodyLimitLayer::new(limit))
         .layer(middleware::from_fn(errors::normalize))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -22,7 +22,12 @@ use crate::state::AppState;
 use axum::Router;
 use chrono::NaiveDateTime;
 
-/// Every REST route.
+/// The REST doors that take files: their bodies may be as large as an upload.
+pub fn upload_router() -> Router<AppState> {
+    Router::new()
+}
+
+/// Every other REST door.
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(health::router())

@@ -600,3 +600,68 @@ pub async fn delete(state: &AppState, caller: &Caller, id: i64) -> AppResult<()>
     });
     Ok(())
 }
+
+/// Longest search query, in chars.
+pub const MAX_QUERY_CHARS: usize = 2000;
+
+/// Searches what the caller may read: one target's documents, or (no target) every
+/// collection of theirs and the watched folders.
+pub async fn search(
+    state: &AppState,
+    caller: &Caller,
+    target: Option<&Target>,
+    text: &str,
+    top_k: Option<i64>,
+    threshold: Option<f64>,
+    mode: crate::rag::search::Mode,
+) -> AppResult<Vec<crate::rag::search::Hit>> {
+    let text = validate::required("query", text, MAX_QUERY_CHARS)?;
+    let max = state.config.rag.max_top_k as i64;
+    let top_k = top_k.unwrap_or(state.config.rag.default_top_k as i64);
+    if !(1..=max).contains(&top_k) {
+        return Err(AppError::validation(
+            "topK",
+            format!("topK must be between 1 and {max}"),
+        ));
+    }
+    if let Some(t) = threshold {
+        if !(-1.0..=1.0).contains(&t) {
+            return Err(AppError::validation(
+                "threshold",
+                "threshold is a cosine similarity, between -1 and 1",
+            ));
+        }
+    }
+    let collections = match target {
+        Some(t) => target_collection(state, caller, t)
+            .await?
+            .into_iter()
+            .collect(),
+        None => searchable(state, caller).await?,
+    };
+    let query = crate::rag::search::Query {
+        text,
+        top_k: top_k as usize,
+        threshold: threshold.map(|t| t as f32),
+        mode,
+    };
+    crate::rag::search::search(state, &collections, &query).await
+}
+
+/// Every collection a search without a target covers: the caller's (memory aside) and the
+/// watched folders.
+async fn searchable(state: &AppState, caller: &Caller) -> AppResult<Vec<Collection>> {
+    let uid = caller.user_id();
+    let db = &state.db;
+    db_run!(db, read, |conn| collections::table
+        .filter(
+            collections::owner_id
+                .eq(uid)
+                .and(collections::kind.ne(CollectionKind::Memory))
+                .or(collections::kind.eq(CollectionKind::Source)),
+        )
+        .select(Collection::as_select())
+        .load(conn)
+        .await
+        .map_err(AppError::from))
+}

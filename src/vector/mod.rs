@@ -90,6 +90,10 @@ impl CollectionIndex {
 
     /// The ids (chunk ids) it holds.
     fn ids(&self) -> HashSet<i64> {
+        // faiss-rs builds the slice from the map's data pointer, which is null while empty.
+        if self.is_empty() {
+            return HashSet::new();
+        }
         self.index
             .id_map()
             .iter()

@@ -1,29 +1,29 @@
 //! PDF: pdfium (Chromium's PDF engine, from PyPI's `pypdfium2` wheel) reads each page's
 //! text; pages are joined by a blank line and their ranges recorded. pdfium is bound once
-//! per process on first use; pdfium-render's `thread_safe` feature serialises its calls.
+//! per process on first use (pdfium-render keeps one binding per process, so it is a
+//! process-wide static here too); its `thread_safe` feature serialises the calls.
 
 use super::{unreadable, Extracted, PageSpan};
 use crate::error::{AppError, AppResult, ErrorCode};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-/// The process's pdfium, bound on first use.
+/// pdfium as bound by the first use in this process.
+static BOUND: OnceLock<Result<pdfium_render::prelude::Pdfium, String>> = OnceLock::new();
+
+/// pdfium at a configured path, bound on first use.
 pub struct Pdfium {
     library: PathBuf,
-    bound: OnceLock<Result<pdfium_render::prelude::Pdfium, String>>,
 }
 
 impl Pdfium {
     /// pdfium from `library` (not loaded yet).
     pub fn new(library: PathBuf) -> Self {
-        Self {
-            library,
-            bound: OnceLock::new(),
-        }
+        Self { library }
     }
 
     fn get(&self) -> AppResult<&pdfium_render::prelude::Pdfium> {
-        self.bound
+        BOUND
             .get_or_init(|| {
                 pdfium_render::prelude::Pdfium::bind_to_library(&self.library)
                     .map(pdfium_render::prelude::Pdfium::new)
