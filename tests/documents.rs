@@ -448,3 +448,156 @@ both_backends!(
     every_type_is_indexed_and_found,
     bad_files_get_clear_errors_and_leave_nothing
 );
+
+/// `POST /api/documents/upload` of seed 001 with `file`, `entity_type`, `entity_id`.
+async fn upload_001(
+    s: &TestServer,
+    token: Option<&str>,
+    filename: &str,
+    bytes: Vec<u8>,
+    entity: (&str, &str),
+) -> (StatusCode, Value) {
+    let form = reqwest::multipart::Form::new()
+        .text("entity_type", entity.0.to_string())
+        .text("entity_id", entity.1.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(filename.to_string()),
+        );
+    let mut req = s.http.post(s.url("/api/documents/upload")).multipart(form);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn foyer_document_doors(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.rag.max_upload_bytes = 32 * 1024).await;
+    let _admin = s.user("admin").await;
+    let u = s.user("owner").await;
+    let other = s.user("stranger").await;
+    let (_, a) = s
+        .gql(
+            Some(&u.access),
+            "mutation { createAgent(input: {name: \"Guide\", isPublic: false}) { id } }",
+            json!({}),
+        )
+        .await;
+    let agent = a["data"]["createAgent"]["id"].as_str().unwrap().to_string();
+    let body = "Le guide Python: les listes se trient avec sorted()."
+        .as_bytes()
+        .to_vec();
+    let (st, d) = upload_001(
+        &s,
+        Some(&u.access),
+        "guide \"python\".txt",
+        body.clone(),
+        ("agent", &agent),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{d}");
+    assert_eq!(d["entity_type"], "agent");
+    assert_eq!(d["entity_id"].to_string(), agent);
+    assert_eq!(d["file_size"], body.len());
+    assert_eq!(d["mime_type"], "text/plain; charset=utf-8");
+    let id = d["id"].as_i64().unwrap();
+    // Download: the bytes, their type, a safe attachment name.
+    let res = s
+        .http
+        .get(s.url(&format!("/api/documents/{id}")))
+        .bearer_auth(&u.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let disp = res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        disp.starts_with("attachment; filename=\"guide python.txt\""),
+        "{disp}"
+    );
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(res.bytes().await.unwrap().to_vec(), body);
+    // Doors without credentials, with someone else's document or agent, with bad bodies.
+    let (st, _) = upload_001(&s, None, "a.txt", b"x".to_vec(), ("agent", &agent)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = s.get(&format!("/api/documents/{id}"), None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = s
+        .get(&format!("/api/documents/{id}"), Some(&other.access))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = s
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/documents/{id}"),
+            Some(&other.access),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = upload_001(
+        &s,
+        Some(&other.access),
+        "a.txt",
+        b"words".to_vec(),
+        ("agent", &agent),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, b) = upload_001(
+        &s,
+        Some(&u.access),
+        "a.exe",
+        vec![0x4d, 0x5a, 0, 0, 1, 2],
+        ("agent", &agent),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    let (st, b) = upload_001(
+        &s,
+        Some(&u.access),
+        "big.txt",
+        vec![b'a'; 32 * 1024 + 1],
+        ("agent", &agent),
+    )
+    .await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
+    let (st, b) = upload_001(
+        &s,
+        Some(&u.access),
+        "a.txt",
+        b"words".to_vec(),
+        ("project", &agent),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (st, _) = s
+        .post(
+            "/api/documents/upload",
+            Some(&u.access),
+            json!({"file": "x"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // Delete: gone.
+    let (st, _) = s
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/documents/{id}"),
+            Some(&u.access),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = s
+        .get(&format!("/api/documents/{id}"), Some(&u.access))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+both_backends!(foyer_document_doors);

@@ -4,6 +4,7 @@
 
 pub mod api_auth;
 pub mod foyer;
+pub mod foyer_documents;
 pub mod foyer_messages;
 pub mod health;
 pub mod nexus;
@@ -24,13 +25,14 @@ use chrono::NaiveDateTime;
 
 /// The REST doors that take files: their bodies may be as large as an upload.
 pub fn upload_router() -> Router<AppState> {
-    Router::new()
+    Router::new().merge(foyer_documents::upload_router())
 }
 
 /// Every other REST door.
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(health::router())
+        .merge(foyer_documents::router())
         .merge(api_auth::router())
         .merge(orchestrator::router())
         .merge(orchestrator_chat::router())
