@@ -11,6 +11,8 @@
 //! - [`http`]: the axum router, middleware and server lifecycle.
 //! - [`llm`]: model providers (llama.cpp, OpenAI-compatible), gates, prompt fitting.
 //! - [`embed`]: the embedding model and the batcher every caller shares.
+//! - [`rag`]: documents: type sniffing, extraction, chunking, ingestion, hybrid search.
+//! - [`vector`]: FAISS indexes per collection, kept in step with the database.
 //! - [`events`]: the event bus behind subscriptions, bridged across processes on PostgreSQL.
 //! - [`jobs`]: the durable job queue: kinds, schedules, the worker of each process.
 //! - [`tasks`]: the owner of every background task, stopped and awaited at shutdown.

@@ -188,14 +188,26 @@ pub async fn post(
             "POST /graphql needs Content-Type: application/json (or multipart/form-data to upload files)",
         ));
     }
+    // The route admits bodies as large as an upload; a JSON body is held to the JSON limit,
+    // refused at once when it declares more.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let too_large = || {
+        gql_error(AppError::new(
+            ErrorCode::PayloadTooLarge,
+            "request body too large",
+        ))
+    };
+    if declared.is_some_and(|n| n > state.config.body_limit_bytes) {
+        // Answered as the body limit of every other route answers it.
+        return AppError::new(ErrorCode::PayloadTooLarge, "request body too large").into_response();
+    }
     let bytes = match axum::body::to_bytes(body, state.config.body_limit_bytes).await {
         Ok(b) => b,
-        Err(_) => {
-            return gql_error(AppError::new(
-                ErrorCode::PayloadTooLarge,
-                "request body too large",
-            ))
-        }
+        Err(_) => return too_large(),
     };
     // Fast path: an answer cached for this caller and this exact body. Only single queries
     // are ever cached, so a hit means the body changes nothing (no CSRF needed for cookies).

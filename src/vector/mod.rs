@@ -134,12 +134,15 @@ fn faiss_error(e: faiss::error::Error) -> AppError {
     AppError::internal(format!("vector index: {e}"))
 }
 
+/// One collection's index of one model; its lock serialises the index's use.
+type Slot = Arc<tokio::sync::Mutex<Option<CollectionIndex>>>;
+
 /// The indexes of a process, loaded on first use.
 pub struct VectorHub {
     dir: PathBuf,
     settings: IndexSettings,
     /// One slot per (collection, model); the slot's lock serialises the index's use.
-    slots: Mutex<HashMap<(i64, String), Arc<tokio::sync::Mutex<Option<CollectionIndex>>>>>,
+    slots: Mutex<HashMap<(i64, String), Slot>>,
 }
 
 impl VectorHub {
