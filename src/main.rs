@@ -46,6 +46,13 @@ enum Command {
         #[command(subcommand)]
         action: JobsCommand,
     },
+    /// Rebuilds every collection's vector index from the database (re-embedding chunks
+    /// whose vectors are of another model than the configured one).
+    Reindex {
+        /// Only update indexes (add what is new, drop what is gone) instead of rebuilding.
+        #[arg(long)]
+        incremental: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -160,6 +167,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Reindex { incremental } => {
+            let cfg = load_config(&cli, None)?;
+            let state = hearth::App::build(cfg).await?;
+            reindex_command(&state, !*incremental).await
+        }
         Command::Jobs { action } => {
             let cfg = load_config(&cli, None)?;
             let state = hearth::App::build(cfg).await?;
@@ -204,6 +216,24 @@ fn describe_job(j: &hearth::db::models::Job) -> String {
 
 /// `hearth jobs …`. A serving process picks a change up at once through the event bus, or
 /// at its next lease upkeep (`jobs.lease_secs / 3`) at the latest.
+async fn reindex_command(state: &hearth::state::AppState, full: bool) -> anyhow::Result<()> {
+    use hearth::rag::reindex;
+    let fail = |e: hearth::error::AppError| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message);
+    let list = reindex::all(state).await.map_err(fail)?;
+    let never = || false;
+    for c in &list {
+        let out = reindex::collection(state, c, full, &never)
+            .await
+            .map_err(fail)?;
+        println!(
+            "collection {} ({} {}): {} vectors, {} re-embedded",
+            c.id, c.kind, c.name, out.vectors, out.reembedded
+        );
+    }
+    println!("{} collections reindexed", list.len());
+    Ok(())
+}
+
 async fn jobs_command(state: &hearth::state::AppState, action: &JobsCommand) -> anyhow::Result<()> {
     use hearth::service::jobs::system;
     let fail = |e: hearth::error::AppError| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message);

@@ -23,6 +23,7 @@ mod ownership;
 mod response_cache;
 mod rest_llm;
 mod rest_resources;
+mod retrieval;
 mod schema_sdl;
 mod socket_identity;
 mod token_security;

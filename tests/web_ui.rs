@@ -494,3 +494,66 @@ async fn the_jobs_page_creates_and_runs_a_job() {
     .await;
     b.assert_clean().await;
 }
+
+/// The documents page: upload a file through the file picker into a new collection, watch it
+/// become indexed live, search it, and open the hit's passage highlighted in its text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documents_page_uploads_searches_and_opens_the_passage() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let _admin = s.user("librarian").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("otters.txt");
+    std::fs::write(
+        &file,
+        "Sea otters hold hands while they sleep so that they do not drift apart.\n\n\
+         They keep a favourite stone in a pouch of skin to crack open shellfish.\n",
+    )
+    .unwrap();
+    let b = Browser::start("the_documents_page_uploads_searches_and_opens_the_passage").await;
+    log_in(&b, &s, "librarian").await;
+    b.goto(&s.url("/#/documents")).await;
+    b.wait_for(
+        "!document.querySelector('[data-page=documents]').hidden",
+        "the documents page shows",
+    )
+    .await;
+    b.fill("#doc-target input[name=collection]", "animals")
+        .await;
+    // The file picker, as a person fills it.
+    let input = b
+        .cmd(
+            "Runtime.evaluate",
+            serde_json::json!({ "expression": "document.querySelector('#doc-file')" }),
+        )
+        .await;
+    let object_id = input["result"]["objectId"].as_str().unwrap().to_string();
+    b.cmd(
+        "DOM.setFileInputFiles",
+        serde_json::json!({ "files": [file.to_str().unwrap()], "objectId": object_id }),
+    )
+    .await;
+    b.click("#doc-upload button[type=submit]").await;
+    b.wait_for(
+        "[...document.querySelectorAll('#documents .doc-status')].map(e => e.textContent).join().startsWith('indexed')",
+        "the upload is indexed, live",
+    )
+    .await;
+    b.fill(
+        "#doc-search input[name=q]",
+        "what do otters use to open shellfish",
+    )
+    .await;
+    b.click("#doc-search button[type=submit]").await;
+    b.wait_for(
+        "document.querySelectorAll('#hits .hit').length >= 1",
+        "the search shows its hits",
+    )
+    .await;
+    b.click("#hits .hit button").await;
+    b.wait_for(
+        "!document.querySelector('#passage').hidden && (document.querySelector('#passage-text mark')?.textContent || '').includes('stone')",
+        "the passage opens with the hit highlighted",
+    )
+    .await;
+    b.assert_clean().await;
+}

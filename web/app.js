@@ -1,7 +1,8 @@
 // Hearth web UI: cookie login (with its CSRF token for mutations), one page per capability
 // behind hash links (`#/chats/42`, `#/agents`, …), chats and agents over GraphQL, live chat
 // list and token-by-token answers through graphql-ws subscriptions (`chatChanges`,
-// `chatEvents`); the jobs page is in jobs.js. No build step.
+// `chatEvents`); the jobs page is in jobs.js, the documents page in documents.js. No build
+// step.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
@@ -87,6 +88,7 @@ async function route() {
     if (page === "chats" && id && id !== state.chatId) await openChat(id);
     if (page === "admin") await loadUsers();
     if (page === "jobs") await HearthJobs.show(id);
+    if (page === "documents") await HearthDocs.show();
   } catch (e) { setError("#app-error", e); }
 }
 
@@ -249,11 +251,14 @@ function subscribe() {
       state.retry = 0;
       ws.send(JSON.stringify({ id: "chats", type: "subscribe", payload: { query: "subscription { chatChanges { kind chatId chat { title } } }" } }));
       ws.send(JSON.stringify({ id: "jobs", type: "subscribe", payload: { query: HearthJobs.subscription } }));
+      ws.send(JSON.stringify({ id: "documents", type: "subscribe", payload: { query: HearthDocs.subscription } }));
       listenToChat();
     } else if (msg.type === "next" && msg.id.startsWith("events-")) {
       if (msg.id === state.eventsId && msg.payload.data && msg.payload.data.chatEvents) onChatEvent(msg.payload.data.chatEvents);
     } else if (msg.type === "next" && msg.id === "jobs") {
       HearthJobs.onEvent();
+    } else if (msg.type === "next" && msg.id === "documents") {
+      HearthDocs.onEvent();
     } else if (msg.type === "next" && msg.id === "chats" && msg.payload.data) {
       const change = msg.payload.data.chatChanges;
       if (change.kind === "DELETED" && change.chatId === state.chatId) { state.chatId = null; $("#chat-view").hidden = true; }
@@ -284,6 +289,7 @@ function subscribe() {
 
 function bind() {
   HearthJobs.bind();
+  HearthDocs.bind();
   $("#login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = ev.target;

@@ -405,6 +405,43 @@ impl DocumentMutation {
         Ok(uploaded.document.into())
     }
 
+    /// Rebuilds the vector indexes of one collection the caller may change, or of all their
+    /// collections (every collection for an admin), from the database, re-embedding chunks
+    /// whose vectors are of another model than the configured one. Runs as a `reindex` job,
+    /// returned here (follow it with `jobEvents`).
+    async fn reindex(
+        &self,
+        ctx: &Context<'_>,
+        collection_id: Option<ID>,
+        #[graphql(default = true)] full: bool,
+    ) -> Result<super::jobs::JobObject> {
+        let caller = require_caller(ctx)?;
+        let state = ctx.data::<AppState>()?;
+        let collection_id = collection_id.as_ref().map(parse_id).transpose()?;
+        let job = crate::service::jobs::create(
+            state,
+            caller,
+            crate::service::jobs::JobInput {
+                name: match collection_id {
+                    Some(id) => format!("reindex collection {id}"),
+                    None => "reindex".to_string(),
+                },
+                kind: crate::rag::reindex::KIND.to_string(),
+                payload: serde_json::json!({ "collection_id": collection_id, "full": full }),
+                schedule: crate::jobs::schedule::ScheduleInput {
+                    once: Some(Value::String(Utc::now().to_rfc3339())),
+                    ..Default::default()
+                },
+                max_attempts: Some(1),
+                timeout_secs: None,
+                priority: None,
+                paused: None,
+            },
+        )
+        .await?;
+        Ok(job.into())
+    }
+
     /// Deletes a document with its chunks and vectors.
     async fn delete_document(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let caller = require_caller(ctx)?;

@@ -11,6 +11,7 @@ use axum::Router;
 const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const JOBS_JS: &str = include_str!("../../web/jobs.js");
+const DOCUMENTS_JS: &str = include_str!("../../web/documents.js");
 const STYLE: &str = include_str!("../../web/style.css");
 const GRAPHIQL_PAGE: &str = include_str!("../../web/graphiql.html");
 const GRAPHIQL_INIT: &str = include_str!("../../web/graphiql.js");
@@ -68,6 +69,10 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(|| async { file(GRAPHIQL_INIT, JS) }),
         )
         .route("/static/jobs.js", get(|| async { file(JOBS_JS, JS) }))
+        .route(
+            "/static/documents.js",
+            get(|| async { file(DOCUMENTS_JS, JS) }),
+        )
         .route(
             "/static/markdown.js",
             get(|| async { file(MARKDOWN_JS, JS) }),

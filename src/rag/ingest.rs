@@ -399,3 +399,39 @@ pub(crate) async fn collection(state: &AppState, id: i64) -> AppResult<Option<Co
         .optional()
         .map_err(AppError::from))
 }
+
+/// Queues a document's ingestion again (a full reindex of the watched folders): a new job
+/// and the document back to `queued`, in one transaction.
+pub async fn requeue(state: &AppState, caller: &Caller, doc: &Document) -> AppResult<()> {
+    let job = crate::service::jobs::internal_job(
+        caller,
+        format!("ingest {}", doc.filename),
+        KIND,
+        json!({ "document_id": doc.id }),
+        state.config.rag.ingest_attempts as i32,
+        state.config.jobs.max_timeout_secs.min(3600) as i32,
+    );
+    let doc_id = doc.id;
+    let db = &state.db;
+    let (job, updated): (crate::db::models::Job, Document) = db_run!(db, write, |conn| {
+        let job: crate::db::models::Job = diesel::insert_into(jobs::table)
+            .values(job.clone())
+            .returning(crate::db::models::Job::as_returning())
+            .get_result(conn)
+            .await?;
+        let updated: Document = diesel::update(documents::table.find(doc_id))
+            .set((
+                documents::job_id.eq(Some(job.id)),
+                documents::status.eq(DocumentStatus::Queued),
+                documents::error.eq(None::<String>),
+                documents::updated_at.eq(now()),
+            ))
+            .returning(Document::as_returning())
+            .get_result(conn)
+            .await?;
+        Ok::<_, AppError>((job, updated))
+    })?;
+    crate::service::jobs::created_internal(state, &job);
+    docs::announce(state, &updated);
+    Ok(())
+}

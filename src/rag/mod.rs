@@ -9,8 +9,10 @@
 pub mod chunk;
 pub mod extract;
 pub mod ingest;
+pub mod reindex;
 pub mod search;
 pub mod sniff;
+pub mod sources;
 
 use crate::config::Config;
 use crate::error::{AppError, AppResult, ErrorCode};

@@ -35,9 +35,9 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "ollama": h.llm.as_str(),
             "default_model": h.default_model,
             "models_available": h.models_available,
-            // No vector index is part of this build yet.
+            // Hearth's vector index is FAISS, not Chroma.
             "chromadb": "not_configured",
-            "faiss_ok": false,
+            "faiss_ok": state.rag.vectors.probe(),
             "gpu": false,
             "tools_count": h.plugins,
             "plugins_count": h.plugins,

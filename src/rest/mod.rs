@@ -16,6 +16,7 @@ pub mod orchestrator_chat;
 pub mod plugin_host;
 pub mod plugin_host_jobs;
 pub mod plugin_host_llm;
+pub mod plugin_host_rag;
 pub mod runner;
 pub mod streaming;
 
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(health::router())
         .merge(foyer_documents::router())
+        .merge(plugin_host_rag::router())
         .merge(api_auth::router())
         .merge(orchestrator::router())
         .merge(orchestrator_chat::router())

@@ -198,18 +198,20 @@ impl VectorHub {
         found
     }
 
-    /// Makes the collection's index reflect `version` (or newer) and persists it.
+    /// Makes the collection's index reflect `version` (or newer), persists it and answers
+    /// how many vectors it holds.
     pub async fn sync(
         &self,
         state: &AppState,
         collection_id: i64,
         model: &str,
         version: i64,
-    ) -> AppResult<()> {
+    ) -> AppResult<usize> {
         let slot = self.slot(collection_id, model);
         let mut guard = slot.lock().await;
         self.bring_up_to_date(state, &mut guard, collection_id, model, version)
-            .await
+            .await?;
+        Ok(guard.as_ref().map_or(0, CollectionIndex::len))
     }
 
     /// Throws the collection's indexes away (memory and disk) and rebuilds the current

@@ -14,6 +14,7 @@ pub fn builtin() -> Vec<Arc<dyn JobKind>> {
     vec![
         Arc::new(agent_prompt::AgentPrompt),
         Arc::new(crate::rag::ingest::IngestDocument),
+        Arc::new(crate::rag::reindex::Reindex),
     ]
 }
 

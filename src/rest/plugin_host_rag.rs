@@ -1,0 +1,102 @@
+//! Seed 003 (plugin host): `POST /rag/reindex` indexes the watched folders (admins) and
+//! `POST /rag/query` searches everything the caller may read. Invalid requests are 400, as
+//! on the seed's other doors.
+
+use crate::error::AppError;
+use crate::http::extract::{AuthCaller, JsonBody};
+use crate::rag::search::Mode;
+use crate::rag::sources;
+use crate::service::documents as docs;
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/rag/reindex", post(reindex))
+        .route("/rag/query", post(query))
+        .layer(middleware::from_fn(bad_request_status))
+}
+
+async fn bad_request_status(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    if res.status() == StatusCode::UNPROCESSABLE_ENTITY {
+        *res.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    res
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReindexBody {
+    full: Option<bool>,
+}
+
+async fn reindex(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, AppError> {
+    // The body is optional (`{full}` defaults to true).
+    let full = if body.iter().all(u8::is_ascii_whitespace) {
+        true
+    } else {
+        let b: ReindexBody = serde_json::from_slice(&body).map_err(|e| {
+            AppError::new(
+                crate::error::ErrorCode::BadRequest,
+                format!("invalid body: {e}"),
+            )
+            .with_details(json!({ "field": "full" }))
+        })?;
+        b.full.unwrap_or(true)
+    };
+    let pass = sources::index(&state, &caller, full).await?;
+    Ok(Json(json!({
+        "indexed": pass.indexed,
+        "unchanged": pass.unchanged,
+        "skipped": pass.skipped,
+        "removed": pass.removed,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryBody {
+    query: String,
+    top_k: Option<i64>,
+}
+
+async fn query(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    JsonBody(b): JsonBody<QueryBody>,
+) -> Result<Json<Value>, AppError> {
+    let hits = docs::search(&state, &caller, None, &b.query, b.top_k, None, Mode::Hybrid).await?;
+    let results: Vec<Value> = hits
+        .into_iter()
+        .map(|h| {
+            json!({
+                "text": h.chunk.text,
+                "score": h.score,
+                "similarity": h.similarity,
+                "source": {
+                    "path": h.document.source_path.clone().unwrap_or_else(|| h.document.filename.clone()),
+                    "sha256": h.document.sha256,
+                    "chunk_id": h.chunk.id,
+                    "document_id": h.document.id,
+                    "start": h.chunk.char_start,
+                    "end": h.chunk.char_end,
+                    "page": h.chunk.page,
+                },
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })))
+}

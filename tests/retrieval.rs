@@ -1,0 +1,304 @@
+//! Retrieval beyond one server's life: a new embedding model takes over atomically (search
+//! answers throughout), `reindex` and `hearth reindex` rebuild indexes equal to the live
+//! ones, the watched folders of seed 003 (`/rag/reindex`, `/rag/query`), `/health`'s
+//! `faiss_ok`.
+
+use crate::both_backends;
+use crate::documents::{search, settled, upload_ok};
+use crate::support::{Backend, TestServer};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const CORPUS: &[(&str, &str)] = &[
+    (
+        "tides.txt",
+        "Tides are caused by the gravitational pull of the Moon and the Sun on the oceans.",
+    ),
+    (
+        "glaciers.txt",
+        "Glaciers are rivers of ice that carve valleys as they slowly move downhill.",
+    ),
+    (
+        "coral.txt",
+        "Coral reefs are built by colonies of tiny animals that secrete calcium carbonate.",
+    ),
+];
+
+async fn wait_job(s: &TestServer, token: &str, id: &str) -> Value {
+    for _ in 0..600 {
+        let (_, b) = s
+            .gql(
+                Some(token),
+                "query($id: ID!) { job(id: $id) { state lastRun { outcome output error } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        let j = &b["data"]["job"];
+        if matches!(
+            j["state"].as_str(),
+            Some("SUCCEEDED" | "FAILED" | "CANCELLED")
+        ) {
+            return j.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+async fn collections(s: &TestServer, token: &str) -> Vec<Value> {
+    let (_, b) = s
+        .gql(
+            Some(token),
+            "{ collections { id name embedModel } }",
+            json!({}),
+        )
+        .await;
+    b["data"]["collections"].as_array().unwrap().clone()
+}
+
+async fn a_new_embedding_model_takes_over_atomically(backend: Backend) {
+    let mut a = TestServer::start(backend).await;
+    let u = a.user("curator").await;
+    let t = json!({ "collection": "nature" });
+    for (name, text) in CORPUS {
+        let id = upload_ok(&a, &u.access, name, text.as_bytes().to_vec(), t.clone()).await;
+        assert_eq!(settled(&a, &u.access, &id).await["status"], "INDEXED");
+    }
+    let q = "what makes the sea rise and fall";
+    let before = search(&a, &u.access, q, json!({ "mode": "VECTOR" })).await;
+    assert_eq!(before[0]["document"]["filename"], "tides.txt");
+    assert_eq!(
+        collections(&a, &u.access).await[0]["embedModel"],
+        "all-minilm-l6-v2"
+    );
+
+    // The next server embeds under another model name.
+    let url = a.state.config.database_url();
+    a.stop_and_wait().await;
+    let dir = a.keep_data();
+    // A SQLite file has one process at a time (the state holds its lock); a PostgreSQL
+    // database goes with its first server, which stays (stopped) until the end.
+    let _first = match backend {
+        Backend::Sqlite => {
+            drop(a);
+            None
+        }
+        Backend::Postgres => Some(a),
+    };
+    let data = dir.path().to_path_buf();
+    let b = TestServer::start_with(backend, |c| {
+        c.data_dir = data;
+        c.database_url = Some(url);
+        c.embed.model_name = "minilm-renamed".into();
+    })
+    .await;
+    // The session lives in the database: the same token works on the next server. Before
+    // the reindex, search answers from the old vectors.
+    let token = u.access.clone();
+    let during = search(&b, &token, q, json!({ "mode": "VECTOR" })).await;
+    assert_eq!(during[0]["document"]["filename"], "tides.txt");
+    let (_, r) = b
+        .gql(Some(&token), "mutation { reindex { id kind } }", json!({}))
+        .await;
+    assert_eq!(r["data"]["reindex"]["kind"], "reindex", "{r}");
+    let job = wait_job(&b, &token, r["data"]["reindex"]["id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    assert_eq!(
+        job["lastRun"]["output"]["reembedded"],
+        CORPUS.len(),
+        "{job}"
+    );
+    assert_eq!(
+        collections(&b, &token).await[0]["embedModel"],
+        "minilm-renamed"
+    );
+    let after = search(&b, &token, q, json!({ "mode": "VECTOR" })).await;
+    assert_eq!(after.len(), before.len());
+    for (x, y) in before.iter().zip(&after) {
+        assert_eq!(x["chunkId"], y["chunkId"]);
+        let (sx, sy) = (
+            x["similarity"].as_f64().unwrap(),
+            y["similarity"].as_f64().unwrap(),
+        );
+        assert!(
+            (sx - sy).abs() < 1e-4,
+            "same model file, same similarity: {sx} {sy}"
+        );
+    }
+    // Only the new model's vectors are left.
+    let all = hearth::rag::reindex::all(&b.state).await.unwrap();
+    assert!(all.iter().all(|c| c.embed_model == "minilm-renamed"));
+    drop(dir);
+}
+
+async fn watched_folders_are_indexed_for_everyone(backend: Backend) {
+    let folder = tempfile::tempdir().unwrap();
+    let docs = folder.path().join("handbook");
+    std::fs::create_dir_all(docs.join("ops")).unwrap();
+    std::fs::write(
+        docs.join("onboarding.md"),
+        "# Onboarding\n\nNew staff receive a badge and a laptop on their first day.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("ops/backups.txt"),
+        "Backups run every night at two and are kept for thirty days.\n",
+    )
+    .unwrap();
+    std::fs::write(docs.join("ops/tool.bin"), [0u8, 1, 2, 3, 255]).unwrap();
+    std::fs::write(docs.join(".hidden.txt"), "secret notes").unwrap();
+    let dirs = vec![docs.clone()];
+    let s = TestServer::start_with(backend, move |c| c.rag.source_dirs = dirs).await;
+    let admin = s.user("admin").await;
+    let user = s.user("reader").await;
+
+    // Admins only; the body is optional.
+    let (st, _) = s
+        .post("/rag/reindex", Some(&user.access), json!({ "full": true }))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = s.post("/rag/reindex", None, json!({})).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, b) = s
+        .post(
+            "/rag/reindex",
+            Some(&admin.access),
+            json!({ "full": "yes" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    let (st, b) = s
+        .post("/rag/reindex", Some(&admin.access), json!({ "full": true }))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["indexed"], 2, "{b}");
+    assert_eq!(b["skipped"], 1, "{b}");
+
+    // Every user may query them once indexed.
+    let mut results = Vec::new();
+    for _ in 0..600 {
+        let (st, r) = s
+            .post(
+                "/rag/query",
+                Some(&user.access),
+                json!({ "query": "how long are backups kept", "top_k": 3 }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{r}");
+        results = r["results"].as_array().unwrap().clone();
+        if results.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(results.len(), 2, "{results:?}");
+    let top = &results[0];
+    assert_eq!(top["source"]["path"], "handbook/ops/backups.txt", "{top}");
+    assert_eq!(top["source"]["start"], 0);
+    assert_eq!(
+        top["source"]["end"],
+        top["text"].as_str().unwrap().chars().count()
+    );
+    assert_eq!(top["source"]["sha256"].as_str().unwrap().len(), 64);
+
+    // Incremental: nothing changed, nothing indexed; a changed file and a removed one.
+    let (_, b) = s
+        .post(
+            "/rag/reindex",
+            Some(&admin.access),
+            json!({ "full": false }),
+        )
+        .await;
+    assert_eq!(
+        (b["indexed"].as_i64(), b["unchanged"].as_i64()),
+        (Some(0), Some(2)),
+        "{b}"
+    );
+    std::fs::write(
+        docs.join("ops/backups.txt"),
+        "Backups now run every hour and are kept for a year.\n",
+    )
+    .unwrap();
+    std::fs::remove_file(docs.join("onboarding.md")).unwrap();
+    let (_, b) = s
+        .post(
+            "/rag/reindex",
+            Some(&admin.access),
+            json!({ "full": false }),
+        )
+        .await;
+    assert_eq!(
+        (b["indexed"].as_i64(), b["removed"].as_i64()),
+        (Some(1), Some(1)),
+        "{b}"
+    );
+    for _ in 0..600 {
+        let (_, r) = s
+            .post(
+                "/rag/query",
+                Some(&user.access),
+                json!({ "query": "how long are backups kept", "top_k": 3 }),
+            )
+            .await;
+        let texts: Vec<String> = r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["text"].as_str().unwrap().to_string())
+            .collect();
+        if texts.len() == 1 && texts[0].contains("every hour") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, r) = s
+        .post(
+            "/rag/query",
+            Some(&user.access),
+            json!({ "query": "backups", "top_k": 3 }),
+        )
+        .await;
+    let texts: Vec<&str> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        vec!["Backups now run every hour and are kept for a year."],
+        "{r}"
+    );
+    // Bad queries.
+    let (st, _) = s
+        .post("/rag/query", Some(&user.access), json!({ "query": "" }))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = s
+        .post(
+            "/rag/query",
+            Some(&user.access),
+            json!({ "query": "x", "top_k": 100000 }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = s
+        .post(
+            "/rag/query",
+            Some(&user.access),
+            json!({ "query": "x".repeat(5000) }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = s.post("/rag/query", None, json!({ "query": "x" })).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // FAISS is really there.
+    let (_, h) = s.get("/health", None).await;
+    assert_eq!(h["faiss_ok"], true, "{h}");
+}
+
+both_backends!(
+    a_new_embedding_model_takes_over_atomically,
+    watched_folders_are_indexed_for_everyone
+);
