@@ -651,9 +651,9 @@ async fn two_processes_run_each_due_job_exactly_once() {
 }
 
 /// A `hearth serve` child process.
-struct Served {
-    child: std::process::Child,
-    base: String,
+pub(crate) struct Served {
+    pub child: std::process::Child,
+    pub base: String,
 }
 
 impl Drop for Served {
@@ -663,7 +663,7 @@ impl Drop for Served {
     }
 }
 
-fn hearth_cmd(data: &std::path::Path, db_url: &str) -> std::process::Command {
+pub(crate) fn hearth_cmd(data: &std::path::Path, db_url: &str) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
     for (k, _) in std::env::vars() {
         if k.starts_with("HEARTH_") {
@@ -677,7 +677,7 @@ fn hearth_cmd(data: &std::path::Path, db_url: &str) -> std::process::Command {
     c
 }
 
-async fn serve(data: &std::path::Path, db_url: &str) -> Served {
+pub(crate) async fn serve(data: &std::path::Path, db_url: &str) -> Served {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -701,7 +701,13 @@ async fn serve(data: &std::path::Path, db_url: &str) -> Served {
     Served { child, base }
 }
 
-async fn call(base: &str, token: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
+pub(crate) async fn call(
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> Value {
     let res = reqwest::Client::new()
         .request(method, format!("{base}{path}"))
         .bearer_auth(token)

@@ -302,3 +302,210 @@ both_backends!(
     a_new_embedding_model_takes_over_atomically,
     watched_folders_are_indexed_for_everyone
 );
+
+/// Chunks, vectors and documents as the database holds them (for the checks that no chunk
+/// lacks its vector and no vector its chunk).
+async fn counts(db_url: &str) -> (i64, i64, i64) {
+    let db = hearth::db::Db::connect(db_url, 2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    read_counts(&db).await.unwrap()
+}
+
+async fn read_counts(db: &hearth::db::Db) -> hearth::error::AppResult<(i64, i64, i64)> {
+    use diesel::QueryDsl;
+    use diesel_async::RunQueryDsl;
+    use hearth::db::schema::{chunk_vectors, chunks, documents};
+    hearth::db_run!(db, read, |conn| {
+        let c: i64 = chunks::table.count().get_result(conn).await?;
+        let v: i64 = chunk_vectors::table.count().get_result(conn).await?;
+        let d: i64 = documents::table.count().get_result(conn).await?;
+        Ok::<_, hearth::error::AppError>((c, v, d))
+    })
+}
+
+/// A server killed mid-embedding: the next one retries the ingestion once the lease ran out;
+/// the document ends indexed with every chunk exactly once and a vector for each.
+async fn a_killed_server_finishes_the_ingestion(backend: Backend) {
+    use crate::jobs::{call, hearth_cmd, serve};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", data.join("hearth.db").display()),
+        Backend::Postgres => crate::support::pg_database().await,
+    };
+    let out = hearth_cmd(&data, &db_url)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "root@example.com",
+            "--username",
+            "root",
+        ])
+        .args(["--password", "correct-horse", "--admin"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut first = serve(&data, &db_url).await;
+    let login: Value = reqwest::Client::new()
+        .post(format!("{}/api/auth/login", first.base))
+        .json(&json!({"username": "root", "password": "correct-horse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_string();
+    // Enough text for a few seconds of embedding.
+    let text: String = (0..2500)
+        .map(|i| format!("Minute {i}: the committee reviewed item {i} and agreed on the budget for phase {}.\n\n", i % 17))
+        .collect();
+    let form = reqwest::multipart::Form::new()
+        .text("operations", json!({ "query": "mutation($f: Upload!) { uploadDocument(file: $f, target: {collection: \"minutes\"}) { id } }", "variables": { "f": null } }).to_string())
+        .text("map", json!({ "0": ["variables.f"] }).to_string())
+        .part("0", reqwest::multipart::Part::bytes(text.into_bytes()).file_name("minutes.txt"));
+    let up: Value = reqwest::Client::new()
+        .post(format!("{}/graphql", first.base))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = up["data"]["uploadDocument"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let doc_query = json!({ "query": "query($id: ID!) { document(id: $id) { status chunksTotal chunksEmbedded } }", "variables": { "id": id } });
+    let start = std::time::Instant::now();
+    loop {
+        let d = call(
+            &first.base,
+            &token,
+            reqwest::Method::POST,
+            "/graphql",
+            doc_query.clone(),
+        )
+        .await;
+        let d = &d["data"]["document"];
+        if d["status"] == "EMBEDDING" && d["chunksEmbedded"].as_i64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            d["status"] != "INDEXED",
+            "indexed before the kill: make the text longer"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never embedding: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    drop(first);
+    let (chunks, vectors, _) = counts(&db_url).await;
+    assert_eq!(
+        (chunks, vectors),
+        (0, 0),
+        "nothing is stored before the document is done"
+    );
+    let second = serve(&data, &db_url).await;
+    let start = std::time::Instant::now();
+    let d = loop {
+        let d = call(
+            &second.base,
+            &token,
+            reqwest::Method::POST,
+            "/graphql",
+            doc_query.clone(),
+        )
+        .await;
+        let d = d["data"]["document"].clone();
+        if d["status"] == "INDEXED" {
+            break d;
+        }
+        assert!(d["status"] != "FAILED", "{d}");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "never finished: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (chunks, vectors, docs) = counts(&db_url).await;
+    assert_eq!(docs, 1);
+    assert_eq!(chunks, d["chunksTotal"].as_i64().unwrap(), "{d}");
+    assert_eq!(vectors, chunks, "one vector per chunk");
+    let hits = call(&second.base, &token, reqwest::Method::POST, "/graphql", json!({ "query": "{ search(query: \"budget for item 4321\", mode: KEYWORD, topK: 3) { text } }" })).await;
+    assert!(
+        hits["data"]["search"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("item 4321"),
+        "{hits}"
+    );
+}
+
+/// Two servers on one PostgreSQL: a document indexed through one is found through the
+/// other, and once deleted through one it is gone from the other's search too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_postgres_converge() {
+    let a = TestServer::start(Backend::Postgres).await;
+    let url = a.state.config.database_url();
+    let b = TestServer::start_with(Backend::Postgres, |c| c.database_url = Some(url)).await;
+    let u = a.user("shared").await;
+    let t = json!({ "collection": "notes" });
+    let first = upload_ok(
+        &a,
+        &u.access,
+        "tides.txt",
+        CORPUS[0].1.as_bytes().to_vec(),
+        t.clone(),
+    )
+    .await;
+    // Either server's worker may ingest it: the bytes are in the database.
+    assert_eq!(settled(&a, &u.access, &first).await["status"], "INDEXED");
+    let q = "what pulls the oceans";
+    let hits = search(&b, &u.access, q, json!({ "mode": "VECTOR" })).await;
+    assert_eq!(
+        hits[0]["document"]["id"], *first,
+        "B builds its index from the database"
+    );
+    // A second document through B, found through A (whose index was built before it).
+    let second = upload_ok(
+        &b,
+        &u.access,
+        "glaciers.txt",
+        CORPUS[1].1.as_bytes().to_vec(),
+        t.clone(),
+    )
+    .await;
+    settled(&b, &u.access, &second).await;
+    let hits = search(&a, &u.access, "rivers of ice", json!({ "mode": "VECTOR" })).await;
+    assert_eq!(hits[0]["document"]["id"], *second);
+    // Deleted through A: gone from B's index.
+    let (_, r) = a
+        .gql(
+            Some(&u.access),
+            "mutation($id: ID!) { deleteDocument(id: $id) }",
+            json!({ "id": first }),
+        )
+        .await;
+    assert_eq!(r["data"]["deleteDocument"], true);
+    let hits = search(&b, &u.access, q, json!({ "mode": "VECTOR", "k": 10 })).await;
+    assert!(
+        hits.iter().all(|h| h["document"]["id"] != *first),
+        "{hits:?}"
+    );
+    assert_eq!(hits.len(), 1);
+}
+
+both_backends!(a_killed_server_finishes_the_ingestion);

@@ -690,8 +690,6 @@ pub struct Document {
     pub collection_id: i64,
     /// The client's file name, cleaned.
     pub filename: String,
-    /// File name of the bytes under `<data_dir>/documents/`.
-    pub storage_name: String,
     /// What the content is.
     pub kind: DocumentKind,
     /// Served as Content-Type.
@@ -732,8 +730,6 @@ pub struct NewDocument {
     pub collection_id: i64,
     /// See [`Document::filename`].
     pub filename: String,
-    /// See [`Document::storage_name`].
-    pub storage_name: String,
     /// See [`Document::kind`].
     pub kind: DocumentKind,
     /// See [`Document::mime_type`].

@@ -133,7 +133,6 @@ diesel::table! {
         owner_id -> BigInt,
         collection_id -> BigInt,
         filename -> Text,
-        storage_name -> Text,
         kind -> Text,
         mime_type -> Text,
         file_size -> BigInt,
@@ -148,6 +147,13 @@ diesel::table! {
         job_id -> Nullable<BigInt>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    document_blobs (document_id) {
+        document_id -> BigInt,
+        bytes -> Binary,
     }
 }
 
@@ -312,6 +318,7 @@ diesel::joinable!(documents -> collections (collection_id));
 diesel::joinable!(chunks -> documents (document_id));
 diesel::joinable!(chunk_vectors -> chunks (chunk_id));
 diesel::joinable!(document_texts -> documents (document_id));
+diesel::joinable!(document_blobs -> documents (document_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -324,6 +331,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     collections,
     documents,
     document_texts,
+    document_blobs,
     chunks,
     chunk_vectors,
     memory_entries,

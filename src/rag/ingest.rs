@@ -101,9 +101,9 @@ async fn ingest(ctx: &JobContext, doc: &Document) -> Result<Value, JobError> {
         Some((0, 0)),
     )
     .await?;
-    let bytes = tokio::fs::read(docs::storage_dir(state).join(&doc.storage_name))
-        .await
-        .map_err(|e| JobError::permanent(format!("the document's bytes are gone: {e}")))?;
+    let bytes = docs::stored_bytes(state, doc.id).await.map_err(|e| {
+        JobError::permanent(format!("the document's bytes are gone: {}", e.message))
+    })?;
     let chunker = state.rag.chunker(&state.config).await?;
     let (rag, config, kind) = (state.rag.clone(), state.config.clone(), doc.kind);
     let (extracted, pieces) = tokio::task::spawn_blocking(move || {
@@ -330,7 +330,7 @@ async fn store(
 }
 
 /// Deletes a document's row, text, chunks and vectors in one transaction that bumps its
-/// collection's index version (the bytes are the caller's to remove).
+/// collection's index version (its bytes go with the row).
 pub async fn delete_document(state: &AppState, doc: &Document) -> AppResult<()> {
     let (doc_id, collection_id) = (doc.id, doc.collection_id);
     let db = &state.db;

@@ -234,15 +234,26 @@ async fn keyword(
                 .collect::<Vec<_>>()
                 .join(" OR "),
         ),
-        Backend::Postgres => (
-            format!(
-                "SELECT c.id AS id, ts_rank_cd(c.tsv, q)::float8 AS rank \
-                 FROM chunks c, to_tsquery('english', $1) q \
-                 WHERE c.tsv @@ q AND c.collection_id IN ({ids}) \
-                 ORDER BY rank DESC, c.id LIMIT {limit}"
-            ),
-            words.join(" | "),
-        ),
+        Backend::Postgres => {
+            // PostgreSQL's ranks know no inverse document frequency, so with "any word"
+            // queries the common words would win: rank first by how many of the query's
+            // words a chunk has, then by ts_rank_cd. The words are letters and digits only
+            // (see `terms`), so they can be written into the statement.
+            let matched = words
+                .iter()
+                .map(|w| format!("(c.tsv @@ plainto_tsquery('english', '{w}'))::int"))
+                .collect::<Vec<_>>()
+                .join(" + ");
+            (
+                format!(
+                    "SELECT c.id AS id, ({matched})::float8 + ts_rank_cd(c.tsv, q, 32)::float8 AS rank \
+                     FROM chunks c, to_tsquery('english', $1) q \
+                     WHERE c.tsv @@ q AND c.collection_id IN ({ids}) \
+                     ORDER BY rank DESC, c.id LIMIT {limit}"
+                ),
+                words.join(" | "),
+            )
+        }
     };
     let db = &state.db;
     let rows = crate::db_load!(db, Ranked, diesel::sql_query(sql).bind::<Text, _>(query))?;

@@ -12,7 +12,7 @@ use crate::auth::Caller;
 use crate::db::enums::{CollectionKind, DocumentKind, DocumentStatus};
 use crate::db::json::JsonText;
 use crate::db::models::{Collection, Document, Job, NewCollection, NewDocument};
-use crate::db::schema::{collections, document_texts, documents, jobs};
+use crate::db::schema::{collections, document_blobs, document_texts, documents, jobs};
 use crate::db_run;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::Event;
@@ -23,7 +23,6 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
 
 /// Most collections one user may name.
 pub const MAX_COLLECTIONS: i64 = 200;
@@ -63,11 +62,6 @@ pub struct Uploaded {
     pub existing: bool,
 }
 
-/// Where the bytes of documents live.
-pub fn storage_dir(state: &AppState) -> PathBuf {
-    state.config.data_dir.join("documents")
-}
-
 /// A file name safe to store and to put in a Content-Disposition: its last path component,
 /// without control characters or quotes, at most 255 chars.
 pub fn clean_filename(name: &str) -> String {
@@ -102,8 +96,8 @@ pub fn check_size(state: &AppState, len: u64) -> AppResult<()> {
     Ok(())
 }
 
-/// Uploads a document: checks it, stores the bytes and the row, and queues its ingestion
-/// (one transaction for the row and its job). The same bytes in the same collection answer
+/// Uploads a document: checks it, then stores the row, its bytes and its ingestion job in
+/// one transaction (the bytes live in the database, so every server process reads them). The same bytes in the same collection answer
 /// the document already there.
 pub async fn upload(state: &AppState, caller: &Caller, input: UploadInput) -> AppResult<Uploaded> {
     caller.require_write()?;
@@ -159,31 +153,13 @@ pub(crate) async fn store(
             existing: true,
         });
     }
-    // The bytes first (under a fresh name), then the row: a crash in between leaves an
-    // unreferenced file, never a row without its bytes.
-    let storage_name = uuid::Uuid::new_v4().simple().to_string();
-    let dir = storage_dir(state);
-    let path = dir.join(&storage_name);
     let file_size = bytes.len() as i64;
-    tokio::task::spawn_blocking({
-        let path = path.clone();
-        move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let tmp = path.with_extension("part");
-            std::fs::write(&tmp, &bytes)?;
-            std::fs::rename(&tmp, &path)
-        }
-    })
-    .await
-    .map_err(|e| AppError::internal(format!("storing a document: {e}")))?
-    .map_err(|e| AppError::internal(format!("storing a document: {e}")))?;
     let indexed = sniffed.kind != DocumentKind::Image;
     let ts = now();
     let row = NewDocument {
         owner_id: collection.owner_id,
         collection_id: collection.id,
         filename: filename.clone(),
-        storage_name,
         kind: sniffed.kind,
         mime_type: sniffed.mime.to_string(),
         file_size,
@@ -215,6 +191,13 @@ pub(crate) async fn store(
             .returning(Document::as_returning())
             .get_result(conn)
             .await?;
+        diesel::insert_into(document_blobs::table)
+            .values((
+                document_blobs::document_id.eq(doc.id),
+                document_blobs::bytes.eq(&bytes),
+            ))
+            .execute(conn)
+            .await?;
         let mut job = None;
         if let Some(mut j) = job_row.clone() {
             j.payload = JsonText(serde_json::json!({ "document_id": doc.id }));
@@ -235,7 +218,6 @@ pub(crate) async fn store(
     let (document, job) = match stored {
         Ok(s) => s,
         Err(e) => {
-            let _ = tokio::fs::remove_file(&path).await;
             // Two uploads of the same bytes at once: the other one won.
             if e.code == ErrorCode::Conflict {
                 if let Some(document) = by_sha(state, collection.id, &sha).await? {
@@ -549,11 +531,21 @@ pub async fn target_collection(
 /// A document's bytes, for download.
 pub async fn bytes(state: &AppState, caller: &Caller, id: i64) -> AppResult<(Document, Vec<u8>)> {
     let d = get(state, caller, id).await?;
-    let path = storage_dir(state).join(&d.storage_name);
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|e| AppError::internal(format!("document {id}'s bytes: {e}")))?;
+    let bytes = stored_bytes(state, d.id).await?;
     Ok((d, bytes))
+}
+
+/// The stored bytes of a document (no access check: for ingestion).
+pub(crate) async fn stored_bytes(state: &AppState, id: i64) -> AppResult<Vec<u8>> {
+    let db = &state.db;
+    let bytes: Option<Vec<u8>> = db_run!(db, read, |conn| document_blobs::table
+        .find(id)
+        .select(document_blobs::bytes)
+        .first(conn)
+        .await
+        .optional()
+        .map_err(AppError::from))?;
+    bytes.ok_or_else(|| AppError::not_found("document"))
 }
 
 /// A document's extracted text (empty until it is indexed).
@@ -570,7 +562,7 @@ pub async fn text(state: &AppState, caller: &Caller, id: i64) -> AppResult<Strin
     Ok(text.unwrap_or_default())
 }
 
-/// Deletes a document, its chunks and vectors (one transaction), then its bytes.
+/// Deletes a document with its bytes, text, chunks and vectors (one transaction).
 pub async fn delete(state: &AppState, caller: &Caller, id: i64) -> AppResult<()> {
     caller.require_write()?;
     let db = &state.db;
@@ -592,7 +584,6 @@ pub async fn delete(state: &AppState, caller: &Caller, id: i64) -> AppResult<()>
         ));
     }
     ingest::delete_document(state, &doc).await?;
-    let _ = tokio::fs::remove_file(storage_dir(state).join(&doc.storage_name)).await;
     state.events.publish(Event::DocumentDeleted {
         user_id: doc.owner_id,
         document_id: doc.id,

@@ -1,6 +1,7 @@
 DROP TABLE chunk_vectors;
 DROP TABLE chunks;
 DROP TABLE document_texts;
+DROP TABLE document_blobs;
 DROP TABLE documents;
 DROP TABLE collections;
 CREATE TABLE collections (

@@ -31,8 +31,6 @@ CREATE TABLE documents (
     owner_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     collection_id BIGINT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
     filename TEXT NOT NULL,
-    -- The stored bytes: <data_dir>/documents/<storage_name>.
-    storage_name TEXT NOT NULL UNIQUE,
     -- pdf|docx|text|markdown|html|code|data|image, decided from the content.
     kind TEXT NOT NULL,
     mime_type TEXT NOT NULL,
@@ -56,6 +54,12 @@ CREATE TABLE documents (
 CREATE INDEX documents_owner ON documents (owner_id, id);
 CREATE INDEX documents_collection ON documents (collection_id, id);
 CREATE INDEX documents_status ON documents (status);
+
+-- The uploaded bytes, in the database so every server process reads them.
+CREATE TABLE document_blobs (
+    document_id BIGINT PRIMARY KEY REFERENCES documents(id) ON DELETE CASCADE,
+    bytes BYTEA NOT NULL
+);
 
 -- The text extraction produced: chunk spans are character offsets into it.
 CREATE TABLE document_texts (
