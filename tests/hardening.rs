@@ -380,6 +380,7 @@ async fn only_a_serving_process_repairs_interrupted_work() {
                 model: None,
                 status: MessageStatus::Streaming,
                 files: JsonText(Vec::new()),
+                sources: JsonText(Vec::new()),
                 created_at: chrono::Utc::now().naive_utc(),
             })
             .execute(conn)

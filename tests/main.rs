@@ -17,6 +17,7 @@ mod embeddings;
 mod fixtures;
 mod graphql_api;
 mod graphql_limits;
+mod grounded;
 mod hardening;
 mod jobs;
 mod ownership;

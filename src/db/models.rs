@@ -349,6 +349,8 @@ pub struct Message {
     pub tool_calls: Option<String>,
     /// Attached document ids.
     pub files: JsonText<Vec<i64>>,
+    /// Passages retrieved for this answer, numbered as it cites them.
+    pub sources: JsonText<Vec<crate::rag::search::SourceRef>>,
     /// Creation time.
     pub created_at: NaiveDateTime,
 }
@@ -369,6 +371,8 @@ pub struct NewMessage<'a> {
     pub status: MessageStatus,
     /// Attached document ids.
     pub files: JsonText<Vec<i64>>,
+    /// See [`Message::sources`].
+    pub sources: JsonText<Vec<crate::rag::search::SourceRef>>,
     /// Creation time.
     pub created_at: NaiveDateTime,
 }

@@ -107,6 +107,7 @@ diesel::table! {
         latency_ms -> Nullable<BigInt>,
         tool_calls -> Nullable<Text>,
         files -> Text,
+        sources -> Text,
         created_at -> Timestamp,
     }
 }

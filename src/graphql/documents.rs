@@ -278,6 +278,65 @@ impl From<Hit> for SearchHit {
     }
 }
 
+/// A passage an answer was given.
+#[derive(SimpleObject)]
+pub struct MessageSource {
+    /// Its number, as the answer cites it (`[1]`).
+    pub n: i32,
+    /// Whether the answer cites it.
+    pub cited: bool,
+    /// The document.
+    pub document_id: ID,
+    /// Its file name.
+    pub filename: String,
+    /// The chunk.
+    pub chunk_id: ID,
+    /// The passage.
+    pub text: String,
+    /// Where it is in the document's text.
+    pub span: Span,
+    /// PDF page.
+    pub page: Option<i32>,
+    /// Search score.
+    pub score: f64,
+    /// The document's sha256.
+    pub sha256: String,
+}
+
+impl MessageSource {
+    /// A stored source as shown with the answer `content`.
+    pub fn new(s: &crate::rag::search::SourceRef, content: &str) -> Self {
+        Self {
+            n: s.n,
+            cited: s.cited_in(content),
+            document_id: ID(s.document_id.to_string()),
+            filename: s.filename.clone(),
+            chunk_id: ID(s.chunk_id.to_string()),
+            text: s.text.clone(),
+            span: Span {
+                start: s.start,
+                end: s.end,
+            },
+            page: s.page,
+            score: s.score,
+            sha256: s.sha256.clone(),
+        }
+    }
+}
+
+/// An answer on its way: follow it with `chatEvents(chatId)`; its sources are known now.
+#[derive(SimpleObject)]
+pub struct AskResult {
+    /// The chat it is written in.
+    pub chat_id: ID,
+    /// The user's message.
+    pub user_message_id: ID,
+    /// The answer being written.
+    pub message_id: ID,
+    /// The passages it was given.
+    pub sources: Vec<MessageSource>,
+}
+
 /// Document queries.
 #[derive(Default)]
 pub struct DocumentQuery;
@@ -440,6 +499,45 @@ impl DocumentMutation {
         )
         .await?;
         Ok(job.into())
+    }
+
+    /// Answers a question from documents: retrieves passages of `target` (or of the chat's
+    /// and its agent's documents), gives them to the model numbered, and streams the answer
+    /// as a turn of `chatId` (a new chat titled after the question when absent). The answer
+    /// message keeps its sources.
+    async fn ask(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        target: Option<DocumentTarget>,
+        chat_id: Option<ID>,
+        model: Option<String>,
+    ) -> Result<AskResult> {
+        let caller = require_caller(ctx)?;
+        let state = ctx.data::<AppState>()?;
+        let target = target.map(DocumentTarget::into_target).transpose()?;
+        let start = docs::ask(
+            state,
+            caller,
+            &query,
+            docs::Retrieve {
+                target,
+                ..Default::default()
+            },
+            chat_id.as_ref().map(parse_id).transpose()?,
+            model,
+        )
+        .await?;
+        Ok(AskResult {
+            chat_id: ID(start.chat.id.to_string()),
+            user_message_id: ID(start.user_message.id.to_string()),
+            message_id: ID(start.message_id.to_string()),
+            sources: start
+                .sources
+                .iter()
+                .map(|s| MessageSource::new(s, ""))
+                .collect(),
+        })
     }
 
     /// Deletes a document with its chunks and vectors.

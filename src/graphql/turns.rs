@@ -41,6 +41,7 @@ impl SendMessageInput {
                 model: self.model,
                 temperature: self.temperature,
                 max_tokens: self.max_tokens.map(i64::from),
+                retrieve: None,
             },
         ))
     }

@@ -320,6 +320,16 @@ impl MessageObject {
     async fn latency_ms(&self) -> Option<i64> {
         self.0.latency_ms
     }
+    /// The passages this answer was given, numbered as it cites them (`[1]`); `cited` says
+    /// whether the answer does.
+    async fn sources(&self) -> Vec<super::documents::MessageSource> {
+        self.0
+            .sources
+            .0
+            .iter()
+            .map(|s| super::documents::MessageSource::new(s, &self.0.content))
+            .collect()
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         to_utc(self.0.created_at)
     }

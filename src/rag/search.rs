@@ -42,6 +42,54 @@ pub struct Hit {
     pub similarity: Option<f32>,
 }
 
+/// A passage given to the model for an answer, as the answer's message keeps it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SourceRef {
+    /// Its number in the prompt (`[1]`, `[2]`, …), as the answer cites it.
+    pub n: i32,
+    /// The document.
+    pub document_id: i64,
+    /// Its file name.
+    pub filename: String,
+    /// The chunk.
+    pub chunk_id: i64,
+    /// The passage.
+    pub text: String,
+    /// First char in the document's text.
+    pub start: i64,
+    /// One past the last char.
+    pub end: i64,
+    /// PDF page.
+    pub page: Option<i32>,
+    /// The search score.
+    pub score: f64,
+    /// The document's sha256.
+    pub sha256: String,
+}
+
+impl SourceRef {
+    /// The `n`-th source from a hit.
+    pub fn from_hit(n: i32, h: &Hit) -> Self {
+        Self {
+            n,
+            document_id: h.document.id,
+            filename: h.document.filename.clone(),
+            chunk_id: h.chunk.id,
+            text: h.chunk.text.clone(),
+            start: h.chunk.char_start,
+            end: h.chunk.char_end,
+            page: h.chunk.page,
+            score: h.score,
+            sha256: h.document.sha256.clone(),
+        }
+    }
+
+    /// Whether an answer cites it (`[n]`).
+    pub fn cited_in(&self, answer: &str) -> bool {
+        answer.contains(&format!("[{}]", self.n))
+    }
+}
+
 /// A search.
 #[derive(Debug, Clone)]
 pub struct Query {

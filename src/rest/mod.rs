@@ -9,6 +9,7 @@ pub mod foyer_messages;
 pub mod health;
 pub mod nexus;
 pub mod nexus_llm;
+pub mod nexus_rag;
 pub mod openai;
 pub mod openai_embeddings;
 pub mod orchestrator;
@@ -26,7 +27,9 @@ use chrono::NaiveDateTime;
 
 /// The REST doors that take files: their bodies may be as large as an upload.
 pub fn upload_router() -> Router<AppState> {
-    Router::new().merge(foyer_documents::upload_router())
+    Router::new()
+        .merge(foyer_documents::upload_router())
+        .nest("/api/v1", nexus_rag::upload_router())
 }
 
 /// Every other REST door.
@@ -40,7 +43,12 @@ pub fn router() -> Router<AppState> {
         .merge(orchestrator_chat::router())
         .merge(foyer::router())
         .merge(foyer_messages::router())
-        .nest("/api/v1", nexus::router().merge(nexus_llm::router()))
+        .nest(
+            "/api/v1",
+            nexus::router()
+                .merge(nexus_llm::router())
+                .merge(nexus_rag::router()),
+        )
         .merge(plugin_host::router())
         .merge(plugin_host_llm::router())
         .merge(plugin_host_jobs::router())

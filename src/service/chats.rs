@@ -307,7 +307,7 @@ pub(crate) async fn window_messages(
     let offset = n - 1;
     let sql = format!(
         "SELECT m.id, m.chat_id, m.role, m.content, m.model, m.status, m.prompt_tokens, \
-         m.completion_tokens, m.latency_ms, m.tool_calls, m.files, m.created_at \
+         m.completion_tokens, m.latency_ms, m.tool_calls, m.files, m.sources, m.created_at \
          FROM (SELECT c.id AS cid, (SELECT m2.id FROM messages m2 WHERE m2.chat_id = c.id \
                ORDER BY m2.id {order} LIMIT 1 OFFSET {offset}) AS bound \
                FROM chats c WHERE c.id IN ({ids})) t \
@@ -346,6 +346,7 @@ pub async fn append_message(
                 model,
                 status: MessageStatus::Complete,
                 files: JsonText(Vec::new()),
+                sources: JsonText(Vec::new()),
                 created_at: ts,
             })
             .returning(Message::as_returning())

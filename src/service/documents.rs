@@ -656,3 +656,155 @@ async fn searchable(state: &AppState, caller: &Caller) -> AppResult<Vec<Collecti
         .await
         .map_err(AppError::from))
 }
+
+/// Passages given to the model per chat turn.
+const TURN_SOURCES: usize = 4;
+/// Least cosine similarity of a passage given to the model (unrelated passages only
+/// distract it).
+const TURN_THRESHOLD: f32 = 0.2;
+
+/// Where and how a turn retrieves its passages.
+#[derive(Debug, Clone, Default)]
+pub struct Retrieve {
+    /// Documents to answer from besides the chat's and its agent's.
+    pub target: Option<Target>,
+    /// Passages given (default 4).
+    pub top_k: Option<usize>,
+    /// Least cosine similarity (default 0.2).
+    pub threshold: Option<f32>,
+}
+
+/// The passages a chat turn answers from: retrieved from the chat's documents, its agent's
+/// and `extra` (an `ask` target), for the user's message. Retrieval never fails a turn: when
+/// it cannot run (no embedder), the turn goes on without sources and the cause is logged.
+pub async fn turn_sources(
+    state: &AppState,
+    caller: &Caller,
+    chat: &crate::db::models::Chat,
+    agent: Option<&crate::db::models::Agent>,
+    retrieve: Option<&Retrieve>,
+    content: &str,
+) -> Vec<crate::rag::search::SourceRef> {
+    let mut targets = vec![Target::Chat(chat.id)];
+    if let Some(a) = agent {
+        targets.push(Target::Agent(a.id));
+    }
+    if let Some(t) = retrieve.and_then(|r| r.target.as_ref()) {
+        targets.push(t.clone());
+    }
+    let mut collections = Vec::new();
+    for t in &targets {
+        match target_collection(state, caller, t).await {
+            Ok(Some(c)) if c.index_version > 0 => collections.push(c),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e.message, "a turn's documents are not readable"),
+        }
+    }
+    if collections.is_empty() {
+        return Vec::new();
+    }
+    let query = crate::rag::search::Query {
+        text: content.chars().take(MAX_QUERY_CHARS).collect(),
+        top_k: retrieve.and_then(|r| r.top_k).unwrap_or(TURN_SOURCES),
+        threshold: Some(retrieve.and_then(|r| r.threshold).unwrap_or(TURN_THRESHOLD)),
+        mode: crate::rag::search::Mode::Hybrid,
+    };
+    match crate::rag::search::search(state, &collections, &query).await {
+        Ok(hits) => hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| crate::rag::search::SourceRef::from_hit(i as i32 + 1, h))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "retrieval for a chat turn failed; answering without sources");
+            Vec::new()
+        }
+    }
+}
+
+/// The system message that hands numbered sources to the model.
+pub fn sources_prompt(sources: &[crate::rag::search::SourceRef]) -> String {
+    let mut out = String::from(
+        "Answer from the numbered sources below when they are relevant, and cite them as [1], [2]. \
+         If they do not contain the answer, say so.\n",
+    );
+    for s in sources {
+        let page = s.page.map(|p| format!(", page {p}")).unwrap_or_default();
+        out.push_str(&format!("\n[{}] ({}{page})\n{}\n", s.n, s.filename, s.text));
+    }
+    out
+}
+
+/// Asks a question of documents: a turn in `chat_id` (or a new chat titled after the
+/// question) that answers from the passages `retrieve` finds besides the chat's and its
+/// agent's.
+pub async fn ask(
+    state: &AppState,
+    caller: &Caller,
+    query: &str,
+    retrieve: Retrieve,
+    chat_id: Option<i64>,
+    model: Option<String>,
+) -> AppResult<crate::service::turns::TurnStart> {
+    caller.require_write()?;
+    let query = validate::required("query", query, MAX_QUERY_CHARS)?;
+    let max = state.config.rag.max_top_k;
+    if retrieve.top_k.is_some_and(|k| k == 0 || k > max) {
+        return Err(AppError::validation(
+            "top_k",
+            format!("top_k must be between 1 and {max}"),
+        ));
+    }
+    if retrieve
+        .threshold
+        .is_some_and(|t| !(-1.0..=1.0).contains(&t))
+    {
+        return Err(AppError::validation(
+            "threshold",
+            "threshold is a cosine similarity, between -1 and 1",
+        ));
+    }
+    if let Some(t) = &retrieve.target {
+        // A target the caller cannot read is a 404 here, not a silent answer without it.
+        target_collection(state, caller, t).await?;
+    }
+    let chat_id = match chat_id {
+        Some(id) => chats::get(state, caller, id).await?.id,
+        None => {
+            chats::create(
+                state,
+                caller,
+                chats::ChatInput {
+                    title: Some(crate::service::turns::auto_title(&query)),
+                    model: model.clone(),
+                    ..Default::default()
+                },
+            )
+            .await?
+            .id
+        }
+    };
+    crate::service::turns::send(
+        state,
+        caller,
+        chat_id,
+        crate::service::turns::SendInput {
+            content: query,
+            model,
+            retrieve: Some(retrieve),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Documents in a collection.
+pub async fn count(state: &AppState, collection_id: i64) -> AppResult<i64> {
+    let db = &state.db;
+    db_run!(db, read, |conn| documents::table
+        .filter(documents::collection_id.eq(collection_id))
+        .count()
+        .get_result(conn)
+        .await
+        .map_err(AppError::from))
+}

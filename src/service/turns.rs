@@ -10,12 +10,14 @@ use crate::auth::Caller;
 use crate::db::enums::{MessageRole, MessageStatus};
 use crate::db::json::JsonText;
 use crate::db::models::{Agent, Chat, Message, ModelRow, NewMemoryEntry, NewMessage};
-use crate::db::schema::{chats, documents, memory_entries, messages};
+use crate::db::schema::{chats, documents as documents_table, memory_entries, messages};
 use crate::db_run;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::turns::{ChatListener, TurnEvent};
 use crate::events::Event;
 use crate::llm::{Chunk, ChunkStream, PromptMessage, Usage};
+use crate::rag::search::SourceRef;
+use crate::service::documents;
 use crate::service::{agents, chats as chat_service, completions, models, now, validate};
 use crate::state::AppState;
 use diesel::prelude::*;
@@ -46,6 +48,9 @@ pub struct SendInput {
     pub temperature: Option<f64>,
     /// Token cap override.
     pub max_tokens: Option<i64>,
+    /// How to retrieve the passages the answer is given (`ask`); `None`: from the chat's
+    /// and its agent's documents with the defaults.
+    pub retrieve: Option<documents::Retrieve>,
 }
 
 /// How a turn ended.
@@ -73,6 +78,8 @@ pub struct TurnStart {
     pub events: ChatListener,
     /// Resolves when the turn has ended and is stored.
     pub outcome: oneshot::Receiver<TurnOutcome>,
+    /// The passages the answer was given (kept on its message).
+    pub sources: Vec<SourceRef>,
 }
 
 impl TurnStart {
@@ -98,9 +105,9 @@ async fn check_files(state: &AppState, caller: &Caller, files: &[i64]) -> AppRes
     let uid = caller.user_id();
     let ids = files.to_vec();
     let db = &state.db;
-    let n: i64 = db_run!(db, read, |conn| documents::table
-        .filter(documents::id.eq_any(&ids))
-        .filter(documents::owner_id.eq(uid))
+    let n: i64 = db_run!(db, read, |conn| documents_table::table
+        .filter(documents_table::id.eq_any(&ids))
+        .filter(documents_table::owner_id.eq(uid))
         .count()
         .get_result(conn)
         .await
@@ -121,6 +128,7 @@ async fn build_prompt(
     chat_id: i64,
     agent: Option<&Agent>,
     content: &str,
+    sources: &[SourceRef],
 ) -> AppResult<(Vec<PromptMessage>, bool)> {
     let mut history = chat_service::window_messages(&state.db, &[chat_id], HISTORY, true).await?;
     let history = history.remove(&chat_id).unwrap_or_default();
@@ -128,6 +136,12 @@ async fn build_prompt(
     let mut msgs = Vec::new();
     if let Some(a) = agent.filter(|a| !a.system_prompt.trim().is_empty()) {
         msgs.push(PromptMessage::new("system", a.system_prompt.clone()));
+    }
+    if !sources.is_empty() {
+        msgs.push(PromptMessage::new(
+            "system",
+            documents::sources_prompt(sources),
+        ));
     }
     for m in history {
         let usable = matches!(m.status, MessageStatus::Complete | MessageStatus::Cancelled)
@@ -184,11 +198,21 @@ pub async fn send(
     })?;
     // From here on the reservation must be released on every path.
     let started = async {
-        let (prompt, first) = build_prompt(state, chat_id, agent.as_ref(), &content).await?;
+        let sources = documents::turn_sources(
+            state,
+            caller,
+            &chat,
+            agent.as_ref(),
+            input.retrieve.as_ref(),
+            &content,
+        )
+        .await;
+        let (prompt, first) =
+            build_prompt(state, chat_id, agent.as_ref(), &content, &sources).await?;
         let prompt = completions::fit(&model, prompt, params);
         let stream = state.llm.generate(&model, prompt, params).await?;
         let (user_message, reserved) =
-            store_start(state, chat_id, &content, &input.files, &model.key).await?;
+            store_start(state, chat_id, &content, &input.files, &model.key, &sources).await?;
         Ok::<_, AppError>((stream, user_message, reserved, first))
     }
     .await;
@@ -214,6 +238,7 @@ pub async fn send(
         cancel,
     };
     let message_id = reserved.id;
+    let sources = reserved.sources.0.clone();
     state
         .background
         .spawn(run.run(stream, user_message.id, done_tx));
@@ -224,6 +249,7 @@ pub async fn send(
         model,
         events,
         outcome: done_rx,
+        sources,
     })
 }
 
@@ -275,6 +301,7 @@ async fn store_start(
     content: &str,
     files: &[i64],
     model: &str,
+    sources: &[SourceRef],
 ) -> AppResult<(Message, Message)> {
     let ts = now();
     let db = &state.db;
@@ -288,6 +315,7 @@ async fn store_start(
                     model: None,
                     status: MessageStatus::Complete,
                     files: JsonText(files.to_vec()),
+                    sources: JsonText(Vec::new()),
                     created_at: ts,
                 })
                 .returning(Message::as_returning())
@@ -301,6 +329,7 @@ async fn store_start(
                     model: Some(model),
                     status: MessageStatus::Streaming,
                     files: JsonText(Vec::new()),
+                    sources: JsonText(sources.to_vec()),
                     created_at: ts,
                 })
                 .returning(Message::as_returning())

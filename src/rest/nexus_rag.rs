@@ -1,0 +1,239 @@
+//! Seed 002 (RAG-DZ / Nexus) RAG doors under `/api/v1/rag`: upload into a named collection
+//! (answered once the document is indexed, as the seed shows `chunks` and `status:
+//! "indexed"`, or after `UPLOAD_WAIT` with the status reached), a grounded answer with its
+//! sources, the caller's collections, and delete. Ids are strings; errors in the seed's shape.
+//!
+//! `options.rerank` is accepted: Hearth's ranking is always the fusion of vector and keyword
+//! rankings; there is no separate reranking model, so it changes nothing.
+
+use super::foyer_documents::read_form;
+use super::ts;
+use crate::db::enums::DocumentStatus;
+use crate::db::models::Document;
+use crate::error::{AppError, ErrorCode};
+use crate::events::Event;
+use crate::http::extract::{path_id, AuthCaller, JsonBody};
+use crate::service::documents::{self as docs, Retrieve, Target, UploadInput};
+use crate::state::AppState;
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Longest an upload waits for its document to be indexed before answering.
+const UPLOAD_WAIT: Duration = Duration::from_secs(60);
+
+/// The upload door (relative to `/api/v1`; bodies up to the upload size).
+pub fn upload_router() -> Router<AppState> {
+    Router::new()
+        .route("/rag/upload", post(upload))
+        .layer(middleware::from_fn(super::nexus::nexus_errors))
+}
+
+/// The other RAG doors (relative to `/api/v1`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/rag/query", post(query))
+        .route("/rag/collections", get(collections))
+        .route("/rag/documents/{id}", delete(remove))
+        .layer(middleware::from_fn(super::nexus::nexus_errors))
+}
+
+fn document_json(d: &Document, collection: &str) -> Value {
+    json!({
+        "document_id": d.id.to_string(),
+        "filename": d.filename,
+        "pages": d.pages,
+        "chunks": d.chunks_total,
+        "collection": collection,
+        "status": d.status,
+        "error": d.error,
+        "sha256": d.sha256,
+        "created_at": ts(d.created_at),
+    })
+}
+
+/// Waits until a document leaves the ingestion states (or `UPLOAD_WAIT` passes) and
+/// returns it as it is then.
+async fn settled(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    id: i64,
+) -> Result<Document, AppError> {
+    let mut events = state.events.subscribe();
+    let deadline = Instant::now() + UPLOAD_WAIT;
+    loop {
+        let d = docs::get(state, caller, id).await?;
+        let busy = matches!(
+            d.status,
+            DocumentStatus::Queued | DocumentStatus::Extracting | DocumentStatus::Embedding
+        );
+        if !busy || Instant::now() >= deadline {
+            return Ok(d);
+        }
+        // A change of this document wakes the wait; a lost event costs one second.
+        let wait = tokio::time::sleep(Duration::from_secs(1));
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                _ = &mut wait => break,
+                e = events.recv() => match e {
+                    Ok(Event::DocumentChanged { document_id, .. }) if document_id == id => break,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+    }
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    multipart: Multipart,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let form = read_form(multipart).await?;
+    let (filename, bytes) = form
+        .file
+        .ok_or_else(|| AppError::validation("file", "a `file` part is required"))?;
+    let collection = form
+        .fields
+        .get("collection")
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "default".to_string());
+    let metadata = match form.fields.get("metadata").map(|m| m.trim()) {
+        None | Some("") => None,
+        Some(m) => Some(
+            serde_json::from_str::<Value>(m)
+                .map_err(|_| AppError::validation("metadata", "metadata must be a JSON object"))?,
+        ),
+    };
+    let uploaded = docs::upload(
+        &state,
+        &caller,
+        UploadInput {
+            filename,
+            bytes,
+            target: Target::Collection(collection.clone()),
+            metadata,
+        },
+    )
+    .await?;
+    let d = settled(&state, &caller, uploaded.document.id).await?;
+    let status = if uploaded.existing {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(document_json(&d, &collection))))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct QueryOptions {
+    top_k: Option<usize>,
+    threshold: Option<f32>,
+    #[allow(dead_code)]
+    rerank: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryBody {
+    query: String,
+    collection: Option<String>,
+    #[serde(default)]
+    options: QueryOptions,
+    model: Option<String>,
+}
+
+async fn query(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    JsonBody(b): JsonBody<QueryBody>,
+) -> Result<Json<Value>, AppError> {
+    let started = Instant::now();
+    let start = docs::ask(
+        &state,
+        &caller,
+        &b.query,
+        Retrieve {
+            target: Some(Target::Collection(
+                b.collection.unwrap_or_else(|| "default".to_string()),
+            )),
+            top_k: b.options.top_k,
+            threshold: b.options.threshold,
+        },
+        None,
+        b.model,
+    )
+    .await?;
+    let sources = start.sources.clone();
+    let outcome = start.finish().await?;
+    if let Some(e) = outcome.error {
+        return Err(e);
+    }
+    let sources: Vec<Value> = sources
+        .iter()
+        .map(|s| {
+            json!({
+                "document_id": s.document_id.to_string(),
+                "chunk_id": s.chunk_id.to_string(),
+                "content": s.text,
+                "score": s.score,
+                "page": s.page,
+                "filename": s.filename,
+                "start": s.start,
+                "end": s.end,
+                "cited": s.cited_in(&outcome.message.content),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "answer": outcome.message.content,
+        "sources": sources,
+        "metadata": {
+            "tokens_used": outcome.usage.total(),
+            "latency_ms": started.elapsed().as_millis() as u64,
+            "model": outcome.message.model,
+            "conversation_id": outcome.message.chat_id.to_string(),
+        },
+    })))
+}
+
+async fn collections(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+) -> Result<Json<Value>, AppError> {
+    let list = docs::list_collections(&state, &caller).await?;
+    let mut out = Vec::with_capacity(list.len());
+    for c in list {
+        let count = docs::count(&state, c.id).await?;
+        out.push(json!({
+            "id": c.id.to_string(),
+            "name": c.name,
+            "documents": count,
+            "embedding_model": c.embed_model,
+            "created_at": ts(c.created_at),
+        }));
+    }
+    Ok(Json(json!({ "collections": out })))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let raw = id.strip_prefix("doc-").unwrap_or(&id);
+    let id = path_id(raw).map_err(|_| AppError::new(ErrorCode::NotFound, "document not found"))?;
+    docs::delete(&state, &caller, id).await?;
+    Ok(Json(
+        json!({ "deleted": true, "document_id": id.to_string() }),
+    ))
+}

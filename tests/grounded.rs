@@ -1,0 +1,269 @@
+//! Grounded answers: `ask` and the chat turns of an agent with documents give the model the
+//! retrieved passages, numbered, and keep them on the answer's message; seed 002's RAG doors
+//! (upload answered once indexed, query with `answer` and `sources`, collections, delete).
+//! The model is the tests' OpenAI-compatible server, so the prompt it received is checked.
+
+use crate::both_backends;
+use crate::documents::{settled, upload_ok};
+use crate::mock_llm::{MockLlm, Script};
+use crate::support::{Backend, TestServer};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn with_model(s: &TestServer, admin: &str) -> MockLlm {
+    let mock = MockLlm::start().await;
+    crate::chat_turns::remote_model(s, admin, "mock", &mock.base_url, 8192).await;
+    let (_, r) = s
+        .gql(
+            Some(admin),
+            "mutation { setDefaultModel(key: \"mock\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["setDefaultModel"], true, "{r}");
+    mock
+}
+
+/// The system prompt text the model last received.
+fn last_system_prompt(mock: &MockLlm) -> String {
+    let reqs = mock.requests();
+    let last = reqs.last().expect("the model was called");
+    last["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "system")
+        .map(|m| m["content"].as_str().unwrap_or("").to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn wait_complete(s: &TestServer, token: &str, chat: &str) -> Vec<Value> {
+    for _ in 0..300 {
+        let (_, b) = s
+            .gql(
+                Some(token),
+                "query($id: ID!) { chat(id: $id) { messages(last: 10) { role status content sources { n cited filename text span { start end } } } } }",
+                json!({ "id": chat }),
+            )
+            .await;
+        let msgs = b["data"]["chat"]["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if msgs
+            .iter()
+            .any(|m| m["role"] == "assistant" && m["status"] == "complete")
+        {
+            return msgs;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the answer did not complete");
+}
+
+async fn answers_cite_their_sources(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("asker").await;
+    let mock = with_model(&s, &u.access).await;
+    let t = json!({ "collection": "manual" });
+    for (name, text) in [
+        ("boiler.txt", "To bleed a radiator, turn the valve a quarter turn with the radiator key until water appears."),
+        ("garden.txt", "Tomatoes need six hours of sun a day and deep watering twice a week."),
+    ] {
+        let id = upload_ok(&s, &u.access, name, text.as_bytes().to_vec(), t.clone()).await;
+        assert_eq!(settled(&s, &u.access, &id).await["status"], "INDEXED");
+    }
+    mock.set_default(Script::tokens(&["Use the radiator key", " [1]."]));
+    let (_, r) = s
+        .gql(
+            Some(&u.access),
+            "mutation($q: String!, $t: DocumentTarget) { ask(query: $q, target: $t) { chatId messageId sources { n filename text } } }",
+            json!({ "q": "How do I bleed a radiator?", "t": t }),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let ask = &r["data"]["ask"];
+    assert_eq!(ask["sources"][0]["n"], 1);
+    assert_eq!(ask["sources"][0]["filename"], "boiler.txt", "{ask}");
+    let prompt = last_system_prompt(&mock);
+    assert!(prompt.contains("[1] (boiler.txt)"), "{prompt}");
+    assert!(prompt.contains("quarter turn"), "{prompt}");
+    let msgs = wait_complete(&s, &u.access, ask["chatId"].as_str().unwrap()).await;
+    let answer = msgs.iter().find(|m| m["role"] == "assistant").unwrap();
+    assert_eq!(answer["content"], "Use the radiator key [1].");
+    assert_eq!(answer["sources"][0]["cited"], true, "{answer}");
+    assert_eq!(answer["sources"][0]["filename"], "boiler.txt");
+
+    // An agent with documents retrieves in every chat turn; an unrelated question gets none.
+    let (_, a) = s
+        .gql(
+            Some(&u.access),
+            "mutation { createAgent(input: {name: \"Gardener\", isPublic: false}) { id } }",
+            json!({}),
+        )
+        .await;
+    let agent = a["data"]["createAgent"]["id"].as_str().unwrap().to_string();
+    let id = upload_ok(
+        &s,
+        &u.access,
+        "roses.txt",
+        b"Prune roses in late winter, just above an outward-facing bud.".to_vec(),
+        json!({ "agentId": agent }),
+    )
+    .await;
+    settled(&s, &u.access, &id).await;
+    let (_, c) = s
+        .gql(
+            Some(&u.access),
+            "mutation($a: ID!) { createChat(input: {agentId: $a}) { id } }",
+            json!({ "a": agent }),
+        )
+        .await;
+    let chat = c["data"]["createChat"]["id"].as_str().unwrap().to_string();
+    mock.set_default(Script::tokens(&["In late winter."]));
+    let (_, r) = s
+        .gql(Some(&u.access), "mutation($c: ID!) { sendMessage(input: {chatId: $c, content: \"When should I prune my roses?\"}) { assistantMessageId } }", json!({ "c": chat }))
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let msgs = wait_complete(&s, &u.access, &chat).await;
+    let answer = msgs.iter().find(|m| m["role"] == "assistant").unwrap();
+    assert_eq!(answer["sources"][0]["filename"], "roses.txt", "{answer}");
+    assert_eq!(
+        answer["sources"][0]["cited"], false,
+        "the answer cites nothing"
+    );
+    assert!(last_system_prompt(&mock).contains("outward-facing bud"));
+
+    // Someone else's agent documents are not theirs to ask: the agent is private.
+    let other = s.user("outsider").await;
+    let (_, r) = s
+        .gql(
+            Some(&other.access),
+            "mutation($t: DocumentTarget) { ask(query: \"roses\", target: $t) { chatId } }",
+            json!({ "t": { "agentId": agent } }),
+        )
+        .await;
+    assert_eq!(TestServer::gql_code(&r), "not_found", "{r}");
+    // Their ask over a collection name finds their own (empty) namespace only.
+    mock.set_default(Script::tokens(&["I do not know."]));
+    let (_, r) = s
+        .gql(Some(&other.access), "mutation { ask(query: \"How do I bleed a radiator?\", target: {collection: \"manual\"}) { sources { n } } }", json!({}))
+        .await;
+    assert_eq!(r["data"]["ask"]["sources"], json!([]), "{r}");
+}
+
+async fn nexus_rag_doors(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.rag.max_upload_bytes = 32 * 1024).await;
+    let u = s.user("analyst").await;
+    let mock = with_model(&s, &u.access).await;
+    let upload =
+        |token: Option<String>, name: &'static str, bytes: Vec<u8>, collection: &'static str| {
+            let s = &s;
+            async move {
+                let form = reqwest::multipart::Form::new()
+                    .text("collection", collection)
+                    .text(
+                        "metadata",
+                        "{\"source\": \"annual_report\", \"year\": 2024}",
+                    )
+                    .part(
+                        "file",
+                        reqwest::multipart::Part::bytes(bytes).file_name(name),
+                    );
+                let mut req = s.http.post(s.url("/api/v1/rag/upload")).multipart(form);
+                if let Some(t) = token {
+                    req = req.bearer_auth(t);
+                }
+                let res = req.send().await.unwrap();
+                let st = res.status();
+                (st, res.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+    let (st, d) = upload(
+        Some(u.access.clone()),
+        "report.txt",
+        b"Revenue in 2024 was 15 million dinars, up from 12 million in 2023.".to_vec(),
+        "reports",
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{d}");
+    assert_eq!(d["status"], "indexed", "answered once indexed: {d}");
+    assert_eq!(d["chunks"], 1);
+    assert_eq!(d["collection"], "reports");
+    let doc_id = d["document_id"].as_str().unwrap().to_string();
+    // The collections.
+    let (st, c) = s.get("/api/v1/rag/collections", Some(&u.access)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(c["collections"][0]["name"], "reports");
+    assert_eq!(c["collections"][0]["documents"], 1);
+    // A grounded answer with its sources and metadata.
+    mock.set_default(Script::tokens(&["15 million dinars [1]."]));
+    let (st, a) = s
+        .post("/api/v1/rag/query", Some(&u.access), json!({ "query": "What was revenue in 2024?", "collection": "reports", "options": { "top_k": 5, "threshold": 0.1, "rerank": true } }))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{a}");
+    assert_eq!(a["answer"], "15 million dinars [1].");
+    assert_eq!(a["sources"][0]["document_id"], doc_id);
+    assert!(a["sources"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("Revenue in 2024"));
+    assert!(a["sources"][0]["score"].as_f64().unwrap() > 0.0);
+    assert!(a["metadata"]["tokens_used"].as_u64().unwrap() > 0, "{a}");
+    assert!(a["metadata"]["latency_ms"].is_u64());
+    // Bad requests, in the seed's error shape.
+    let (st, e) = s
+        .post("/api/v1/rag/query", Some(&u.access), json!({ "query": "" }))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["error"]["code"], "VALIDATION_ERROR", "{e}");
+    let (st, _) = s
+        .post(
+            "/api/v1/rag/query",
+            Some(&u.access),
+            json!({ "query": "x", "options": { "top_k": 0 } }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let (st, _) = s
+        .post("/api/v1/rag/query", None, json!({ "query": "x" }))
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, e) = upload(
+        Some(u.access.clone()),
+        "big.txt",
+        vec![b'a'; 32 * 1024 + 1],
+        "reports",
+    )
+    .await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{e}");
+    let (st, _) = upload(None, "a.txt", b"x".to_vec(), "reports").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // Someone else's document: not found; the owner's delete works.
+    let other = s.user("stranger").await;
+    let (st, _) = s
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/rag/documents/{doc_id}"),
+            Some(&other.access),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, c) = s.get("/api/v1/rag/collections", Some(&other.access)).await;
+    assert_eq!((st, c["collections"].clone()), (StatusCode::OK, json!([])));
+    let (st, _) = s
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/rag/documents/{doc_id}"),
+            Some(&u.access),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, c) = s.get("/api/v1/rag/collections", Some(&u.access)).await;
+    assert_eq!(c["collections"][0]["documents"], 0);
+}
+
+both_backends!(answers_cite_their_sources, nexus_rag_doors);
