@@ -444,12 +444,12 @@ async fn a_killed_server_finishes_the_ingestion(backend: Backend) {
     assert_eq!(docs, 1);
     assert_eq!(chunks, d["chunksTotal"].as_i64().unwrap(), "{d}");
     assert_eq!(vectors, chunks, "one vector per chunk");
-    let hits = call(&second.base, &token, reqwest::Method::POST, "/graphql", json!({ "query": "{ search(query: \"budget for item 4321\", mode: KEYWORD, topK: 3) { text } }" })).await;
+    let hits = call(&second.base, &token, reqwest::Method::POST, "/graphql", json!({ "query": "{ search(query: \"budget for item 1234\", mode: KEYWORD, topK: 3) { text } }" })).await;
     assert!(
         hits["data"]["search"][0]["text"]
             .as_str()
             .unwrap()
-            .contains("item 4321"),
+            .contains("item 1234"),
         "{hits}"
     );
 }
