@@ -266,4 +266,221 @@ async fn nexus_rag_doors(backend: Backend) {
     assert_eq!(c["collections"][0]["documents"], 0);
 }
 
-both_backends!(answers_cite_their_sources, nexus_rag_doors);
+async fn memory_is_remembered_and_recalled(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let u = s.user("rememberer").await;
+    let mock = with_model(&s, &u.access).await;
+    // Seed 000's doors.
+    let (st, e) = s
+        .post("/api/memory", Some(&u.access), json!({ "content": "Le projet JSR utilise React et TailwindCSS", "metadata": { "project": "jsr", "type": "tech_stack" } }))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{e}");
+    assert_eq!(e["indexed"], true, "searchable once answered: {e}");
+    assert_eq!(e["metadata"]["project"], "jsr");
+    s.post(
+        "/api/memory",
+        Some(&u.access),
+        json!({ "content": "The staging server is called blue-falcon." }),
+    )
+    .await;
+    let (st, r) = s
+        .get("/api/memory/search?q=projet%20JSR&limit=5", Some(&u.access))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert!(
+        r["results"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("React"),
+        "{r}"
+    );
+    assert_eq!(r["results"][0]["metadata"]["type"], "tech_stack");
+    let (_, r) = s
+        .get(
+            "/api/memory/search?q=staging%20server&limit=1",
+            Some(&u.access),
+        )
+        .await;
+    assert_eq!(r["count"], 1);
+    assert!(
+        r["results"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("blue-falcon"),
+        "{r}"
+    );
+    // Bad input and other people.
+    let (st, _) = s.post("/api/memory", None, json!({ "content": "x" })).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = s
+        .post("/api/memory", Some(&u.access), json!({ "content": "" }))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let (st, _) = s
+        .post(
+            "/api/memory",
+            Some(&u.access),
+            json!({ "content": "x", "metadata": [1] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let (st, _) = s
+        .post(
+            "/api/memory",
+            Some(&u.access),
+            json!({ "content": "x".repeat(20_001) }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let (st, _) = s
+        .get("/api/memory/search?q=x&limit=100000", Some(&u.access))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let other = s.user("stranger").await;
+    let (_, r) = s
+        .get("/api/memory/search?q=projet%20JSR", Some(&other.access))
+        .await;
+    assert_eq!(r["count"], 0, "{r}");
+    let (_, r) = s
+        .gql(
+            Some(&other.access),
+            "{ memorySearch(query: \"staging server\") { content } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["memorySearch"], json!([]), "{r}");
+    // GraphQL.
+    let (_, r) = s
+        .gql(Some(&u.access), "mutation { remember(content: \"Invoices are due on the 5th.\", metadata: {team: \"finance\"}) { id indexed } }", json!({}))
+        .await;
+    assert_eq!(r["data"]["remember"]["indexed"], true, "{r}");
+    let (_, r) = s
+        .gql(
+            Some(&u.access),
+            "{ memorySearch(query: \"when are invoices due\", limit: 1) { content metadata } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["memorySearch"][0]["metadata"]["team"], "finance",
+        "{r}"
+    );
+
+    // An agent that learns remembers the exchange and recalls it in a later chat.
+    let (_, a) = s
+        .gql(Some(&u.access), "mutation { createAgent(input: {name: \"Companion\", learnFromInteraction: true}) { id } }", json!({}))
+        .await;
+    let agent = a["data"]["createAgent"]["id"].as_str().unwrap().to_string();
+    let chat_with = |agent: String| {
+        let s = &s;
+        let token = u.access.clone();
+        async move {
+            let (_, c) = s
+                .gql(
+                    Some(&token),
+                    "mutation($a: ID!) { createChat(input: {agentId: $a}) { id } }",
+                    json!({ "a": agent }),
+                )
+                .await;
+            c["data"]["createChat"]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let first = chat_with(agent.clone()).await;
+    mock.set_default(Script::tokens(&["Noted: teal."]));
+    s.gql(Some(&u.access), "mutation($c: ID!) { sendMessage(input: {chatId: $c, content: \"My favourite colour is teal.\"}) { assistantMessageId } }", json!({ "c": first }))
+        .await;
+    wait_complete(&s, &u.access, &first).await;
+    let mut found = false;
+    for _ in 0..200 {
+        let (_, r) = s
+            .gql(
+                Some(&u.access),
+                "{ memorySearch(query: \"favourite colour\", limit: 3) { content } }",
+                json!({}),
+            )
+            .await;
+        if r["data"]["memorySearch"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["content"].as_str().unwrap().contains("teal"))
+        {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(found, "the exchange became memory");
+    let second = chat_with(agent).await;
+    mock.set_default(Script::tokens(&["Teal."]));
+    s.gql(Some(&u.access), "mutation($c: ID!) { sendMessage(input: {chatId: $c, content: \"What is my favourite colour?\"}) { assistantMessageId } }", json!({ "c": second }))
+        .await;
+    wait_complete(&s, &u.access, &second).await;
+    assert!(
+        last_system_prompt(&mock).contains("My favourite colour is teal"),
+        "{}",
+        last_system_prompt(&mock)
+    );
+
+    // Seed 000's upload into a conversation.
+    let form = reqwest::multipart::Form::new()
+        .text("conversation_id", format!("conv-{second}"))
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"Agenda: budget, hiring.".to_vec())
+                .file_name("agenda.md"),
+        );
+    let res = s
+        .http
+        .post(s.url("/api/upload"))
+        .bearer_auth(&u.access)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let b: Value = res.json().await.unwrap();
+    assert_eq!(b["conversation_id"], format!("conv-{second}"));
+    assert_eq!(b["kind"], "markdown");
+    let form = reqwest::multipart::Form::new()
+        .text("conversation_id", format!("conv-{second}"))
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![0x7f, b'E', b'L', b'F', 0, 0])
+                .file_name("tool.bin"),
+        );
+    let res = s
+        .http
+        .post(s.url("/api/upload"))
+        .bearer_auth(&u.access)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let form = reqwest::multipart::Form::new()
+        .text("conversation_id", format!("conv-{second}"))
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"hello".to_vec()).file_name("a.txt"),
+        );
+    let res = s
+        .http
+        .post(s.url("/api/upload"))
+        .bearer_auth(&other.access)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "someone else's conversation"
+    );
+}
+
+both_backends!(
+    answers_cite_their_sources,
+    nexus_rag_doors,
+    memory_is_remembered_and_recalled
+);

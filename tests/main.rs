@@ -11,6 +11,7 @@ mod auth_flows;
 mod chat_turns;
 mod cli;
 mod concurrency;
+mod corpus;
 mod cross_process;
 mod documents;
 mod embeddings;

@@ -337,6 +337,36 @@ pub struct AskResult {
     pub sources: Vec<MessageSource>,
 }
 
+/// Something the caller asked Hearth to remember (or an exchange an agent learned).
+#[derive(SimpleObject)]
+pub struct MemoryEntry {
+    /// The entry (a document of the caller's memory).
+    pub id: ID,
+    /// What was remembered (for search results: the matching passage).
+    pub content: String,
+    /// Free JSON given with it.
+    pub metadata: Json<Value>,
+    /// Search score (search results only).
+    pub score: Option<f64>,
+    /// Whether it is searchable yet.
+    pub indexed: bool,
+    /// Remembered at.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<crate::service::memory::Entry> for MemoryEntry {
+    fn from(e: crate::service::memory::Entry) -> Self {
+        Self {
+            id: ID(e.document.id.to_string()),
+            indexed: crate::service::memory::is_indexed(&e),
+            content: e.content,
+            metadata: Json(e.document.metadata.0.clone()),
+            score: e.score,
+            created_at: to_utc(e.document.created_at),
+        }
+    }
+}
+
 /// Document queries.
 #[derive(Default)]
 pub struct DocumentQuery;
@@ -370,6 +400,22 @@ impl DocumentQuery {
         };
         let before = before.as_ref().map(parse_id).transpose()?;
         Ok(docs::list(state, caller, c.id, first, before)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// The caller's memory entries closest to `query`.
+    async fn memory_search(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        #[graphql(default = 5)] limit: i64,
+    ) -> Result<Vec<MemoryEntry>> {
+        let caller = require_caller(ctx)?;
+        let state = ctx.data::<AppState>()?;
+        Ok(crate::service::memory::search(state, caller, &query, limit)
             .await?
             .into_iter()
             .map(Into::into)
@@ -538,6 +584,23 @@ impl DocumentMutation {
                 .map(|s| MessageSource::new(s, ""))
                 .collect(),
         })
+    }
+
+    /// Remembers something for the caller (searchable with `memorySearch`, and by agents
+    /// that learn from interaction in the caller's chats).
+    async fn remember(
+        &self,
+        ctx: &Context<'_>,
+        content: String,
+        metadata: Option<Json<Value>>,
+    ) -> Result<MemoryEntry> {
+        let caller = require_caller(ctx)?;
+        let state = ctx.data::<AppState>()?;
+        Ok(
+            crate::service::memory::remember(state, caller, &content, metadata.map(|m| m.0))
+                .await?
+                .into(),
+        )
     }
 
     /// Deletes a document with its chunks and vectors.

@@ -14,6 +14,7 @@ pub mod openai;
 pub mod openai_embeddings;
 pub mod orchestrator;
 pub mod orchestrator_chat;
+pub mod orchestrator_memory;
 pub mod plugin_host;
 pub mod plugin_host_jobs;
 pub mod plugin_host_llm;
@@ -29,6 +30,7 @@ use chrono::NaiveDateTime;
 pub fn upload_router() -> Router<AppState> {
     Router::new()
         .merge(foyer_documents::upload_router())
+        .merge(orchestrator_memory::upload_router())
         .nest("/api/v1", nexus_rag::upload_router())
 }
 
@@ -38,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(foyer_documents::router())
         .merge(plugin_host_rag::router())
+        .merge(orchestrator_memory::router())
         .merge(api_auth::router())
         .merge(orchestrator::router())
         .merge(orchestrator_chat::router())

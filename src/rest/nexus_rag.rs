@@ -8,10 +8,8 @@
 
 use super::foyer_documents::read_form;
 use super::ts;
-use crate::db::enums::DocumentStatus;
 use crate::db::models::Document;
 use crate::error::{AppError, ErrorCode};
-use crate::events::Event;
 use crate::http::extract::{path_id, AuthCaller, JsonBody};
 use crate::service::documents::{self as docs, Retrieve, Target, UploadInput};
 use crate::state::AppState;
@@ -57,40 +55,6 @@ fn document_json(d: &Document, collection: &str) -> Value {
     })
 }
 
-/// Waits until a document leaves the ingestion states (or `UPLOAD_WAIT` passes) and
-/// returns it as it is then.
-async fn settled(
-    state: &AppState,
-    caller: &crate::auth::Caller,
-    id: i64,
-) -> Result<Document, AppError> {
-    let mut events = state.events.subscribe();
-    let deadline = Instant::now() + UPLOAD_WAIT;
-    loop {
-        let d = docs::get(state, caller, id).await?;
-        let busy = matches!(
-            d.status,
-            DocumentStatus::Queued | DocumentStatus::Extracting | DocumentStatus::Embedding
-        );
-        if !busy || Instant::now() >= deadline {
-            return Ok(d);
-        }
-        // A change of this document wakes the wait; a lost event costs one second.
-        let wait = tokio::time::sleep(Duration::from_secs(1));
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                _ = &mut wait => break,
-                e = events.recv() => match e {
-                    Ok(Event::DocumentChanged { document_id, .. }) if document_id == id => break,
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                },
-            }
-        }
-    }
-}
-
 async fn upload(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -124,7 +88,7 @@ async fn upload(
         },
     )
     .await?;
-    let d = settled(&state, &caller, uploaded.document.id).await?;
+    let d = docs::wait_settled(&state, &caller, uploaded.document.id, UPLOAD_WAIT).await?;
     let status = if uploaded.existing {
         StatusCode::OK
     } else {

@@ -40,6 +40,8 @@ pub enum Target {
     Agent(i64),
     /// A chat's documents.
     Chat(i64),
+    /// The caller's memory (see `service::memory`).
+    Memory,
 }
 
 /// An upload.
@@ -315,8 +317,22 @@ pub async fn writable_target(
             )
             .await
         }
+        Target::Memory => {
+            ensure(
+                state,
+                caller.user_id(),
+                CollectionKind::Memory,
+                MEMORY.to_string(),
+                None,
+                None,
+            )
+            .await
+        }
     }
 }
+
+/// Name of each user's memory collection.
+pub const MEMORY: &str = "memory";
 
 /// The collection of (owner, kind, name), created when missing.
 pub(crate) async fn ensure(
@@ -524,6 +540,7 @@ pub async fn target_collection(
                 format!("chat:{}", chat.id),
             )
         }
+        Target::Memory => (caller.user_id(), CollectionKind::Memory, MEMORY.to_string()),
     };
     find(state, owner, kind, &name).await
 }
@@ -688,6 +705,10 @@ pub async fn turn_sources(
     let mut targets = vec![Target::Chat(chat.id)];
     if let Some(a) = agent {
         targets.push(Target::Agent(a.id));
+        // An agent that learns answers from what it remembered of this user.
+        if a.learn_from_interaction {
+            targets.push(Target::Memory);
+        }
     }
     if let Some(t) = retrieve.and_then(|r| r.target.as_ref()) {
         targets.push(t.clone());
@@ -807,4 +828,38 @@ pub async fn count(state: &AppState, collection_id: i64) -> AppResult<i64> {
         .get_result(conn)
         .await
         .map_err(AppError::from))
+}
+
+/// Waits until a document leaves the ingestion states (or `limit` passes) and returns it as
+/// it is then. Changes of the document wake the wait; a lost event costs a second.
+pub async fn wait_settled(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    limit: std::time::Duration,
+) -> AppResult<Document> {
+    let mut events = state.events.subscribe();
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let d = get(state, caller, id).await?;
+        let busy = matches!(
+            d.status,
+            DocumentStatus::Queued | DocumentStatus::Extracting | DocumentStatus::Embedding
+        );
+        if !busy || std::time::Instant::now() >= deadline {
+            return Ok(d);
+        }
+        let wait = tokio::time::sleep(std::time::Duration::from_secs(1));
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                _ = &mut wait => break,
+                e = events.recv() => match e {
+                    Ok(Event::DocumentChanged { document_id, .. }) if document_id == id => break,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+    }
 }

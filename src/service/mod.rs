@@ -10,6 +10,7 @@ pub mod documents;
 pub mod embeddings;
 pub mod health;
 pub mod jobs;
+pub mod memory;
 pub mod models;
 pub mod pagination;
 pub mod projects;

@@ -472,7 +472,7 @@ impl Run {
             });
         let text = text.to_string();
         let db = &self.state.db;
-        db_run!(db, write, |conn| {
+        let stored = db_run!(db, write, |conn| {
             {
                 let m: Message = diesel::update(messages::table.find(message_id))
                     .set((
@@ -511,7 +511,17 @@ impl Run {
                 }
                 Ok::<_, AppError>(m)
             }
-        })
+        });
+        // The exchange the turn just stored becomes searchable memory (its own write and
+        // ingestion; the answer does not wait for it).
+        if let (Ok(_), Some(mem)) = (&stored, memory) {
+            let state = self.state.clone();
+            let metadata = serde_json::from_str(&mem.metadata).unwrap_or_default();
+            self.state.background.spawn(async move {
+                crate::service::memory::learn(&state, mem.user_id, mem.content, metadata).await;
+            });
+        }
+        stored
     }
 }
 
