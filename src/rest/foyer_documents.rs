@@ -33,6 +33,24 @@ pub struct Form {
     pub fields: std::collections::HashMap<String, String>,
 }
 
+impl Form {
+    /// The `file` part (required).
+    pub fn take_file(&mut self) -> Result<(String, Vec<u8>), AppError> {
+        self.file
+            .take()
+            .ok_or_else(|| AppError::validation("file", "a `file` part is required"))
+    }
+}
+
+/// `201` for a new document, `200` when the same bytes were already there.
+pub fn upload_status(existing: bool) -> StatusCode {
+    if existing {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    }
+}
+
 /// Reads a multipart body: one `file` part and short text fields. A body over the limit is
 /// `payload_too_large`; anything unreadable is `bad_request`.
 pub async fn read_form(mut multipart: Multipart) -> Result<Form, AppError> {
@@ -100,10 +118,8 @@ async fn upload(
     AuthCaller(caller): AuthCaller,
     multipart: Multipart,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let form = read_form(multipart).await?;
-    let (filename, bytes) = form
-        .file
-        .ok_or_else(|| AppError::validation("file", "a `file` part is required"))?;
+    let mut form = read_form(multipart).await?;
+    let (filename, bytes) = form.take_file()?;
     let entity_id = form
         .fields
         .get("entity_id")
@@ -135,11 +151,7 @@ async fn upload(
     .map_err(seed_status)?;
     let collection =
         docs::readable_collection(&state, &caller, uploaded.document.collection_id).await?;
-    let status = if uploaded.existing {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
+    let status = upload_status(uploaded.existing);
     Ok((status, Json(document_json(&uploaded.document, &collection))))
 }
 

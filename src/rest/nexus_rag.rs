@@ -6,7 +6,7 @@
 //! `options.rerank` is accepted: Hearth's ranking is always the fusion of vector and keyword
 //! rankings; there is no separate reranking model, so it changes nothing.
 
-use super::foyer_documents::read_form;
+use super::foyer_documents::{read_form, upload_status};
 use super::ts;
 use crate::db::models::Document;
 use crate::error::{AppError, ErrorCode};
@@ -60,10 +60,8 @@ async fn upload(
     AuthCaller(caller): AuthCaller,
     multipart: Multipart,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let form = read_form(multipart).await?;
-    let (filename, bytes) = form
-        .file
-        .ok_or_else(|| AppError::validation("file", "a `file` part is required"))?;
+    let mut form = read_form(multipart).await?;
+    let (filename, bytes) = form.take_file()?;
     let collection = form
         .fields
         .get("collection")
@@ -89,11 +87,7 @@ async fn upload(
     )
     .await?;
     let d = docs::wait_settled(&state, &caller, uploaded.document.id, UPLOAD_WAIT).await?;
-    let status = if uploaded.existing {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
+    let status = upload_status(uploaded.existing);
     Ok((status, Json(document_json(&d, &collection))))
 }
 

@@ -3,7 +3,7 @@
 //! answers: memory entries answer `{id, content, metadata, score?, created_at}`, uploads the
 //! document as seed 001 shows it plus its conversation.
 
-use super::foyer_documents::{read_form, seed_status};
+use super::foyer_documents::{read_form, seed_status, upload_status};
 use super::orchestrator::conversation_id;
 use super::ts;
 use crate::error::AppError;
@@ -81,10 +81,8 @@ async fn upload(
     AuthCaller(caller): AuthCaller,
     multipart: Multipart,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let form = read_form(multipart).await?;
-    let (filename, bytes) = form
-        .file
-        .ok_or_else(|| AppError::validation("file", "a `file` part is required"))?;
+    let mut form = read_form(multipart).await?;
+    let (filename, bytes) = form.take_file()?;
     let raw = form
         .fields
         .get("conversation_id")
@@ -103,11 +101,7 @@ async fn upload(
     .await
     .map_err(seed_status)?;
     let d = &uploaded.document;
-    let status = if uploaded.existing {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
+    let status = upload_status(uploaded.existing);
     Ok((
         status,
         Json(json!({

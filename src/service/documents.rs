@@ -85,6 +85,26 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Free metadata as stored: a JSON object (`{}` when absent) of at most
+/// [`MAX_METADATA_BYTES`].
+pub fn check_metadata(metadata: Option<Value>) -> AppResult<Value> {
+    let metadata = metadata.unwrap_or_else(|| Value::Object(Default::default()));
+    if !metadata.is_object() {
+        return Err(AppError::validation(
+            "metadata",
+            "metadata must be a JSON object",
+        ));
+    }
+    if metadata.to_string().len() > MAX_METADATA_BYTES {
+        return Err(AppError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("metadata is larger than {MAX_METADATA_BYTES} bytes"),
+        )
+        .with_details(serde_json::json!({ "field": "metadata" })));
+    }
+    Ok(metadata)
+}
+
 /// Checks an upload's size before anything is read into a document.
 pub fn check_size(state: &AppState, len: u64) -> AppResult<()> {
     let max = state.config.rag.max_upload_bytes;
@@ -104,22 +124,7 @@ pub fn check_size(state: &AppState, len: u64) -> AppResult<()> {
 pub async fn upload(state: &AppState, caller: &Caller, input: UploadInput) -> AppResult<Uploaded> {
     caller.require_write()?;
     check_size(state, input.bytes.len() as u64)?;
-    let metadata = input
-        .metadata
-        .unwrap_or_else(|| Value::Object(Default::default()));
-    if !metadata.is_object() {
-        return Err(AppError::validation(
-            "metadata",
-            "metadata must be a JSON object",
-        ));
-    }
-    if metadata.to_string().len() > MAX_METADATA_BYTES {
-        return Err(AppError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("metadata is larger than {MAX_METADATA_BYTES} bytes"),
-        )
-        .with_details(serde_json::json!({ "field": "metadata" })));
-    }
+    let metadata = check_metadata(input.metadata)?;
     let filename = clean_filename(&input.filename);
     let sniffed = sniff::sniff(&input.bytes, &filename)?;
     let collection = writable_target(state, caller, &input.target).await?;
@@ -471,6 +476,11 @@ pub async fn list_collections(state: &AppState, caller: &Caller) -> AppResult<Ve
 
 /// A document the caller may read (404 otherwise).
 pub async fn get(state: &AppState, caller: &Caller, id: i64) -> AppResult<Document> {
+    readable(state, caller, id).await.map(|(d, _)| d)
+}
+
+/// A document the caller may read and its collection (404 otherwise).
+async fn readable(state: &AppState, caller: &Caller, id: i64) -> AppResult<(Document, Collection)> {
     let db = &state.db;
     let found: Option<(Document, Collection)> = db_run!(db, read, |conn| documents::table
         .inner_join(collections::table)
@@ -481,7 +491,7 @@ pub async fn get(state: &AppState, caller: &Caller, id: i64) -> AppResult<Docume
         .optional()
         .map_err(AppError::from))?;
     match found {
-        Some((d, c)) if may_read(state, caller, &c).await? => Ok(d),
+        Some((d, c)) if may_read(state, caller, &c).await? => Ok((d, c)),
         _ => Err(AppError::not_found("document")),
     }
 }
@@ -582,19 +592,7 @@ pub async fn text(state: &AppState, caller: &Caller, id: i64) -> AppResult<Strin
 /// Deletes a document with its bytes, text, chunks and vectors (one transaction).
 pub async fn delete(state: &AppState, caller: &Caller, id: i64) -> AppResult<()> {
     caller.require_write()?;
-    let db = &state.db;
-    let found: Option<(Document, Collection)> = db_run!(db, read, |conn| documents::table
-        .inner_join(collections::table)
-        .filter(documents::id.eq(id))
-        .select((Document::as_select(), Collection::as_select()))
-        .first(conn)
-        .await
-        .optional()
-        .map_err(AppError::from))?;
-    let (doc, collection) = match found {
-        Some((d, c)) if may_read(state, caller, &c).await? => (d, c),
-        _ => return Err(AppError::not_found("document")),
-    };
+    let (doc, collection) = readable(state, caller, id).await?;
     if !may_write(caller, &collection) {
         return Err(AppError::forbidden(
             "only the collection's owner can delete its documents",

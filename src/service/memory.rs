@@ -7,10 +7,10 @@
 use crate::auth::Caller;
 use crate::db::enums::DocumentStatus;
 use crate::db::models::Document;
-use crate::error::{AppError, AppResult, ErrorCode};
+use crate::error::{AppError, AppResult};
 use crate::rag::search::Mode;
 use crate::rag::sniff;
-use crate::service::documents::{self as docs, Target, MAX_METADATA_BYTES};
+use crate::service::documents::{self as docs, Target};
 use crate::service::validate;
 use crate::state::AppState;
 use serde_json::Value;
@@ -40,20 +40,7 @@ pub async fn remember(
     metadata: Option<Value>,
 ) -> AppResult<Entry> {
     let content = validate::required("content", content, MAX_CONTENT_CHARS)?;
-    let metadata = metadata.unwrap_or_else(|| Value::Object(Default::default()));
-    if !metadata.is_object() {
-        return Err(AppError::validation(
-            "metadata",
-            "metadata must be a JSON object",
-        ));
-    }
-    if metadata.to_string().len() > MAX_METADATA_BYTES {
-        return Err(AppError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("metadata is larger than {MAX_METADATA_BYTES} bytes"),
-        )
-        .with_details(serde_json::json!({ "field": "metadata" })));
-    }
+    let metadata = docs::check_metadata(metadata)?;
     let bytes = content.clone().into_bytes();
     let sniffed = sniff::sniff(&bytes, "memory.txt")
         .map_err(|_| AppError::validation("content", "content must be text"))?;
