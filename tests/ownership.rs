@@ -5,7 +5,11 @@ use crate::support::{Backend, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-both_backends!(private_objects_are_invisible, public_agents_are_read_only);
+both_backends!(
+    private_objects_are_invisible,
+    public_agents_are_read_only,
+    private_documents_are_invisible
+);
 
 async fn private_objects_are_invisible(b: Backend) {
     let s = TestServer::start(b).await;
@@ -148,4 +152,106 @@ async fn public_agents_are_read_only(b: Backend) {
         s.get(&format!("/api/agents/{aid}"), None).await.1["name"],
         "Assistant Général"
     );
+}
+
+/// Documents, their search and memory: someone else's are a 404 on every door, never a hit.
+async fn private_documents_are_invisible(b: Backend) {
+    use crate::documents::{search, settled, upload_ok};
+    let s = TestServer::start(b).await;
+    let a = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let (_, chat) = s
+        .post("/api/chats", Some(&a.access), json!({"title": "Private"}))
+        .await;
+    let cid = chat["id"].as_i64().unwrap();
+    let secret = "The vault combination is 31-41-59.";
+    let in_chat = upload_ok(
+        &s,
+        &a.access,
+        "vault.txt",
+        secret.as_bytes().to_vec(),
+        json!({"chatId": cid.to_string()}),
+    )
+    .await;
+    let in_named = upload_ok(
+        &s,
+        &a.access,
+        "vault2.txt",
+        format!("{secret} Twice.").into_bytes(),
+        json!({"collection": "private"}),
+    )
+    .await;
+    settled(&s, &a.access, &in_chat).await;
+    settled(&s, &a.access, &in_named).await;
+    s.post("/api/memory", Some(&a.access), json!({"content": secret}))
+        .await;
+    let (_, cols) = s
+        .gql(Some(&a.access), "{ collections { id name } }", json!({}))
+        .await;
+    let col = cols["data"]["collections"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let bt = Some(bob.access.as_str());
+    for (m, p) in [
+        (Method::GET, format!("/api/documents/{in_chat}")),
+        (Method::DELETE, format!("/api/documents/{in_chat}")),
+        (Method::DELETE, format!("/api/v1/rag/documents/{in_named}")),
+    ] {
+        let (st, e) = s.call(m.clone(), &p, bt, None).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{m} {p}: {e}");
+    }
+    let doc = json!({"id": in_chat});
+    let chat_target = json!({"t": {"chatId": cid.to_string()}});
+    let col_id = json!({"c": col});
+    for (q, vars) in [
+        ("query($id: ID!) { document(id: $id) { filename } }", &doc),
+        ("mutation($id: ID!) { deleteDocument(id: $id) }", &doc),
+        (
+            "query($t: DocumentTarget!) { documents(target: $t) { id } }",
+            &chat_target,
+        ),
+        (
+            "query($t: DocumentTarget) { search(query: \"vault\", target: $t) { text } }",
+            &chat_target,
+        ),
+        (
+            "mutation($t: DocumentTarget) { ask(query: \"vault\", target: $t) { chatId } }",
+            &chat_target,
+        ),
+        (
+            "mutation($c: ID) { reindex(collectionId: $c) { id } }",
+            &col_id,
+        ),
+    ] {
+        let (_, body) = s.gql(bt, q, vars.clone()).await;
+        assert_eq!(TestServer::gql_code(&body), "not_found", "{q}: {body}");
+    }
+    // Searches without a target, through every door, find nothing of Alice's.
+    assert!(search(&s, &bob.access, "vault combination", json!({}))
+        .await
+        .is_empty());
+    let (_, r) = s
+        .post("/rag/query", bt, json!({"query": "vault combination"}))
+        .await;
+    assert_eq!(r["results"], json!([]), "{r}");
+    let (_, r) = s.get("/api/memory/search?q=vault%20combination", bt).await;
+    assert_eq!(r["results"], json!([]), "{r}");
+    let (_, r) = s
+        .gql(
+            bt,
+            "{ memorySearch(query: \"vault combination\") { content } collections { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["memorySearch"], json!([]), "{r}");
+    assert_eq!(r["data"]["collections"], json!([]), "{r}");
+    // Alice's documents are intact and hers to find.
+    let hits = search(&s, &a.access, "vault combination", json!({})).await;
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    let (st, _) = s
+        .get(&format!("/api/documents/{in_chat}"), Some(&a.access))
+        .await;
+    assert_eq!(st, StatusCode::OK);
 }

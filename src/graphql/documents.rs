@@ -523,6 +523,9 @@ impl DocumentMutation {
         let caller = require_caller(ctx)?;
         let state = ctx.data::<AppState>()?;
         let collection_id = collection_id.as_ref().map(parse_id).transpose()?;
+        // Someone else's collection is a 404 here, as on every door (the job's own check
+        // would word it as a payload error).
+        crate::rag::reindex::scope(state, caller, collection_id).await?;
         let job = crate::service::jobs::create(
             state,
             caller,
