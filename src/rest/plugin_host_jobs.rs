@@ -41,7 +41,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Seed 003 knows one status for an invalid request: 400.
-async fn bad_request_status(req: Request, next: Next) -> Response {
+pub(crate) async fn bad_request_status(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     if res.status() == StatusCode::UNPROCESSABLE_ENTITY {
         *res.status_mut() = StatusCode::BAD_REQUEST;

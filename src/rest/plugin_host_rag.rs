@@ -8,10 +8,8 @@ use crate::rag::search::Mode;
 use crate::rag::sources;
 use crate::service::documents as docs;
 use crate::state::AppState;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::State;
+use axum::middleware;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -22,15 +20,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/rag/reindex", post(reindex))
         .route("/rag/query", post(query))
-        .layer(middleware::from_fn(bad_request_status))
-}
-
-async fn bad_request_status(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    if res.status() == StatusCode::UNPROCESSABLE_ENTITY {
-        *res.status_mut() = StatusCode::BAD_REQUEST;
-    }
-    res
+        .layer(middleware::from_fn(
+            super::plugin_host_jobs::bad_request_status,
+        ))
 }
 
 #[derive(Deserialize, Default)]
