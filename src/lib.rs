@@ -14,6 +14,7 @@
 //! - [`rag`]: documents: type sniffing, extraction, chunking, ingestion, hybrid search.
 //! - [`vector`]: FAISS indexes per collection, kept in step with the database.
 //! - [`events`]: the event bus behind subscriptions, bridged across processes on PostgreSQL.
+//! - [`plugins`]: the Extism host: manifests, bundles, signatures, pools, host functions.
 //! - [`jobs`]: the durable job queue: kinds, schedules, the worker of each process.
 //! - [`tasks`]: the owner of every background task, stopped and awaited at shutdown.
 //! - [`instance`]: the lock that keeps a SQLite database to one process.
@@ -30,6 +31,7 @@ pub mod http;
 pub mod instance;
 pub mod jobs;
 pub mod llm;
+pub mod plugins;
 pub mod rag;
 pub mod rest;
 pub mod service;
@@ -74,6 +76,7 @@ impl App {
         let ttl = std::time::Duration::from_secs(5);
         let llm = Arc::new(llm::LlmHub::new(config.llm.clone())?);
         let rag = Arc::new(rag::RagHub::new(&config));
+        let plugin_host = Arc::new(plugins::PluginHost::new(&config));
         let state = state::AppState {
             session_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
             response_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
@@ -88,6 +91,7 @@ impl App {
             jobs: Arc::new(jobs::JobsHub::new()),
             embed: Arc::new(embed::EmbedHub::default()),
             rag,
+            plugins: plugin_host,
             started_at: std::time::Instant::now(),
             background,
             instance,
@@ -117,6 +121,7 @@ impl App {
             );
         }
         rag::start(state);
+        plugins::start(state).await?;
         jobs::scheduler::start(state).await?;
         Ok(())
     }

@@ -46,6 +46,11 @@ enum Command {
         #[command(subcommand)]
         action: JobsCommand,
     },
+    /// Installs, lists, packs and signs plugins.
+    Plugin {
+        #[command(subcommand)]
+        action: PluginCommand,
+    },
     /// Rebuilds every collection's vector index from the database (re-embedding chunks
     /// whose vectors are of another model than the configured one).
     Reindex {
@@ -72,6 +77,46 @@ enum JobsCommand {
     Cancel {
         /// Job id.
         id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Installs (or upgrades) a plugin from a ZIP bundle, a bundle folder or a bare module,
+    /// as the operator. It is installed disabled.
+    Install {
+        /// A `.zip`, a folder with `plugin.toml`, or a `.wasm`.
+        path: PathBuf,
+        /// The name of a bare module.
+        #[arg(long)]
+        name: Option<String>,
+        /// The version of a bare module.
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Lists installed plugins.
+    List,
+    /// Writes a new ed25519 secret key to a file (mode 0600) and prints its public key, the
+    /// value for `[plugins] trusted_keys`.
+    Keygen {
+        /// Where to write the secret key.
+        #[arg(long, default_value = "hearth-plugin.key")]
+        out: PathBuf,
+    },
+    /// Signs a bundle folder: writes `plugin.sig` over every other file in it.
+    Sign {
+        /// The bundle folder.
+        dir: PathBuf,
+        /// The secret key file from `hearth plugin keygen`.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Packs a bundle folder into a ZIP ready to upload.
+    Pack {
+        /// The bundle folder.
+        dir: PathBuf,
+        /// The ZIP to write.
+        out: PathBuf,
     },
 }
 
@@ -172,6 +217,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = hearth::App::build(cfg).await?;
             reindex_command(&state, !*incremental).await
         }
+        Command::Plugin { action } => plugin_command(&cli, action).await,
         Command::Jobs { action } => {
             let cfg = load_config(&cli, None)?;
             let state = hearth::App::build(cfg).await?;
@@ -256,4 +302,92 @@ async fn jobs_command(state: &hearth::state::AppState, action: &JobsCommand) -> 
         }
     }
     Ok(())
+}
+
+/// `hearth plugin …`. Keys, signatures and packing need no database.
+async fn plugin_command(cli: &Cli, action: &PluginCommand) -> anyhow::Result<()> {
+    use hearth::plugins::{bundle, signature};
+    let fail = |e: hearth::error::AppError| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message);
+    match action {
+        PluginCommand::Install {
+            path,
+            name,
+            version,
+        } => {
+            let state = hearth::App::build(load_config(cli, None)?).await?;
+            let view = hearth::service::plugins::install_path(
+                &state,
+                path,
+                name.as_deref(),
+                version.as_deref(),
+            )
+            .await
+            .map_err(fail)?;
+            println!(
+                "installed {} {} ({}), sha256 {}",
+                view.row.name, view.row.version, view.row.state, view.row.sha256
+            );
+        }
+        PluginCommand::List => {
+            let state = hearth::App::build(load_config(cli, None)?).await?;
+            for v in hearth::service::plugins::list_all(&state).await.map_err(fail)? {
+                println!(
+                    "{:<24} {:<10} {:<9} tools: {}",
+                    v.row.name,
+                    v.row.version,
+                    v.row.state.as_str(),
+                    v.manifest
+                        .tools
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        PluginCommand::Keygen { out } => {
+            let (secret, public) = signature::keygen();
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut file = opts
+                .open(out)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+            std::io::Write::write_all(&mut file, format!("{secret}\n").as_bytes())?;
+            println!("secret key written to {}", out.display());
+            println!("public key (for [plugins] trusted_keys): {public}");
+        }
+        PluginCommand::Sign { dir, key } => {
+            let secret = std::fs::read_to_string(key)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", key.display()))?;
+            let mut files = bundle::dir_files(dir, sign_limits())
+                .map_err(|e| anyhow::anyhow!(e))?;
+            files.remove(bundle::SIG_FILE);
+            let sig = signature::sign(&files, &secret).map_err(|e| anyhow::anyhow!(e))?;
+            std::fs::write(dir.join(bundle::SIG_FILE), format!("{sig}\n"))?;
+            println!(
+                "signed {} files of {} with {}",
+                files.len(),
+                dir.display(),
+                signature::public_of(&secret).map_err(|e| anyhow::anyhow!(e))?
+            );
+        }
+        PluginCommand::Pack { dir, out } => {
+            let files = bundle::dir_files(dir, sign_limits()).map_err(|e| anyhow::anyhow!(e))?;
+            let zip = bundle::pack(&files).map_err(|e| anyhow::anyhow!(e))?;
+            std::fs::write(out, zip)?;
+            println!("packed {} files into {}", files.len(), out.display());
+        }
+    }
+    Ok(())
+}
+
+/// Generous caps for reading one's own bundle folder.
+fn sign_limits() -> hearth::plugins::bundle::BundleLimits {
+    hearth::plugins::bundle::BundleLimits {
+        max_files: 10_000,
+        max_unpacked_bytes: 1 << 30,
+        max_ratio: u64::MAX,
+    }
 }

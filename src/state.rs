@@ -35,6 +35,8 @@ pub struct AppState {
     pub embed: Arc<crate::embed::EmbedHub>,
     /// Documents and retrieval: pdfium, the chunker, the vector indexes.
     pub rag: Arc<crate::rag::RagHub>,
+    /// The plugin host: this process's running plugins.
+    pub plugins: Arc<crate::plugins::PluginHost>,
     /// Job kinds and this process's job worker.
     pub jobs: Arc<crate::jobs::JobsHub>,
     /// Server start, for uptime.

@@ -22,6 +22,7 @@ mod grounded;
 mod hardening;
 mod jobs;
 mod ownership;
+mod plugins;
 mod response_cache;
 mod rest_llm;
 mod rest_resources;

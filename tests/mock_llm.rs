@@ -32,6 +32,9 @@ pub struct Script {
     pub usage: Option<(u32, u32)>,
     /// Replace each token by its emission time (µs since [`epoch`]), for latency benchmarks.
     pub stamp: bool,
+    /// Tool calls (id, name, JSON arguments) sent after the tokens, ending the answer with
+    /// `finish_reason: tool_calls` (arguments arrive in two pieces).
+    pub tool_calls: Vec<(String, String, String)>,
 }
 
 /// The instant stamped token times count from (one per process).
@@ -56,6 +59,18 @@ impl Script {
             status: 200,
             usage: Some((11, tokens.len() as u32)),
             stamp: false,
+            tool_calls: Vec::new(),
+        }
+    }
+
+    /// Says `tokens`, then asks for the tool calls `(id, name, arguments)`.
+    pub fn calls(tokens: &[&str], calls: &[(&str, &str, Value)]) -> Self {
+        Script {
+            tool_calls: calls
+                .iter()
+                .map(|(id, name, args)| (id.to_string(), name.to_string(), args.to_string()))
+                .collect(),
+            ..Script::tokens(tokens)
         }
     }
 }
@@ -171,7 +186,21 @@ async fn completions(State(shared): State<Arc<Shared>>, Json(body): Json<Value>)
             yield Err(std::io::Error::other("scripted drop"));
             return;
         }
-        yield Ok(chunk(None, Some("stop")));
+        for (i, (id, name, args)) in script.tool_calls.iter().enumerate() {
+            let (a, b) = args.split_at(args.len() / 2);
+            for (n, piece) in [a, b].into_iter().enumerate() {
+                let call = if n == 0 {
+                    json!({"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": piece}})
+                } else {
+                    json!({"index": i, "function": {"arguments": piece}})
+                };
+                let v = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "model": "mock",
+                               "choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": null}]});
+                yield Ok(format!("data: {v}\n\n"));
+            }
+        }
+        let finish = if script.tool_calls.is_empty() { "stop" } else { "tool_calls" };
+        yield Ok(chunk(None, Some(finish)));
         if let Some((p, c)) = script.usage {
             let u = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "choices": [],
                            "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}});

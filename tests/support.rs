@@ -89,6 +89,8 @@ impl TestServer {
             register_rate_limit: 0,
             ..Config::default()
         };
+        // The bundled example plugins are installed only where a test asks for them.
+        config.plugins.bundled_dir = dir.path().join("no-bundled-plugins");
         config.database_url = Some(match backend {
             Backend::Sqlite => format!("sqlite://{}", dir.path().join("hearth.db").display()),
             Backend::Postgres => pg_database().await,

@@ -557,3 +557,87 @@ async fn the_documents_page_uploads_searches_and_opens_the_passage() {
     .await;
     b.assert_clean().await;
 }
+
+/// The plugins page: a refused bundle shows its reason; a good one installs, enables (its
+/// state live), and its function answers from the call form; agents can pick its tools.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugins_page_installs_enables_and_calls() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let _admin = s.user("keeper").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.zip");
+    std::fs::write(
+        &bad,
+        crate::plugins::bundle("tasks", |m| m.replace("description =", "summary =")),
+    )
+    .unwrap();
+    let good = dir.path().join("tasks.zip");
+    std::fs::write(&good, crate::plugins::bundle("tasks", |m| m)).unwrap();
+    let b = Browser::start("the_plugins_page_installs_enables_and_calls").await;
+    log_in(&b, &s, "keeper").await;
+    b.goto(&s.url("/#/plugins")).await;
+    b.wait_for(
+        "!document.querySelector('[data-page=plugins]').hidden && !document.querySelector('#plugin-upload').hidden",
+        "the plugins page shows its upload form to an admin",
+    )
+    .await;
+    let pick = |path: std::path::PathBuf| {
+        let b = &b;
+        async move {
+            let input = b
+                .cmd(
+                    "Runtime.evaluate",
+                    serde_json::json!({ "expression": "document.querySelector('#plugin-upload input[type=file]')" }),
+                )
+                .await;
+            let object_id = input["result"]["objectId"].as_str().unwrap().to_string();
+            b.cmd(
+                "DOM.setFileInputFiles",
+                serde_json::json!({ "files": [path.to_str().unwrap()], "objectId": object_id }),
+            )
+            .await;
+        }
+    };
+    pick(bad).await;
+    b.click("#plugin-upload button[type=submit]").await;
+    b.wait_for(
+        "(document.querySelector('#plugin-error').textContent || '').includes('summary')",
+        "a refused bundle shows the server's reason",
+    )
+    .await;
+    pick(good).await;
+    b.click("#plugin-upload button[type=submit]").await;
+    b.wait_for(
+        "document.querySelector('#plugins tr[data-plugin=tasks] .plugin-state')?.textContent.startsWith('disabled')",
+        "the plugin is installed, disabled",
+    )
+    .await;
+    b.click("#plugins tr[data-plugin=tasks] button[data-action=enable]")
+        .await;
+    b.wait_for(
+        "document.querySelector('#plugins tr[data-plugin=tasks] .plugin-state')?.textContent.startsWith('running')",
+        "enabling shows it running",
+    )
+    .await;
+    b.eval("document.querySelector('#plugin-call select').value = 'tasks'")
+        .await;
+    b.fill("#plugin-call input[name=function]", "add_task").await;
+    b.fill(
+        "#plugin-call textarea[name=input]",
+        "{\"title\": \"from the browser\"}",
+    )
+    .await;
+    b.click("#plugin-call button[type=submit]").await;
+    b.wait_for(
+        "(document.querySelector('#plugin-result').textContent || '').includes('from the browser')",
+        "the call form shows the function's answer",
+    )
+    .await;
+    b.goto(&s.url("/#/agents")).await;
+    b.wait_for(
+        "[...document.querySelectorAll('#new-agent select[name=tools] option')].some(o => o.value === 'add_task')",
+        "the agent form offers the plugin's tools",
+    )
+    .await;
+    b.assert_clean().await;
+}

@@ -89,6 +89,7 @@ async function route() {
     if (page === "admin") await loadUsers();
     if (page === "jobs") await HearthJobs.show(id);
     if (page === "documents") await HearthDocs.show();
+    if (page === "plugins") await HearthPlugins.show();
   } catch (e) { setError("#app-error", e); }
 }
 
@@ -222,10 +223,11 @@ function onChatEvent(e) {
 }
 
 async function loadAgents() {
-  const { myAgents, publicAgents } = await gql("{ myAgents { id name model isPublic } publicAgents(limit: 100) { agents { id name } } }");
+  const { myAgents, publicAgents, tools } = await gql("{ myAgents { id name model isPublic tools } publicAgents(limit: 100) { agents { id name } } tools { name plugin description } }");
   const list = $("#agents");
   list.replaceChildren();
-  for (const a of myAgents) list.append(text("li", `${a.name}${a.isPublic ? " (public)" : ""}${a.model ? ` — ${a.model}` : ""}`));
+  for (const a of myAgents) list.append(text("li", `${a.name}${a.isPublic ? " (public)" : ""}${a.model ? ` — ${a.model}` : ""}${a.tools.length ? ` · tools: ${a.tools.join(", ")}` : ""}`));
+  $("#new-agent").tools.replaceChildren(...tools.map((t) => new Option(`${t.name} (${t.plugin})`, t.name)));
   if (!myAgents.length) list.append(text("li", "You have no agents yet.", "muted"));
   const select = $("#new-chat").agent;
   select.replaceChildren(new Option("No agent", ""));
@@ -252,6 +254,7 @@ function subscribe() {
       ws.send(JSON.stringify({ id: "chats", type: "subscribe", payload: { query: "subscription { chatChanges { kind chatId chat { title } } }" } }));
       ws.send(JSON.stringify({ id: "jobs", type: "subscribe", payload: { query: HearthJobs.subscription } }));
       ws.send(JSON.stringify({ id: "documents", type: "subscribe", payload: { query: HearthDocs.subscription } }));
+      ws.send(JSON.stringify({ id: "plugins", type: "subscribe", payload: { query: HearthPlugins.subscription } }));
       listenToChat();
     } else if (msg.type === "next" && msg.id.startsWith("events-")) {
       if (msg.id === state.eventsId && msg.payload.data && msg.payload.data.chatEvents) onChatEvent(msg.payload.data.chatEvents);
@@ -259,6 +262,8 @@ function subscribe() {
       HearthJobs.onEvent();
     } else if (msg.type === "next" && msg.id === "documents") {
       HearthDocs.onEvent();
+    } else if (msg.type === "next" && msg.id === "plugins") {
+      HearthPlugins.onEvent();
     } else if (msg.type === "next" && msg.id === "chats" && msg.payload.data) {
       const change = msg.payload.data.chatChanges;
       if (change.kind === "DELETED" && change.chatId === state.chatId) { state.chatId = null; $("#chat-view").hidden = true; }
@@ -290,6 +295,7 @@ function subscribe() {
 function bind() {
   HearthJobs.bind();
   HearthDocs.bind();
+  HearthPlugins.bind();
   $("#login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = ev.target;
@@ -343,7 +349,8 @@ function bind() {
   $("#new-agent").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = ev.target;
-    const input = { name: f.name.value, systemPrompt: f.systemPrompt.value, temperature: parseFloat(f.temperature.value), isPublic: f.isPublic.checked };
+    const input = { name: f.name.value, systemPrompt: f.systemPrompt.value, temperature: parseFloat(f.temperature.value), isPublic: f.isPublic.checked,
+      tools: Array.from(f.tools.selectedOptions).map((o) => o.value) };
     if (f.model.value.trim()) input.model = f.model.value.trim();
     try { await gql("mutation($i: CreateAgentInput!) { createAgent(input: $i) { id } }", { i: input }); f.reset(); await loadAgents(); }
     catch (e) { setError("#app-error", e); }

@@ -240,6 +240,20 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Where an installed plugin stands; every process converges its instances to it.
+    PluginState {
+        /// Installed, never started (not even at boot).
+        Disabled = "disabled",
+        /// Enabled, not running now (an admin stopped it).
+        Stopped = "stopped",
+        /// Enabled and serving calls.
+        Running = "running",
+        /// Enabled, but it could not start or crashed repeatedly (`failure` says why).
+        Failed = "failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 use super::enums::{
     CollectionKind, DocumentKind, DocumentStatus, JobState, MessageRole, MessageStatus, ModelKind,
-    Provider, Role, RunCause, RunOutcome,
+    PluginState, Provider, Role, RunCause, RunOutcome,
 };
 use super::json::JsonText;
 use super::schema::*;
@@ -179,6 +179,8 @@ pub struct Agent {
     pub created_at: NaiveDateTime,
     /// Last change.
     pub updated_at: NaiveDateTime,
+    /// Plugin tools it may call in its turns.
+    pub tools: JsonText<Vec<String>>,
 }
 
 /// Columns for creating an agent.
@@ -213,6 +215,8 @@ pub struct NewAgent {
     pub created_at: NaiveDateTime,
     /// Same as created_at at first.
     pub updated_at: NaiveDateTime,
+    /// Plugin tool names.
+    pub tools: JsonText<Vec<String>>,
 }
 
 /// Partial update of an agent; `None` leaves a column unchanged.
@@ -237,6 +241,8 @@ pub struct AgentChanges {
     pub learn_from_interaction: Option<bool>,
     /// New visibility.
     pub is_public: Option<bool>,
+    /// New tool list.
+    pub tools: Option<JsonText<Vec<String>>>,
     /// Always set on update.
     pub updated_at: Option<NaiveDateTime>,
 }
@@ -812,4 +818,66 @@ pub struct ChunkVector {
     pub collection_id: i64,
     /// Little-endian f32, unit length.
     pub embedding: Vec<u8>,
+}
+
+/// An installed plugin: its validated manifest and where it stands.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = plugins)]
+pub struct PluginRow {
+    /// Primary key (stable across upgrades, so key-value data follows the plugin).
+    pub id: i64,
+    /// The manifest's name.
+    pub name: String,
+    /// The installed version (semver).
+    pub version: String,
+    /// The manifest's description.
+    pub description: String,
+    /// The admin who installed or last upgraded it.
+    pub installed_by: Option<i64>,
+    /// What every process converges to.
+    pub state: PluginState,
+    /// Why it failed.
+    pub failure: Option<String>,
+    /// The validated manifest as JSON.
+    pub manifest: String,
+    /// SHA-256 of the module.
+    pub sha256: String,
+    /// The trusted key that signed the bundle.
+    pub signed_by: Option<String>,
+    /// Every user may call it.
+    pub granted_to_all: bool,
+    /// Time.
+    pub created_at: NaiveDateTime,
+    /// Time.
+    pub updated_at: NaiveDateTime,
+}
+
+/// A new plugin row.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = plugins, treat_none_as_default_value = false)]
+pub struct NewPlugin {
+    /// See [`PluginRow::name`].
+    pub name: String,
+    /// See [`PluginRow::version`].
+    pub version: String,
+    /// See [`PluginRow::description`].
+    pub description: String,
+    /// See [`PluginRow::installed_by`].
+    pub installed_by: Option<i64>,
+    /// See [`PluginRow::state`].
+    pub state: PluginState,
+    /// See [`PluginRow::failure`].
+    pub failure: Option<String>,
+    /// See [`PluginRow::manifest`].
+    pub manifest: String,
+    /// See [`PluginRow::sha256`].
+    pub sha256: String,
+    /// See [`PluginRow::signed_by`].
+    pub signed_by: Option<String>,
+    /// See [`PluginRow::granted_to_all`].
+    pub granted_to_all: bool,
+    /// Time.
+    pub created_at: NaiveDateTime,
+    /// Time.
+    pub updated_at: NaiveDateTime,
 }

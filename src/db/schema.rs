@@ -65,6 +65,7 @@ diesel::table! {
         capabilities -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        tools -> Text,
     }
 }
 
@@ -207,11 +208,13 @@ diesel::table! {
         name -> Text,
         version -> Text,
         description -> Text,
-        owner_id -> Nullable<BigInt>,
+        installed_by -> Nullable<BigInt>,
         state -> Text,
+        failure -> Nullable<Text>,
         manifest -> Text,
-        wasm_sha256 -> Text,
-        storage_name -> Text,
+        sha256 -> Text,
+        signed_by -> Nullable<Text>,
+        granted_to_all -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
     }
@@ -223,6 +226,14 @@ diesel::table! {
         key -> Text,
         value -> Binary,
         updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    plugin_grants (plugin_id, user_id) {
+        plugin_id -> BigInt,
+        user_id -> BigInt,
+        created_at -> Timestamp,
     }
 }
 
@@ -320,6 +331,8 @@ diesel::joinable!(chunks -> documents (document_id));
 diesel::joinable!(chunk_vectors -> chunks (chunk_id));
 diesel::joinable!(document_texts -> documents (document_id));
 diesel::joinable!(document_blobs -> documents (document_id));
+diesel::joinable!(plugin_kv -> plugins (plugin_id));
+diesel::joinable!(plugin_grants -> plugins (plugin_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -338,6 +351,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     memory_entries,
     plugins,
     plugin_kv,
+    plugin_grants,
     jobs,
     job_runs,
     models,

@@ -117,6 +117,29 @@ pub enum Event {
         /// Its collection.
         collection_id: i64,
     },
+    /// A plugin was installed, upgraded, changed state, reloaded or deleted. Every process
+    /// converges its instances to the database on it.
+    PluginChanged {
+        /// The plugin's key.
+        name: String,
+        /// Its state now (`deleted` once removed).
+        state: String,
+        /// Why it failed, for `failed`.
+        failure: Option<String>,
+        /// The change was a reload: processes running it recompile from disk.
+        reload: bool,
+    },
+    /// A plugin published an event during a call caused by this user.
+    PluginEmitted {
+        /// The user whose request caused the call.
+        user_id: i64,
+        /// The plugin's key.
+        plugin: String,
+        /// The plugin's event name.
+        name: String,
+        /// The plugin's data (JSON text).
+        data: String,
+    },
     /// The server is draining: every open stream completes now.
     Shutdown,
 }

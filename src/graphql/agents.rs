@@ -30,6 +30,8 @@ pub struct CreateAgentInput {
     pub is_public: Option<bool>,
     /// Capability names.
     pub capabilities: Option<Vec<String>>,
+    /// Plugin tools it may call in its turns (see `tools`).
+    pub tools: Option<Vec<String>>,
 }
 
 /// Changes to an agent; omitted fields stay, null clears nullable ones.
@@ -53,6 +55,8 @@ pub struct UpdateAgentInput {
     pub learn_from_interaction: Option<bool>,
     /// Visibility.
     pub is_public: Option<bool>,
+    /// Plugin tools it may call in its turns.
+    pub tools: Option<Vec<String>>,
 }
 
 /// A page of agents.
@@ -147,6 +151,7 @@ impl AgentMutation {
                 learn_from_interaction: input.learn_from_interaction,
                 is_public: input.is_public,
                 capabilities: input.capabilities,
+                tools: input.tools,
             },
         )
         .await?;
@@ -171,6 +176,7 @@ impl AgentMutation {
             avatar_url: maybe(input.avatar_url),
             learn_from_interaction: input.learn_from_interaction,
             is_public: input.is_public,
+            tools: input.tools,
         };
         Ok(AgentObject(
             agents::update(ctx.data::<AppState>()?, caller, parse_id(&id)?, patch).await?,

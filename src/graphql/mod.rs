@@ -9,6 +9,7 @@ pub mod guard;
 pub mod jobs;
 pub mod loaders;
 pub mod models;
+pub mod plugins;
 pub mod socket;
 pub mod subscription;
 pub mod transport;
@@ -34,6 +35,7 @@ pub struct QueryRoot(
     models::ModelQuery,
     jobs::JobQuery,
     documents::DocumentQuery,
+    plugins::PluginQuery,
 );
 
 /// Mutation root: one part per domain.
@@ -47,6 +49,7 @@ pub struct MutationRoot(
     turns::TurnMutation,
     jobs::JobMutation,
     documents::DocumentMutation,
+    plugins::PluginMutation,
 );
 
 /// Subscription root: one part per domain.
@@ -55,6 +58,7 @@ pub struct SubscriptionRoot(
     subscription::ChatSubscription,
     jobs::JobSubscription,
     documents::DocumentSubscription,
+    plugins::PluginSubscription,
 );
 
 /// The schema type.

@@ -268,7 +268,7 @@ async fn post_multipart(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let max_file = state.config.rag.max_upload_bytes as usize;
+    let max_file = state.config.max_upload_bytes() as usize;
     let opts = async_graphql::http::MultipartOptions::default()
         .max_file_size(max_file)
         .max_num_files(MAX_UPLOAD_FILES);

@@ -197,6 +197,10 @@ impl AgentObject {
     async fn capabilities(&self) -> Vec<String> {
         self.0.capabilities.0.clone()
     }
+    /// Plugin tools it may call in its turns (those not running now are skipped).
+    async fn tools(&self) -> Vec<String> {
+        self.0.tools.0.clone()
+    }
     async fn owner(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
         let loader = ctx.data::<DataLoader<UserLoader>>()?;
         Ok(loader.load_one(self.0.owner_id).await?.map(UserObject))

@@ -23,7 +23,7 @@ pub fn router(state: AppState, schema: HearthSchema) -> Router {
     let limit = state.config.body_limit_bytes;
     // Doors that take files read up to the upload size plus the multipart framing; their
     // handlers hold every other body to `body_limit_bytes`.
-    let upload_limit = (state.config.rag.max_upload_bytes as usize)
+    let upload_limit = (state.config.max_upload_bytes() as usize)
         .saturating_add(UPLOAD_OVERHEAD)
         .max(limit);
     let uploads = Router::new()

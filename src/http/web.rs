@@ -12,6 +12,7 @@ const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const JOBS_JS: &str = include_str!("../../web/jobs.js");
 const DOCUMENTS_JS: &str = include_str!("../../web/documents.js");
+const PLUGINS_JS: &str = include_str!("../../web/plugins.js");
 const STYLE: &str = include_str!("../../web/style.css");
 const GRAPHIQL_PAGE: &str = include_str!("../../web/graphiql.html");
 const GRAPHIQL_INIT: &str = include_str!("../../web/graphiql.js");
@@ -72,6 +73,10 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/static/documents.js",
             get(|| async { file(DOCUMENTS_JS, JS) }),
+        )
+        .route(
+            "/static/plugins.js",
+            get(|| async { file(PLUGINS_JS, JS) }),
         )
         .route(
             "/static/markdown.js",

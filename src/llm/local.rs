@@ -267,6 +267,10 @@ fn decode(
         prompt_tokens: prompt.len() as u32,
         completion_tokens: generated,
     };
-    let _ = tx.blocking_send(Ok(Chunk::Done { usage, finish }));
+    let _ = tx.blocking_send(Ok(Chunk::Done {
+        usage,
+        finish,
+        tool_calls: Vec::new(),
+    }));
     Ok(())
 }

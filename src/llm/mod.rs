@@ -31,6 +31,12 @@ pub struct PromptMessage {
     pub role: String,
     /// Text.
     pub content: String,
+    /// The tool calls an `assistant` message made (OpenAI's `tool_calls` array).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<serde_json::Value>,
+    /// The call a `tool` message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl PromptMessage {
@@ -39,8 +45,47 @@ impl PromptMessage {
         Self {
             role: role.to_string(),
             content: content.into(),
+            tool_calls: None,
+            tool_call_id: None,
         }
     }
+
+    /// The assistant message that made `calls` (with any text it said alongside).
+    pub fn tool_request(content: impl Into<String>, calls: &[ToolCall]) -> Self {
+        let wire: Vec<serde_json::Value> = calls
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.id,
+                    "type": "function",
+                    "function": { "name": c.name, "arguments": c.arguments },
+                })
+            })
+            .collect();
+        Self {
+            tool_calls: Some(serde_json::Value::Array(wire)),
+            ..Self::new("assistant", content)
+        }
+    }
+
+    /// A tool's answer to the call `id`.
+    pub fn tool_result(id: &str, content: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(id.to_string()),
+            ..Self::new("tool", content)
+        }
+    }
+}
+
+/// A function the model asked to call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ToolCall {
+    /// The upstream's id for the call (the tool message answers it).
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// Its arguments, JSON text as the model wrote them.
+    pub arguments: String,
 }
 
 /// Sampling settings of one generation.
@@ -81,6 +126,8 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` (or the context window) was reached.
     Length,
+    /// The model asked for tool calls (`Chunk::Done::tool_calls`).
+    ToolCalls,
 }
 
 impl FinishReason {
@@ -89,6 +136,7 @@ impl FinishReason {
         match self {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
         }
     }
 }
@@ -104,6 +152,8 @@ pub enum Chunk {
         usage: Usage,
         /// Why it ended.
         finish: FinishReason,
+        /// The calls the model asked for (`finish` is `ToolCalls`); empty otherwise.
+        tool_calls: Vec<ToolCall>,
     },
 }
 
@@ -153,11 +203,23 @@ impl LlmHub {
         messages: Vec<PromptMessage>,
         params: GenerateParams,
     ) -> AppResult<ChunkStream> {
+        self.generate_with_tools(model, messages, params, &[]).await
+    }
+
+    /// [`LlmHub::generate`] offering `tools` (OpenAI's tools format) to a provider that
+    /// takes them; the local engine answers without tools.
+    pub async fn generate_with_tools(
+        &self,
+        model: &ModelRow,
+        messages: Vec<PromptMessage>,
+        params: GenerateParams,
+        tools: &[serde_json::Value],
+    ) -> AppResult<ChunkStream> {
         let permit = self.gate(model).acquire().await?;
         let opened = match model.provider {
             Provider::Local => self.local.generate(model, messages, params).await,
             Provider::OpenAi => {
-                openai::generate(&self.http, &self.config, model, messages, params).await
+                openai::generate(&self.http, &self.config, model, messages, params, tools).await
             }
         };
         match opened {

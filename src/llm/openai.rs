@@ -4,7 +4,7 @@
 //! accepted; once tokens flow, a broken stream is reported, never replayed.
 
 use super::sse::SseParser;
-use super::{Chunk, ChunkStream, FinishReason, GenerateParams, PromptMessage, Usage};
+use super::{Chunk, ChunkStream, FinishReason, GenerateParams, PromptMessage, ToolCall, Usage};
 use crate::config::LlmConfig;
 use crate::db::models::ModelRow;
 use crate::error::{AppError, AppResult, ErrorCode};
@@ -30,6 +30,7 @@ pub async fn generate(
     model: &ModelRow,
     messages: Vec<PromptMessage>,
     params: GenerateParams,
+    tools: &[Value],
 ) -> AppResult<ChunkStream> {
     let base = model
         .base_url
@@ -37,7 +38,7 @@ pub async fn generate(
         .ok_or_else(|| unavailable(model, "no base_url configured"))?;
     let url = format!("{}/chat/completions", base.trim_end_matches('/'));
     let prompt_estimate = super::prompt::estimate_messages(&messages);
-    let body = json!({
+    let mut body = json!({
         "model": model.remote_name.as_deref().unwrap_or(&model.key),
         "messages": messages,
         "temperature": params.temperature,
@@ -45,6 +46,10 @@ pub async fn generate(
         "stream": true,
         "stream_options": { "include_usage": true },
     });
+    if !tools.is_empty() {
+        body["tools"] = Value::Array(tools.to_vec());
+        body["tool_choice"] = json!("auto");
+    }
     let first_token = Duration::from_secs(config.request_timeout_secs);
     let mut attempt = 0;
     let response = loop {
@@ -78,6 +83,8 @@ pub async fn generate(
         let mut finish: Option<FinishReason> = None;
         let mut pieces = 0u32;
         let mut first = true;
+        // Tool calls arrive as deltas keyed by index: id and name once, arguments in pieces.
+        let mut calls: Vec<ToolCall> = Vec::new();
         loop {
             let wait = if first { first_token } else { idle };
             let next = match tokio::time::timeout(wait, bytes.next()).await {
@@ -103,7 +110,8 @@ pub async fn generate(
             for data in events.drain(..) {
                 if data == "[DONE]" {
                     let usage = usage.unwrap_or(Usage { prompt_tokens: prompt_estimate, completion_tokens: pieces });
-                    yield Ok(Chunk::Done { usage, finish: finish.unwrap_or(FinishReason::Stop) });
+                    let finish = if calls.is_empty() { finish.unwrap_or(FinishReason::Stop) } else { FinishReason::ToolCalls };
+                    yield Ok(Chunk::Done { usage, finish, tool_calls: std::mem::take(&mut calls) });
                     return;
                 }
                 let v: Value = match serde_json::from_str(&data) {
@@ -128,8 +136,31 @@ pub async fn generate(
                         pieces += 1;
                         yield Ok(Chunk::Token(text.to_string()));
                     }
+                    if let Some(deltas) = choice["delta"]["tool_calls"].as_array() {
+                        for d in deltas {
+                            let index = d["index"].as_u64().unwrap_or(calls.len() as u64) as usize;
+                            if index > 64 {
+                                yield Err(stream_error(&key, "too many tool calls"));
+                                return;
+                            }
+                            while calls.len() <= index {
+                                calls.push(ToolCall { id: String::new(), name: String::new(), arguments: String::new() });
+                            }
+                            let call = &mut calls[index];
+                            if let Some(id) = d["id"].as_str() {
+                                call.id = id.to_string();
+                            }
+                            if let Some(name) = d["function"]["name"].as_str() {
+                                call.name.push_str(name);
+                            }
+                            if let Some(args) = d["function"]["arguments"].as_str() {
+                                call.arguments.push_str(args);
+                            }
+                        }
+                    }
                     match choice["finish_reason"].as_str() {
                         Some("length") => finish = Some(FinishReason::Length),
+                        Some("tool_calls") => finish = Some(FinishReason::ToolCalls),
                         Some(_) => finish = Some(FinishReason::Stop),
                         None => {}
                     }
@@ -140,7 +171,8 @@ pub async fn generate(
         match finish {
             Some(finish) => {
                 let usage = usage.unwrap_or(Usage { prompt_tokens: prompt_estimate, completion_tokens: pieces });
-                yield Ok(Chunk::Done { usage, finish });
+                let finish = if calls.is_empty() { finish } else { FinishReason::ToolCalls };
+                yield Ok(Chunk::Done { usage, finish, tool_calls: calls });
             }
             None => yield Err(stream_error(&key, "the upstream closed the stream before it finished")),
         }

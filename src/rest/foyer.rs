@@ -49,6 +49,7 @@ fn agent_json(a: &Agent) -> Value {
         "temperature": a.temperature,
         "max_tokens": a.max_tokens,
         "avatar_url": a.avatar_url,
+        "tools": a.tools.0,
         "owner_id": a.owner_id,
         "created_at": ts(a.created_at),
         "updated_at": ts(a.updated_at),
@@ -124,6 +125,7 @@ struct AgentBody {
     max_tokens: Option<i64>,
     avatar_url: Option<String>,
     capabilities: Option<Vec<String>>,
+    tools: Option<Vec<String>>,
 }
 
 async fn create_agent(
@@ -145,6 +147,7 @@ async fn create_agent(
             learn_from_interaction: b.learn_from_interaction,
             is_public: b.is_public,
             capabilities: b.capabilities,
+            tools: b.tools,
         },
     )
     .await?;
@@ -175,6 +178,7 @@ struct AgentPatchBody {
     avatar_url: Option<Option<String>>,
     learn_from_interaction: Option<bool>,
     is_public: Option<bool>,
+    tools: Option<Vec<String>>,
 }
 
 async fn update_agent(
@@ -193,6 +197,7 @@ async fn update_agent(
         avatar_url: b.avatar_url,
         learn_from_interaction: b.learn_from_interaction,
         is_public: b.is_public,
+        tools: b.tools,
     };
     let agent = agents::update(&state, &caller, path_id(&id)?, patch).await?;
     Ok(Json(agent_json(&agent)))

@@ -39,7 +39,7 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "chromadb": "not_configured",
             "faiss_ok": state.rag.vectors.probe(),
             "gpu": false,
-            "tools_count": h.plugins,
+            "tools_count": h.tools,
             "plugins_count": h.plugins,
         })),
     )

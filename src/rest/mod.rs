@@ -15,9 +15,11 @@ pub mod openai_embeddings;
 pub mod orchestrator;
 pub mod orchestrator_chat;
 pub mod orchestrator_memory;
+pub mod orchestrator_tools;
 pub mod plugin_host;
 pub mod plugin_host_jobs;
 pub mod plugin_host_llm;
+pub mod plugin_host_plugins;
 pub mod plugin_host_rag;
 pub mod runner;
 pub mod streaming;
@@ -32,12 +34,15 @@ pub fn upload_router() -> Router<AppState> {
         .merge(foyer_documents::upload_router())
         .merge(orchestrator_memory::upload_router())
         .nest("/api/v1", nexus_rag::upload_router())
+        .merge(plugin_host_plugins::upload_router())
 }
 
 /// Every other REST door.
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(health::router())
+        .merge(plugin_host_plugins::router())
+        .merge(orchestrator_tools::router())
         .merge(foyer_documents::router())
         .merge(plugin_host_rag::router())
         .merge(orchestrator_memory::router())

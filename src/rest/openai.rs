@@ -117,10 +117,7 @@ impl InMessage {
         } else {
             self.role
         };
-        Ok(PromptMessage {
-            role,
-            content: text,
-        })
+        Ok(PromptMessage::new(&role, text))
     }
 }
 

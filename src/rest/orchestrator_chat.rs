@@ -114,7 +114,7 @@ fn event_json(e: &TurnEvent) -> Option<Value> {
             "message_id": message.id,
             "model_used": message.model,
             "status": message.status,
-            "tools_used": [],
+            "tools_used": crate::service::agent_tools::tools_used(message),
             "tokens": tokens_json(message.prompt_tokens, message.completion_tokens),
         }),
         TurnEvent::Error { code, message, .. } => {
@@ -146,7 +146,7 @@ async fn chat(
         "conversation_id": chat_id.to_string(),
         "message_id": m.id,
         "model_used": m.model,
-        "tools_used": [],
+        "tools_used": crate::service::agent_tools::tools_used(m),
         "tokens": tokens_json(m.prompt_tokens, m.completion_tokens),
     }))
     .into_response())

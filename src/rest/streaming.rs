@@ -85,7 +85,7 @@ pub fn generation(mut s: ChunkStream) -> impl Stream<Item = Gen> + Send + 'stati
         loop {
             match s.next().await {
                 Some(Ok(Chunk::Token(t))) => yield Gen::Token(t),
-                Some(Ok(Chunk::Done { usage, finish })) => {
+                Some(Ok(Chunk::Done { usage, finish, .. })) => {
                     yield Gen::Done(usage, finish);
                     break;
                 }

@@ -36,6 +36,8 @@ pub struct AgentInput {
     pub is_public: Option<bool>,
     /// Capability names.
     pub capabilities: Option<Vec<String>>,
+    /// Plugin tools it may call.
+    pub tools: Option<Vec<String>>,
 }
 
 /// A partial update; `None` leaves a field as it is, `Some(None)` clears a nullable one.
@@ -59,6 +61,8 @@ pub struct AgentPatch {
     pub learn_from_interaction: Option<bool>,
     /// Visibility.
     pub is_public: Option<bool>,
+    /// Plugin tools it may call.
+    pub tools: Option<Vec<String>>,
 }
 
 fn check_max_tokens(v: i64) -> AppResult<i32> {
@@ -106,6 +110,7 @@ pub async fn create(state: &AppState, caller: &Caller, input: AgentInput) -> App
         ));
     }
     let capabilities = JsonText(caps);
+    let tools = JsonText(check_tools(input.tools.unwrap_or_default())?);
     let uid = caller.user_id();
     let base_slug = validate::slugify(&name);
     let ts = now();
@@ -153,6 +158,7 @@ pub async fn create(state: &AppState, caller: &Caller, input: AgentInput) -> App
                 learn_from_interaction: input.learn_from_interaction.unwrap_or(false),
                 is_public: input.is_public.unwrap_or(false),
                 capabilities: capabilities.clone(),
+                tools: tools.clone(),
                 created_at: ts,
                 updated_at: ts,
             })
@@ -161,6 +167,27 @@ pub async fn create(state: &AppState, caller: &Caller, input: AgentInput) -> App
             .await
             .map_err(AppError::from)
     })
+}
+
+/// Most tools one agent may list.
+pub const MAX_AGENT_TOOLS: usize = 32;
+
+/// Tool names: valid keys, at most [`MAX_AGENT_TOOLS`], no repeats. Whether each exists is
+/// decided at every turn (plugins come and go).
+fn check_tools(mut tools: Vec<String>) -> AppResult<Vec<String>> {
+    let valid = tools.len() <= MAX_AGENT_TOOLS
+        && tools
+            .iter()
+            .all(|t| crate::plugins::manifest::valid_key(t, 64, true));
+    if !valid {
+        return Err(AppError::validation(
+            "tools",
+            format!("at most {MAX_AGENT_TOOLS} tool names of 1-64 letters, digits, _ and -"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    tools.retain(|t| seen.insert(t.clone()));
+    Ok(tools)
 }
 
 /// Loads one agent if the caller may see it.
@@ -238,6 +265,9 @@ pub async fn update(
             validate::max_len("avatar_url", u, validate::MAX_URL_CHARS)?;
         }
         changes.avatar_url = Some(a);
+    }
+    if let Some(t) = patch.tools {
+        changes.tools = Some(JsonText(check_tools(t)?));
     }
     changes.learn_from_interaction = patch.learn_from_interaction;
     changes.is_public = patch.is_public;

@@ -175,7 +175,7 @@ pub async fn complete(
     while let Some(item) = s.next().await {
         match item? {
             Chunk::Token(t) => text.push_str(&t),
-            Chunk::Done { usage, finish } => {
+            Chunk::Done { usage, finish, .. } => {
                 return Ok(Completion {
                     model,
                     text,

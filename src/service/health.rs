@@ -46,6 +46,8 @@ pub struct Health {
     pub models_available: usize,
     /// Installed plugins.
     pub plugins: i64,
+    /// Tools of the plugins running in this process.
+    pub tools: usize,
     /// Seconds since the process started.
     pub uptime_secs: u64,
 }
@@ -71,6 +73,12 @@ pub async fn report(state: &AppState) -> Health {
             healthy
         },
         plugins: plugin_count(state).await.unwrap_or(0),
+        tools: state
+            .plugins
+            .running()
+            .iter()
+            .map(|p| p.manifest.tools.len())
+            .sum(),
         uptime_secs: state.started_at.elapsed().as_secs(),
     }
 }

@@ -1,6 +1,7 @@
 //! Transport-agnostic use cases. GraphQL resolvers and REST handlers both call these, so
 //! validation, ownership and permission rules live here once.
 
+pub mod agent_tools;
 pub mod agents;
 pub mod api_keys;
 pub mod auth;
@@ -9,9 +10,11 @@ pub mod completions;
 pub mod documents;
 pub mod embeddings;
 pub mod health;
+pub mod hooks;
 pub mod jobs;
 pub mod memory;
 pub mod models;
+pub mod plugins;
 pub mod pagination;
 pub mod projects;
 pub mod streams;

@@ -15,10 +15,11 @@ use crate::db_run;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::turns::{ChatListener, TurnEvent};
 use crate::events::Event;
-use crate::llm::{Chunk, ChunkStream, PromptMessage, Usage};
+use crate::llm::{Chunk, ChunkStream, GenerateParams, PromptMessage, Usage};
+use crate::service::agent_tools::{self, ToolUse};
 use crate::rag::search::SourceRef;
 use crate::service::documents;
-use crate::service::{agents, chats as chat_service, completions, models, now, validate};
+use crate::service::{agents, chats as chat_service, completions, hooks, models, now, validate};
 use crate::state::AppState;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -170,6 +171,8 @@ pub async fn send(
     let chat = chat_service::get(state, caller, chat_id).await?;
     check_room(state, chat_id).await?;
     check_files(state, caller, &input.files).await?;
+    // Plugins' `message_before_send` may rewrite or refuse the message; nothing is stored yet.
+    let content = hooks::before_send(state, caller, chat_id, content).await?;
     let agent = match chat.agent_id {
         Some(aid) => Some(agents::get(state, Some(caller), aid).await?),
         None => None,
@@ -210,13 +213,17 @@ pub async fn send(
         let (prompt, first) =
             build_prompt(state, chat_id, agent.as_ref(), &content, &sources).await?;
         let prompt = completions::fit(&model, prompt, params);
-        let stream = state.llm.generate(&model, prompt, params).await?;
+        let tools = agent_tools::offered(state, caller, agent.as_ref(), &model).await;
+        let stream = state
+            .llm
+            .generate_with_tools(&model, prompt.clone(), params, &tools)
+            .await?;
         let (user_message, reserved) =
             store_start(state, chat_id, &content, &input.files, &model.key, &sources).await?;
-        Ok::<_, AppError>((stream, user_message, reserved, first))
+        Ok::<_, AppError>((stream, user_message, reserved, first, prompt, tools))
     }
     .await;
-    let (stream, user_message, reserved, first_exchange) = match started {
+    let (stream, user_message, reserved, first_exchange, prompt, tools) = match started {
         Ok(v) => v,
         Err(e) => {
             state.turns.end(chat_id, &turn_id);
@@ -236,6 +243,10 @@ pub async fn send(
         first_exchange,
         model: model.clone(),
         cancel,
+        caller: caller.clone(),
+        prompt,
+        params,
+        tools,
     };
     let message_id = reserved.id;
     let sources = reserved.sources.0.clone();
@@ -359,6 +370,22 @@ struct Run {
     first_exchange: bool,
     model: ModelRow,
     cancel: CancellationToken,
+    /// Who sent the message: tools run as them.
+    caller: Caller,
+    /// The prompt as sent (tool rounds extend it).
+    prompt: Vec<PromptMessage>,
+    /// Sampling settings, for the generations after tool calls.
+    params: GenerateParams,
+    /// Tools offered to the model (OpenAI format); empty for most turns.
+    tools: Vec<serde_json::Value>,
+}
+
+/// How one generation of a turn ended.
+enum Generation {
+    /// The model finished; it may have asked for tool calls.
+    Done(Vec<crate::llm::ToolCall>),
+    /// The turn ends here (cancelled, or the model failed).
+    End(MessageStatus, Option<AppError>),
 }
 
 impl Run {
@@ -380,26 +407,63 @@ impl Run {
         let mut text = String::new();
         let mut usage = Usage::default();
         let mut pieces = 0u32;
+        let mut used: Vec<ToolUse> = Vec::new();
+        let mut prompt = self.prompt.clone();
+        let mut rounds = 0usize;
         let (status, error) = loop {
-            tokio::select! {
+            let mut said = String::new();
+            let generation = loop {
+                tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => break Generation::End(MessageStatus::Cancelled, None),
+                    // The process is stopping: keep what was generated, as a cancel would.
+                    _ = self.state.background.stopping().cancelled() => break Generation::End(MessageStatus::Cancelled, None),
+                    item = stream.next() => match item {
+                        Some(Ok(Chunk::Token(t))) => {
+                            pieces += 1;
+                            text.push_str(&t);
+                            said.push_str(&t);
+                            channel.send(TurnEvent::Token { chat_id, message_id, delta: Arc::from(t) });
+                        }
+                        Some(Ok(Chunk::Done { usage: u, tool_calls, .. })) => {
+                            usage.prompt_tokens = usage.prompt_tokens.saturating_add(u.prompt_tokens);
+                            usage.completion_tokens = usage.completion_tokens.saturating_add(u.completion_tokens);
+                            break Generation::Done(tool_calls);
+                        }
+                        Some(Err(e)) => break Generation::End(MessageStatus::Error, Some(e)),
+                        None => break Generation::End(MessageStatus::Error, Some(AppError::new(ErrorCode::LlmUnavailable, "the model stopped without finishing"))),
+                    },
+                }
+            };
+            let calls = match generation {
+                Generation::End(status, error) => break (status, error),
+                Generation::Done(calls) if calls.is_empty() || self.tools.is_empty() => {
+                    break (MessageStatus::Complete, None)
+                }
+                Generation::Done(calls) => calls,
+            };
+            // The model's slot is free while the tools run.
+            stream = Box::pin(futures_util::stream::empty());
+            rounds += 1;
+            let round = agent_tools::run_round(
+                &self.state, &self.caller, &channel, chat_id, message_id, &said, &calls, &mut used,
+            );
+            let messages = tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break (MessageStatus::Cancelled, None),
-                // The process is stopping: keep what was generated, as a cancel would.
-                _ = self.state.background.stopping().cancelled() => break (MessageStatus::Cancelled, None),
-                item = stream.next() => match item {
-                    Some(Ok(Chunk::Token(t))) => {
-                        pieces += 1;
-                        text.push_str(&t);
-                        channel.send(TurnEvent::Token { chat_id, message_id, delta: Arc::from(t) });
-                    }
-                    Some(Ok(Chunk::Done { usage: u, .. })) => {
-                        usage = u;
-                        break (MessageStatus::Complete, None);
-                    }
-                    Some(Err(e)) => break (MessageStatus::Error, Some(e)),
-                    None => break (MessageStatus::Error, Some(AppError::new(ErrorCode::LlmUnavailable, "the model stopped without finishing"))),
-                },
-            }
+                m = round => m,
+            };
+            prompt.extend(messages);
+            // After the last allowed round the model must answer without tools.
+            let offered: &[serde_json::Value] = if rounds >= self.state.config.plugins.max_tool_steps {
+                &[]
+            } else {
+                &self.tools
+            };
+            stream = match self.state.llm.generate_with_tools(&self.model, prompt.clone(), self.params, offered).await {
+                Ok(s) => s,
+                Err(e) => break (MessageStatus::Error, Some(e)),
+            };
         };
         // Stops a local decode thread and releases the model's slot now.
         drop(stream);
@@ -407,7 +471,7 @@ impl Run {
             usage.completion_tokens = pieces;
         }
         let latency = started.elapsed().as_millis() as i64;
-        let stored = self.store_end(&text, status, usage, latency).await;
+        let stored = self.store_end(&text, status, usage, latency, &used).await;
         self.state.turns.end(chat_id, &self.turn_id);
         let message = match stored {
             Ok(m) => Arc::new(m),
@@ -421,6 +485,9 @@ impl Run {
                 return;
             }
         };
+        if status == MessageStatus::Complete {
+            hooks::after_receive(&self.state, &self.caller, &self.user_content, &message);
+        }
         match &error {
             Some(e) => channel.send(TurnEvent::Error {
                 chat_id,
@@ -452,7 +519,11 @@ impl Run {
         status: MessageStatus,
         usage: Usage,
         latency: i64,
+        used: &[ToolUse],
     ) -> AppResult<Message> {
+        let tool_calls = (!used.is_empty())
+            .then(|| serde_json::to_string(used).ok())
+            .flatten();
         let (chat_id, message_id, ts) = (self.chat.id, self.message_id, now());
         let title = (self.first_exchange
             && self.chat.title == chat_service::DEFAULT_TITLE
@@ -482,6 +553,7 @@ impl Run {
                         messages::completion_tokens
                             .eq(Some(Usage::stored(usage.completion_tokens))),
                         messages::latency_ms.eq(Some(latency)),
+                        messages::tool_calls.eq(&tool_calls),
                     ))
                     .returning(Message::as_returning())
                     .get_result(conn)
