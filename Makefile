@@ -22,6 +22,7 @@ bench:
 	cargo bench --bench llm_stream
 	./scripts/with-pg.sh cargo bench --bench jobs
 	cargo bench --bench embed
+	cargo bench --bench plugins
 
 fmt:
 	cargo fmt --all

@@ -624,7 +624,10 @@ impl Config {
                 "pool_size, max_files, max_ratio and crash_limit must be at least 1",
             ));
         }
-        if p.default_memory_mb == 0 || p.default_memory_mb > p.max_memory_mb || p.max_memory_mb > 4096 {
+        if p.default_memory_mb == 0
+            || p.default_memory_mb > p.max_memory_mb
+            || p.max_memory_mb > 4096
+        {
             return Err(bad(
                 "plugins.default_memory_mb",
                 "must be between 1 and plugins.max_memory_mb (at most 4096)",

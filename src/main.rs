@@ -330,12 +330,20 @@ async fn plugin_command(cli: &Cli, action: &PluginCommand) -> anyhow::Result<()>
         }
         PluginCommand::List => {
             let state = hearth::App::build(load_config(cli, None)?).await?;
-            for v in hearth::service::plugins::list_all(&state).await.map_err(fail)? {
+            for v in hearth::service::plugins::list_all(&state)
+                .await
+                .map_err(fail)?
+            {
                 println!(
-                    "{:<24} {:<10} {:<9} tools: {}",
+                    "{:<24} {:<10} {:<9} {:<8} tools: {}",
                     v.row.name,
                     v.row.version,
                     v.row.state.as_str(),
+                    if v.row.signed_by.is_some() {
+                        "signed"
+                    } else {
+                        "unsigned"
+                    },
                     v.manifest
                         .tools
                         .iter()
@@ -361,8 +369,8 @@ async fn plugin_command(cli: &Cli, action: &PluginCommand) -> anyhow::Result<()>
         PluginCommand::Sign { dir, key } => {
             let secret = std::fs::read_to_string(key)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", key.display()))?;
-            let mut files = bundle::dir_files(dir, sign_limits())
-                .map_err(|e| anyhow::anyhow!(e))?;
+            let mut files =
+                bundle::dir_files(dir, sign_limits()).map_err(|e| anyhow::anyhow!(e))?;
             files.remove(bundle::SIG_FILE);
             let sig = signature::sign(&files, &secret).map_err(|e| anyhow::anyhow!(e))?;
             std::fs::write(dir.join(bundle::SIG_FILE), format!("{sig}\n"))?;

@@ -163,3 +163,101 @@ fn example_config_is_valid() {
     let cfg: hearth::config::Config = toml::from_str(&text).expect("hearth.example.toml parses");
     cfg.validate().expect("hearth.example.toml is valid");
 }
+
+/// `hearth plugin keygen`, `sign`, `pack`, `install` and `list`: a bundle signed offline
+/// installs with its signature recorded; a tampered one is refused when signatures are
+/// required.
+#[test]
+fn plugin_keygen_sign_pack_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = dir.path().join("author.key");
+    let out = hearth()
+        .args(["plugin", "keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    let public = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("public key (for [plugins] trusted_keys): "))
+        .expect("the public key is printed")
+        .to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the secret key is private");
+    }
+    let bundle = dir.path().join("tasks");
+    std::fs::create_dir(&bundle).unwrap();
+    for (name, bytes) in crate::plugins::files("tasks", |m| m) {
+        std::fs::write(bundle.join(name), bytes).unwrap();
+    }
+    let run = |args: &[&str]| {
+        hearth()
+            .env("HEARTH_PLUGINS__TRUSTED_KEYS", &public)
+            .env("HEARTH_PLUGINS__REQUIRE_SIGNATURE", "true")
+            .env("HEARTH_PLUGINS__BUNDLED_DIR", dir.path().join("none"))
+            .args(["--data-dir", data.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "plugin",
+        "sign",
+        bundle.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(bundle.join("plugin.sig").exists());
+    let zip = dir.path().join("tasks.zip");
+    let out = run(&[
+        "plugin",
+        "pack",
+        bundle.to_str().unwrap(),
+        zip.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["plugin", "install", zip.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["plugin", "list"]);
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        listed.contains("tasks") && listed.contains("disabled") && listed.contains(" signed"),
+        "{listed}"
+    );
+    // A file changed after signing: refused, nothing changes.
+    std::fs::write(bundle.join("notes.txt"), "added later").unwrap();
+    let manifest = std::fs::read_to_string(bundle.join("plugin.toml")).unwrap();
+    std::fs::write(
+        bundle.join("plugin.toml"),
+        manifest.replace("1.0.0", "1.0.1"),
+    )
+    .unwrap();
+    let out = run(&["plugin", "install", bundle.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("trusted key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

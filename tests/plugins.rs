@@ -24,8 +24,11 @@ pub fn wasm(name: &str) -> Vec<u8> {
 
 /// The example plugin's manifest.
 pub fn manifest(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/plugins/{name}/plugin.toml", env!("CARGO_MANIFEST_DIR")))
-        .unwrap()
+    std::fs::read_to_string(format!(
+        "{}/plugins/{name}/plugin.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 /// A bundle's files: `plugin.toml` (edited) and the module.
@@ -69,7 +72,9 @@ pub async fn install_running(s: &TestServer, admin: &str, bytes: Vec<u8>) -> Val
     let (st, b) = upload(s, Some(admin), bytes, &[]).await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
     let name = b["name"].as_str().unwrap().to_string();
-    let (st, b) = s.post(&format!("/plugins/{name}/enable"), Some(admin), json!({})).await;
+    let (st, b) = s
+        .post(&format!("/plugins/{name}/enable"), Some(admin), json!({}))
+        .await;
     assert_eq!(st, StatusCode::OK, "{b}");
     assert_eq!(b["state"], "running", "{b}");
     b
@@ -78,9 +83,19 @@ pub async fn install_running(s: &TestServer, admin: &str, bytes: Vec<u8>) -> Val
 const CALL: &str = "mutation($n: String!, $f: String!, $i: JSON) { callPlugin(name: $n, function: $f, input: $i) }";
 
 /// `callPlugin`; the HTTP status and body.
-pub async fn call(s: &TestServer, token: &str, plugin: &str, function: &str, input: Value) -> Value {
+pub async fn call(
+    s: &TestServer,
+    token: &str,
+    plugin: &str,
+    function: &str,
+    input: Value,
+) -> Value {
     let (_, b) = s
-        .gql(Some(token), CALL, json!({ "n": plugin, "f": function, "i": input }))
+        .gql(
+            Some(token),
+            CALL,
+            json!({ "n": plugin, "f": function, "i": input }),
+        )
         .await;
     b
 }
@@ -99,7 +114,10 @@ async fn round_trip(backend: Backend) {
     assert_eq!(b["name"], "tasks");
     assert_eq!(b["state"], "disabled");
     assert_eq!(b["meta"]["version"], "1.0.0");
-    assert_eq!(b["meta"]["tools"], json!(["add_task", "list_tasks", "complete_task"]));
+    assert_eq!(
+        b["meta"]["tools"],
+        json!(["add_task", "list_tasks", "complete_task"])
+    );
     assert_eq!(b["meta"]["sha256"].as_str().unwrap().len(), 64);
     let (_, list) = s.get("/plugins", Some(a)).await;
     assert_eq!(list["plugins"][0]["name"], "tasks", "{list}");
@@ -114,19 +132,38 @@ async fn round_trip(backend: Backend) {
     let (st, b) = s.post("/plugins/tasks/enable", Some(a), json!({})).await;
     assert_eq!(st, StatusCode::OK, "{b}");
     assert_eq!(b["state"], "running");
-    let r = call(&s, a, "tasks", "add_task", json!({ "title": "water the plants" })).await;
+    let r = call(
+        &s,
+        a,
+        "tasks",
+        "add_task",
+        json!({ "title": "water the plants" }),
+    )
+    .await;
     assert_eq!(r["data"]["callPlugin"]["title"], "water the plants", "{r}");
     assert_eq!(r["data"]["callPlugin"]["id"], 1);
     let r = call(&s, a, "tasks", "add_task", json!({ "title": "  " })).await;
     assert_eq!(TestServer::gql_code(&r), "plugin_error", "{r}");
-    assert!(r["errors"][0]["message"].as_str().unwrap().contains("title must not be empty"), "{r}");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("title must not be empty"),
+        "{r}"
+    );
     let r = call(&s, a, "tasks", "list_tasks", json!({})).await;
     assert_eq!(r["data"]["callPlugin"]["count"], 1, "{r}");
     let r = call(&s, a, "tasks", "no_such_export", json!({})).await;
     assert_eq!(TestServer::gql_code(&r), "not_found", "{r}");
 
     // Tools: GraphQL and seed 000's shape.
-    let (_, t) = s.gql(Some(a), "{ tools { name plugin category parameters } }", json!({})).await;
+    let (_, t) = s
+        .gql(
+            Some(a),
+            "{ tools { name plugin category parameters } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(t["data"]["tools"].as_array().unwrap().len(), 3, "{t}");
     let (_, tools) = s.get("/tools", Some(a)).await;
     assert_eq!(tools["count"], 3, "{tools}");
@@ -162,14 +199,18 @@ async fn round_trip(backend: Backend) {
 
     // Delete removes files, data and tools.
     assert!(plugins_dir(&s).join("tasks").exists());
-    let (st, b) = s.call(reqwest::Method::DELETE, "/plugins/tasks", Some(a), None).await;
+    let (st, b) = s
+        .call(reqwest::Method::DELETE, "/plugins/tasks", Some(a), None)
+        .await;
     assert_eq!(st, StatusCode::OK, "{b}");
     assert!(!plugins_dir(&s).join("tasks").exists());
     let (_, list) = s.get("/plugins", Some(a)).await;
     assert_eq!(list["plugins"], json!([]));
     let (_, tools) = s.get("/tools", Some(a)).await;
     assert_eq!(tools["count"], 0);
-    let (st, _) = s.call(reqwest::Method::DELETE, "/plugins/tasks", Some(a), None).await;
+    let (st, _) = s
+        .call(reqwest::Method::DELETE, "/plugins/tasks", Some(a), None)
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     // A fresh install starts with empty data.
     install_running(&s, a, bundle("tasks", |m| m)).await;
@@ -183,7 +224,8 @@ async fn restart_and_upgrade(backend: Backend) {
     let a = admin.access.clone();
     install_running(&s, &a, bundle("tasks", |m| m)).await;
     install_running(&s, &a, bundle("moderation", |m| m)).await;
-    s.post("/plugins/moderation/stop", Some(&a), json!({})).await;
+    s.post("/plugins/moderation/stop", Some(&a), json!({}))
+        .await;
     call(&s, &a, "tasks", "add_task", json!({ "title": "survive" })).await;
 
     let url = s.state.config.database_url();
@@ -207,34 +249,62 @@ async fn restart_and_upgrade(backend: Backend) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["name"].as_str().unwrap().into(), p["state"].as_str().unwrap().into()))
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["state"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert_eq!(
         states,
-        vec![("moderation".into(), "stopped".into()), ("tasks".into(), "running".into())]
+        vec![
+            ("moderation".into(), "stopped".into()),
+            ("tasks".into(), "running".into())
+        ]
     );
     let r = call(&s, &a, "tasks", "list_tasks", json!({})).await;
-    assert_eq!(r["data"]["callPlugin"]["tasks"][0]["title"], "survive", "{r}");
+    assert_eq!(
+        r["data"]["callPlugin"]["tasks"][0]["title"], "survive",
+        "{r}"
+    );
 
     // An upgrade keeps the state and the key-value data; an equal or lower version is refused.
-    let (st, b) = upload(&s, Some(&a), bundle("tasks", |m| m.replace("1.0.0", "1.1.0")), &[]).await;
+    let (st, b) = upload(
+        &s,
+        Some(&a),
+        bundle("tasks", |m| m.replace("1.0.0", "1.1.0")),
+        &[],
+    )
+    .await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
     assert_eq!(b["meta"]["version"], "1.1.0");
     assert_eq!(b["state"], "running");
     let r = call(&s, &a, "tasks", "list_tasks", json!({})).await;
-    assert_eq!(r["data"]["callPlugin"]["tasks"][0]["title"], "survive", "{r}");
+    assert_eq!(
+        r["data"]["callPlugin"]["tasks"][0]["title"], "survive",
+        "{r}"
+    );
     let (st, b) = upload(&s, Some(&a), bundle("tasks", |m| m), &[]).await;
     assert_eq!(st, StatusCode::CONFLICT, "{b}");
     // A failed upgrade (a declared export the module lacks) leaves the old version running.
     let broken = bundle("tasks", |m| {
-        m.replace("1.0.0", "2.0.0")
-            .replace("function = \"list_tasks\"", "function = \"list_everything\"")
+        m.replace("1.0.0", "2.0.0").replace(
+            "function = \"list_tasks\"",
+            "function = \"list_everything\"",
+        )
     });
     let (st, b) = upload(&s, Some(&a), broken, &[]).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
     assert!(b.to_string().contains("list_everything"), "{b}");
     let (_, list) = s.get("/plugins", Some(&a)).await;
-    let tasks = list["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "tasks").unwrap().clone();
+    let tasks = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "tasks")
+        .unwrap()
+        .clone();
     assert_eq!(tasks["meta"]["version"], "1.1.0");
     assert_eq!(tasks["state"], "running");
     let r = call(&s, &a, "tasks", "list_tasks", json!({})).await;
@@ -250,7 +320,14 @@ async fn sandbox(backend: Backend) {
     .await;
     let admin = s.user("admin").await;
     let a = admin.access.as_str();
-    install_running(&s, a, bundle("hostile", |m| m.replace("timeout_ms = 1000", "timeout_ms = 500"))).await;
+    install_running(
+        &s,
+        a,
+        bundle("hostile", |m| {
+            m.replace("timeout_ms = 1000", "timeout_ms = 500")
+        }),
+    )
+    .await;
 
     // An endless loop ends at the time limit while other requests are served.
     let spin = call(&s, a, "hostile", "spin", json!({}));
@@ -264,7 +341,11 @@ async fn sandbox(backend: Backend) {
     let started = Instant::now();
     let (spun, (st, echoed, other_took)) = tokio::join!(spin, others);
     assert_eq!(TestServer::gql_code(&spun), "plugin_timeout", "{spun}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(st, StatusCode::OK);
     assert_eq!(echoed["data"]["callPlugin"], json!({ "x": 1 }), "{echoed}");
     assert!(other_took < Duration::from_millis(450), "{other_took:?}");
@@ -278,19 +359,49 @@ async fn sandbox(backend: Backend) {
     assert_eq!(r["data"]["callPlugin"]["after"], "trap", "{r}");
 
     // More calls than instances queue and all finish.
-    let calls = (0..8).map(|i| call(&s, a, "hostile", "work", json!({ "iterations": 200_000 + i })));
+    let calls = (0..8).map(|i| {
+        call(
+            &s,
+            a,
+            "hostile",
+            "work",
+            json!({ "iterations": 200_000 + i }),
+        )
+    });
     let results = futures_util::future::join_all(calls).await;
     for r in &results {
         assert!(r["data"]["callPlugin"]["acc"].is_u64(), "{r}");
     }
 
+    // A reload swaps the instances; the call in flight finishes on the old one.
+    let long = call(
+        &s,
+        a,
+        "hostile",
+        "work",
+        json!({ "iterations": 30_000_000 }),
+    );
+    let reload = async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        s.post("/plugins/hostile/reload", Some(a), json!({})).await
+    };
+    let (long, (st, reloaded)) = tokio::join!(long, reload);
+    assert_eq!(st, StatusCode::OK, "{reloaded}");
+    assert!(long["data"]["callPlugin"]["acc"].is_u64(), "{long}");
+
     // Repeated crashes mark the plugin failed; start runs it again.
-    for _ in 0..3 {
+    for _ in 0..6 {
         call(&s, a, "hostile", "trap", json!({})).await;
     }
     let (_, list) = s.get("/plugins", Some(a)).await;
     assert_eq!(list["plugins"][0]["state"], "failed", "{list}");
-    assert!(list["plugins"][0]["meta"]["failure"].as_str().unwrap().contains("crashed"), "{list}");
+    assert!(
+        list["plugins"][0]["meta"]["failure"]
+            .as_str()
+            .unwrap()
+            .contains("crashed"),
+        "{list}"
+    );
     let r = call(&s, a, "hostile", "echo", json!({})).await;
     assert_eq!(TestServer::gql_code(&r), "plugin_not_running", "{r}");
     let (_, b) = s.post("/plugins/hostile/start", Some(a), json!({})).await;
@@ -328,27 +439,90 @@ async fn refused_uploads_store_nothing() {
     let toml = manifest("tasks");
     let module = wasm("tasks");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("unknown key", bundle("tasks", |m| m.replace("description =", "summary =")), "summary"),
-        ("bad version", bundle("tasks", |m| m.replace("1.0.0", "one")), "semantic version"),
-        ("bad wasm", zip_with(&[("plugin.toml", toml.as_bytes()), ("plugin.wasm", b"\0asm\x01\0\0\0garbage")]), "does not compile"),
-        ("not wasm", zip_with(&[("plugin.toml", toml.as_bytes()), ("plugin.wasm", b"MZ not a module")]), "not a WebAssembly module"),
-        ("missing export", bundle("tasks", |m| m.replace("function = \"add_task\"", "function = \"add_many\"")), "add_many"),
-        ("no manifest", zip_with(&[("plugin.wasm", &module)]), "plugin.toml"),
-        ("parent path", zip_with(&[("plugin.toml", toml.as_bytes()), ("plugin.wasm", &module), ("../evil.txt", b"x")]), "../evil.txt"),
-        ("absolute path", zip_with(&[("plugin.toml", toml.as_bytes()), ("plugin.wasm", &module), ("/etc/evil", b"x")]), "/etc/evil"),
-        ("zip bomb", zip_with(&[("plugin.toml", toml.as_bytes()), ("plugin.wasm", &module), ("bomb.bin", &vec![0u8; 80 * 1024 * 1024])]), "ZIP bomb"),
+        (
+            "unknown key",
+            bundle("tasks", |m| m.replace("description =", "summary =")),
+            "summary",
+        ),
+        (
+            "bad version",
+            bundle("tasks", |m| m.replace("1.0.0", "one")),
+            "semantic version",
+        ),
+        (
+            "bad wasm",
+            zip_with(&[
+                ("plugin.toml", toml.as_bytes()),
+                ("plugin.wasm", b"\0asm\x01\0\0\0garbage"),
+            ]),
+            "does not compile",
+        ),
+        (
+            "not wasm",
+            zip_with(&[
+                ("plugin.toml", toml.as_bytes()),
+                ("plugin.wasm", b"MZ not a module"),
+            ]),
+            "not a WebAssembly module",
+        ),
+        (
+            "missing export",
+            bundle("tasks", |m| {
+                m.replace("function = \"add_task\"", "function = \"add_many\"")
+            }),
+            "add_many",
+        ),
+        (
+            "no manifest",
+            zip_with(&[("plugin.wasm", &module)]),
+            "plugin.toml",
+        ),
+        (
+            "parent path",
+            zip_with(&[
+                ("plugin.toml", toml.as_bytes()),
+                ("plugin.wasm", &module),
+                ("../evil.txt", b"x"),
+            ]),
+            "../evil.txt",
+        ),
+        (
+            "absolute path",
+            zip_with(&[
+                ("plugin.toml", toml.as_bytes()),
+                ("plugin.wasm", &module),
+                ("/etc/evil", b"x"),
+            ]),
+            "/etc/evil",
+        ),
+        (
+            "zip bomb",
+            zip_with(&[
+                ("plugin.toml", toml.as_bytes()),
+                ("plugin.wasm", &module),
+                ("bomb.bin", &vec![0u8; 80 * 1024 * 1024]),
+            ]),
+            "ZIP bomb",
+        ),
         ("bare wasm without name", module.clone(), "name"),
         ("neither", b"hello".to_vec(), "neither a ZIP"),
-        ("bad signature file", {
-            let mut f = files("tasks", |m| m);
-            f.insert("plugin.sig".into(), b"!!".to_vec());
-            hearth::plugins::bundle::pack(&f).unwrap()
-        }, "plugin.sig"),
+        (
+            "bad signature file",
+            {
+                let mut f = files("tasks", |m| m);
+                f.insert("plugin.sig".into(), b"!!".to_vec());
+                hearth::plugins::bundle::pack(&f).unwrap()
+            },
+            "plugin.sig",
+        ),
     ];
     for (what, bytes, needle) in cases {
         let (st, b) = upload(&s, Some(a), bytes, &[]).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{what}: {b}");
-        assert!(b.to_string().contains(needle), "{what}: expected {needle:?} in {b}");
+        assert!(
+            b.to_string().contains(needle),
+            "{what}: expected {needle:?} in {b}"
+        );
     }
     // Oversize is 413.
     let (st, b) = upload(&s, Some(a), vec![b'P'; 700 * 1024], &[]).await;
@@ -361,18 +535,34 @@ async fn refused_uploads_store_nothing() {
     );
 
     // A bare module with a name and a version installs without tools.
-    let (st, b) = upload(&s, Some(a), wasm("hostile"), &[("name", "bare"), ("version", "0.1.0")]).await;
+    let (st, b) = upload(
+        &s,
+        Some(a),
+        wasm("hostile"),
+        &[("name", "bare"), ("version", "0.1.0")],
+    )
+    .await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
     assert_eq!(b["meta"]["tools"], json!([]));
 
     // Signatures: a trusted one is recorded; an untrusted one is ignored unless required.
     let mut f = files("moderation", |m| m);
-    f.insert("plugin.sig".into(), hearth::plugins::signature::sign(&f, &secret).unwrap().into_bytes());
+    f.insert(
+        "plugin.sig".into(),
+        hearth::plugins::signature::sign(&f, &secret)
+            .unwrap()
+            .into_bytes(),
+    );
     let (st, b) = upload(&s, Some(a), hearth::plugins::bundle::pack(&f).unwrap(), &[]).await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
     assert_eq!(b["meta"]["signed_by"], public.as_str());
     let mut f = files("web_fetch", |m| m);
-    f.insert("plugin.sig".into(), hearth::plugins::signature::sign(&f, &other_secret).unwrap().into_bytes());
+    f.insert(
+        "plugin.sig".into(),
+        hearth::plugins::signature::sign(&f, &other_secret)
+            .unwrap()
+            .into_bytes(),
+    );
     let (st, b) = upload(&s, Some(a), hearth::plugins::bundle::pack(&f).unwrap(), &[]).await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
     assert_eq!(b["meta"]["signed_by"], Value::Null);
@@ -393,19 +583,32 @@ async fn required_signatures() {
     assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
     assert!(b.to_string().contains("not signed"), "{b}");
     let mut f = files("tasks", |m| m);
-    f.insert("plugin.sig".into(), hearth::plugins::signature::sign(&f, &other_secret).unwrap().into_bytes());
+    f.insert(
+        "plugin.sig".into(),
+        hearth::plugins::signature::sign(&f, &other_secret)
+            .unwrap()
+            .into_bytes(),
+    );
     let (st, b) = upload(&s, Some(a), hearth::plugins::bundle::pack(&f).unwrap(), &[]).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
     assert!(b.to_string().contains("not by a trusted key"), "{b}");
     // Tampering after signing breaks the signature.
     let mut f = files("tasks", |m| m);
     let sig = hearth::plugins::signature::sign(&f, &secret).unwrap();
-    f.insert("plugin.toml".into(), manifest("tasks").replace("A to-do", "An evil").into_bytes());
+    f.insert(
+        "plugin.toml".into(),
+        manifest("tasks").replace("A to-do", "An evil").into_bytes(),
+    );
     f.insert("plugin.sig".into(), sig.into_bytes());
     let (st, _) = upload(&s, Some(a), hearth::plugins::bundle::pack(&f).unwrap(), &[]).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     let mut f = files("tasks", |m| m);
-    f.insert("plugin.sig".into(), hearth::plugins::signature::sign(&f, &secret).unwrap().into_bytes());
+    f.insert(
+        "plugin.sig".into(),
+        hearth::plugins::signature::sign(&f, &secret)
+            .unwrap()
+            .into_bytes(),
+    );
     let (st, b) = upload(&s, Some(a), hearth::plugins::bundle::pack(&f).unwrap(), &[]).await;
     assert_eq!(st, StatusCode::CREATED, "{b}");
     assert_eq!(b["meta"]["signed_by"], public.as_str());
@@ -433,7 +636,11 @@ async fn who_may_do_what() {
     let (st, _) = upload(&s, None, bundle("tasks", |m| m), &[]).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let (_, r) = s
-        .gql(None, CALL, json!({ "n": "tasks", "f": "list_tasks", "i": {} }))
+        .gql(
+            None,
+            CALL,
+            json!({ "n": "tasks", "f": "list_tasks", "i": {} }),
+        )
         .await;
     assert_eq!(TestServer::gql_code(&r), "unauthenticated", "{r}");
 
@@ -442,10 +649,14 @@ async fn who_may_do_what() {
     assert_eq!(st, StatusCode::FORBIDDEN);
     install_running(&s, a, bundle("tasks", |m| m)).await;
     for action in ["enable", "disable", "start", "stop", "reload"] {
-        let (st, _) = s.post(&format!("/plugins/tasks/{action}"), Some(u), json!({})).await;
+        let (st, _) = s
+            .post(&format!("/plugins/tasks/{action}"), Some(u), json!({}))
+            .await;
         assert_eq!(st, StatusCode::FORBIDDEN, "{action}");
     }
-    let (st, _) = s.call(reqwest::Method::DELETE, "/plugins/tasks", Some(u), None).await;
+    let (st, _) = s
+        .call(reqwest::Method::DELETE, "/plugins/tasks", Some(u), None)
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     // An ungranted plugin is invisible: not listed, no tools, calls are not_found.
     let (_, list) = s.get("/plugins", Some(u)).await;
@@ -454,28 +665,41 @@ async fn who_may_do_what() {
     assert_eq!(tools["count"], 0);
     let r = call(&s, u, "tasks", "list_tasks", json!({})).await;
     assert_eq!(TestServer::gql_code(&r), "not_found", "{r}");
-    let (_, r) = s.gql(Some(u), "{ plugin(name: \"tasks\") { name } }", json!({})).await;
+    let (_, r) = s
+        .gql(Some(u), "{ plugin(name: \"tasks\") { name } }", json!({}))
+        .await;
     assert_eq!(TestServer::gql_code(&r), "not_found", "{r}");
     // Malformed input.
     let r = call(&s, a, "tasks", "add_task", json!("not an object")).await;
     assert_eq!(TestServer::gql_code(&r), "plugin_error", "{r}");
     let big = "x".repeat(1_500_000);
     let r = call(&s, a, "tasks", "add_task", json!({ "title": big })).await;
-    assert_eq!(TestServer::gql_code(&r), "payload_too_large", "oversize input refused");
+    assert_eq!(
+        TestServer::gql_code(&r),
+        "payload_too_large",
+        "oversize input refused"
+    );
 
     // Granted to bob: he sees and calls it, as himself.
-    let grant = "mutation($u: ID) { grantPlugin(name: \"tasks\", userId: $u) { name grantedToAll } }";
-    let (_, r) = s.gql(Some(u), grant, json!({ "u": user.user_id.to_string() })).await;
+    let grant =
+        "mutation($u: ID) { grantPlugin(name: \"tasks\", userId: $u) { name grantedToAll } }";
+    let (_, r) = s
+        .gql(Some(u), grant, json!({ "u": user.user_id.to_string() }))
+        .await;
     assert_eq!(TestServer::gql_code(&r), "forbidden", "{r}");
-    let (_, r) = s.gql(Some(a), grant, json!({ "u": user.user_id.to_string() })).await;
+    let (_, r) = s
+        .gql(Some(a), grant, json!({ "u": user.user_id.to_string() }))
+        .await;
     assert_eq!(r["data"]["grantPlugin"]["name"], "tasks", "{r}");
     let r = call(&s, u, "tasks", "add_task", json!({ "title": "bob's" })).await;
     assert_eq!(r["data"]["callPlugin"]["title"], "bob's", "{r}");
     let (_, tools) = s.get("/tools", Some(u)).await;
     assert_eq!(tools["count"], 3);
     // Revoked: gone again.
-    let revoke = "mutation($u: ID) { grantPlugin(name: \"tasks\", userId: $u, granted: false) { name } }";
-    s.gql(Some(a), revoke, json!({ "u": user.user_id.to_string() })).await;
+    let revoke =
+        "mutation($u: ID) { grantPlugin(name: \"tasks\", userId: $u, granted: false) { name } }";
+    s.gql(Some(a), revoke, json!({ "u": user.user_id.to_string() }))
+        .await;
     let r = call(&s, u, "tasks", "list_tasks", json!({})).await;
     assert_eq!(TestServer::gql_code(&r), "not_found", "{r}");
 }
@@ -489,9 +713,11 @@ async fn web_server() -> std::net::SocketAddr {
         .route("/page", get(|| async { "hello from the allowed host" }))
         .route(
             "/redirect",
-            get(|Query(q): Query<std::collections::HashMap<String, String>>| async move {
-                Redirect::temporary(q.get("to").map(String::as_str).unwrap_or("/page"))
-            }),
+            get(
+                |Query(q): Query<std::collections::HashMap<String, String>>| async move {
+                    Redirect::temporary(q.get("to").map(String::as_str).unwrap_or("/page"))
+                },
+            ),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -509,18 +735,26 @@ async fn http_only_to_allowed_hosts() {
     install_running(
         &s,
         a,
-        bundle("web_fetch", |m| m.replace("[\"example.com\"]", "[\"localhost\"]")),
+        bundle("web_fetch", |m| {
+            m.replace("[\"example.com\"]", "[\"localhost\"]")
+        }),
     )
     .await;
     let fetch = |url: String| call(&s, a, "web_fetch", "fetch_url", json!({ "url": url }));
     let r = fetch(format!("http://localhost:{port}/page")).await;
-    assert_eq!(r["data"]["callPlugin"]["body"], "hello from the allowed host", "{r}");
+    assert_eq!(
+        r["data"]["callPlugin"]["body"], "hello from the allowed host",
+        "{r}"
+    );
     // Same server, a name not listed.
     let r = fetch(format!("http://127.0.0.1:{port}/page")).await;
     assert_eq!(TestServer::gql_code(&r), "plugin_error", "{r}");
     assert!(r.to_string().contains("allowed_hosts"), "{r}");
     // A redirect from an allowed host to one that is not.
-    let r = fetch(format!("http://localhost:{port}/redirect?to=http://127.0.0.1:{port}/page")).await;
+    let r = fetch(format!(
+        "http://localhost:{port}/redirect?to=http://127.0.0.1:{port}/page"
+    ))
+    .await;
     assert!(r.to_string().contains("allowed_hosts"), "{r}");
     // A redirect within the allowed host is followed.
     let r = fetch(format!("http://localhost:{port}/redirect?to=/page")).await;
@@ -539,10 +773,19 @@ async fn internal_addresses_are_refused_by_default() {
     install_running(
         &s,
         a,
-        bundle("web_fetch", |m| m.replace("[\"example.com\"]", "[\"localhost\", \"127.0.0.1\"]")),
+        bundle("web_fetch", |m| {
+            m.replace("[\"example.com\"]", "[\"localhost\", \"127.0.0.1\"]")
+        }),
     )
     .await;
-    let r = call(&s, a, "web_fetch", "fetch_url", json!({ "url": format!("http://localhost:{}/page", addr.port()) })).await;
+    let r = call(
+        &s,
+        a,
+        "web_fetch",
+        "fetch_url",
+        json!({ "url": format!("http://localhost:{}/page", addr.port()) }),
+    )
+    .await;
     assert_eq!(TestServer::gql_code(&r), "plugin_error", "{r}");
     assert!(r.to_string().contains("internal addresses"), "{r}");
 }
@@ -556,7 +799,11 @@ async fn agent_calls_a_plugin_tool(backend: Backend) {
     let a = admin.access.as_str();
     install_running(&s, a, bundle("tasks", |m| m)).await;
     let (_, r) = s
-        .gql(Some(a), "mutation { grantPlugin(name: \"tasks\") { grantedToAll } }", json!({}))
+        .gql(
+            Some(a),
+            "mutation { grantPlugin(name: \"tasks\") { grantedToAll } }",
+            json!({}),
+        )
         .await;
     assert_eq!(r["data"]["grantPlugin"]["grantedToAll"], true, "{r}");
     let model = remote_model(&s, a, "mock", &mock.base_url, 8192).await;
@@ -568,17 +815,26 @@ async fn agent_calls_a_plugin_tool(backend: Backend) {
             json!({ "i": { "name": "Organizer", "model": model, "tools": ["add_task", "list_tasks", "not_installed"] } }),
         )
         .await;
-    assert_eq!(r["data"]["createAgent"]["tools"], json!(["add_task", "list_tasks", "not_installed"]), "{r}");
+    assert_eq!(
+        r["data"]["createAgent"]["tools"],
+        json!(["add_task", "list_tasks", "not_installed"]),
+        "{r}"
+    );
     let agent = r["data"]["createAgent"]["id"].as_str().unwrap().to_string();
     let chat = new_chat(&s, &bob.access, Some(&model), Some(&agent)).await;
 
-    mock.push(Script::calls(&["I'll note it."], &[("call_1", "add_task", json!({ "title": "buy milk" }))]));
+    mock.push(Script::calls(
+        &["I'll note it."],
+        &[("call_1", "add_task", json!({ "title": "buy milk" }))],
+    ));
     mock.push(Script::tokens(&["Added ", "buy milk."]));
     let res = s
         .http
         .post(s.url("/api/chat"))
         .bearer_auth(&bob.access)
-        .json(&json!({ "message": "remind me to buy milk", "conversation_id": chat, "stream": true }))
+        .json(
+            &json!({ "message": "remind me to buy milk", "conversation_id": chat, "stream": true }),
+        )
         .send()
         .await
         .unwrap();
@@ -591,13 +847,20 @@ async fn agent_calls_a_plugin_tool(backend: Backend) {
         .collect();
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
     let order: Vec<&str> = kinds.iter().copied().filter(|k| *k != "token").collect();
-    assert_eq!(order, vec!["think", "plan", "action", "result", "response"], "{text}");
+    assert_eq!(
+        order,
+        vec!["think", "plan", "action", "result", "response"],
+        "{text}"
+    );
     assert_eq!(kinds.first(), Some(&"token"), "{text}");
     let action = events.iter().find(|e| e["type"] == "action").unwrap();
     assert_eq!(action["tool"], "add_task");
     assert_eq!(action["params"], json!({ "title": "buy milk" }));
     let result = events.iter().find(|e| e["type"] == "result").unwrap();
-    assert!(result["content"].as_str().unwrap().contains("buy milk"), "{result}");
+    assert!(
+        result["content"].as_str().unwrap().contains("buy milk"),
+        "{result}"
+    );
     let response = events.iter().find(|e| e["type"] == "response").unwrap();
     assert_eq!(response["tools_used"], json!(["add_task"]), "{response}");
     assert_eq!(response["content"], "I'll note it.Added buy milk.");
@@ -613,24 +876,45 @@ async fn agent_calls_a_plugin_tool(backend: Backend) {
     assert_eq!(offered, vec!["add_task", "list_tasks"]);
     let followup = requests[1]["messages"].as_array().unwrap();
     let n = followup.len();
-    assert_eq!(followup[n - 2]["tool_calls"][0]["function"]["name"], "add_task", "{}", requests[1]);
+    assert_eq!(
+        followup[n - 2]["tool_calls"][0]["function"]["name"],
+        "add_task",
+        "{}",
+        requests[1]
+    );
     assert_eq!(followup[n - 1]["role"], "tool");
     assert_eq!(followup[n - 1]["tool_call_id"], "call_1");
     // The plugin really ran, as bob.
     let r = call(&s, a, "tasks", "list_tasks", json!({})).await;
-    assert_eq!(r["data"]["callPlugin"]["tasks"][0]["title"], "buy milk", "{r}");
+    assert_eq!(
+        r["data"]["callPlugin"]["tasks"][0]["title"], "buy milk",
+        "{r}"
+    );
 
     // Bad arguments reach the model as an error it can correct; the turn still answers.
-    mock.push(Script::calls(&[], &[("call_2", "add_task", json!({ "name": "x" }))]));
+    mock.push(Script::calls(
+        &[],
+        &[("call_2", "add_task", json!({ "name": "x" }))],
+    ));
     mock.push(Script::tokens(&["Sorry."]));
     let (st, b) = s
-        .post("/api/chat", Some(&bob.access), json!({ "message": "add something", "conversation_id": chat }))
+        .post(
+            "/api/chat",
+            Some(&bob.access),
+            json!({ "message": "add something", "conversation_id": chat }),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{b}");
     assert_eq!(b["tools_used"], json!(["add_task"]), "{b}");
     let last = mock.requests().last().unwrap().clone();
     let tool_msg = last["messages"].as_array().unwrap().last().unwrap().clone();
-    assert!(tool_msg["content"].as_str().unwrap().contains("`title` is required"), "{tool_msg}");
+    assert!(
+        tool_msg["content"]
+            .as_str()
+            .unwrap()
+            .contains("`title` is required"),
+        "{tool_msg}"
+    );
 }
 
 both_backends!(agent_calls_a_plugin_tool);
@@ -648,22 +932,37 @@ async fn hooks_rewrite_refuse_and_observe() {
     let chat = new_chat(&s, a, Some(&model), None).await;
     // Refused: nothing stored, the reason in the error.
     let (st, b) = s
-        .post("/api/chat", Some(a), json!({ "message": "say the forbidden-word now", "conversation_id": chat }))
+        .post(
+            "/api/chat",
+            Some(a),
+            json!({ "message": "say the forbidden-word now", "conversation_id": chat }),
+        )
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert!(b.to_string().contains("blocked word"), "{b}");
     let (_, r) = s
-        .gql(Some(a), "query($c: ID!) { chat(id: $c) { messages { content } } }", json!({ "c": chat }))
+        .gql(
+            Some(a),
+            "query($c: ID!) { chat(id: $c) { messages { content } } }",
+            json!({ "c": chat }),
+        )
         .await;
     assert_eq!(r["data"]["chat"]["messages"], json!([]), "{r}");
     // Rewritten: the tidied text is stored and sent.
     mock.push(Script::tokens(&["ok"]));
     let (st, b) = s
-        .post("/api/chat", Some(a), json!({ "message": "hello    there\n\nfriend", "conversation_id": chat }))
+        .post(
+            "/api/chat",
+            Some(a),
+            json!({ "message": "hello    there\n\nfriend", "conversation_id": chat }),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{b}");
     let sent = mock.requests().last().unwrap().clone();
-    assert_eq!(sent["messages"].as_array().unwrap().last().unwrap()["content"], "hello there friend");
+    assert_eq!(
+        sent["messages"].as_array().unwrap().last().unwrap()["content"],
+        "hello there friend"
+    );
     // After the answer: the hook counted it (in the background).
     let mut seen = Value::Null;
     for _ in 0..50 {
@@ -680,14 +979,123 @@ async fn hooks_rewrite_refuse_and_observe() {
         a,
         bundle("hostile", |m| {
             m.replace("name = \"hostile\"", "name = \"broken_hook\"")
-                .replace("wasm = \"plugin.wasm\"", "wasm = \"plugin.wasm\"\nhooks = [\"message_before_send\"]")
+                .replace(
+                    "wasm = \"plugin.wasm\"",
+                    "wasm = \"plugin.wasm\"\nhooks = [\"message_before_send\"]",
+                )
         }),
     )
     .await;
     mock.push(Script::tokens(&["still here"]));
     let (st, b) = s
-        .post("/api/chat", Some(a), json!({ "message": "plain message", "conversation_id": chat }))
+        .post(
+            "/api/chat",
+            Some(a),
+            json!({ "message": "plain message", "conversation_id": chat }),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{b}");
     assert_eq!(b["response"], "still here", "{b}");
+}
+
+/// The example plugins the set-up builds are installed, disabled, on a database's first
+/// start; seed 003's `POST /plugins/tasks/enable` then works as documented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundled_plugins_are_installed_on_first_start() {
+    let bundled = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".hearth/plugins");
+    assert!(
+        bundled.join("tasks/plugin.wasm").exists(),
+        "{} is missing: run ./scripts/setup.sh (make setup)",
+        bundled.display()
+    );
+    let s = TestServer::start_with(Backend::Sqlite, |c| c.plugins.bundled_dir = bundled).await;
+    let admin = s.user("admin").await;
+    let a = admin.access.as_str();
+    let (_, list) = s.get("/plugins", Some(a)).await;
+    let got: Vec<(&str, &str)> = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("moderation", "disabled"),
+            ("tasks", "disabled"),
+            ("web_fetch", "disabled")
+        ]
+    );
+    let (st, b) = s.post("/plugins/tasks/enable", Some(a), json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(b["state"], "running");
+}
+
+async fn scheduled_plugin_calls(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let admin = s.user("admin").await;
+    let a = admin.access.as_str();
+    install_running(&s, a, bundle("tasks", |m| m)).await;
+    let bob = s.user("bob").await;
+    let job = |title: &str| {
+        json!({ "i": { "name": "nightly", "kind": "plugin_call",
+            "payload": { "plugin": "tasks", "function": "add_task", "input": { "title": title } },
+            "schedule": { "once": "2000-01-01T00:00:00Z" } } })
+    };
+    const CREATE: &str = "mutation($i: CreateJobInput!) { createJob(input: $i) { id } }";
+    // Not granted: the plugin does not exist for bob.
+    let (_, r) = s.gql(Some(&bob.access), CREATE, job("nope")).await;
+    assert_eq!(TestServer::gql_code(&r), "validation_error", "{r}");
+    assert_eq!(
+        r["errors"][0]["extensions"]["details"]["field"],
+        "payload.plugin"
+    );
+    s.gql(
+        Some(a),
+        "mutation($u: ID) { grantPlugin(name: \"tasks\", userId: $u) { name } }",
+        json!({ "u": bob.user_id.to_string() }),
+    )
+    .await;
+    let (_, r) = s.gql(Some(&bob.access), CREATE, job("from a job")).await;
+    let id = r["data"]["createJob"]["id"]
+        .as_str()
+        .expect("created")
+        .to_string();
+    let done = crate::retrieval::wait_job(&s, &bob.access, &id).await;
+    assert_eq!(done["state"], "SUCCEEDED", "{done}");
+    assert_eq!(
+        done["lastRun"]["output"]["output"]["title"], "from a job",
+        "{done}"
+    );
+    let r = call(&s, a, "tasks", "list_tasks", json!({})).await;
+    assert_eq!(
+        r["data"]["callPlugin"]["tasks"][0]["title"], "from a job",
+        "{r}"
+    );
+}
+
+both_backends!(scheduled_plugin_calls);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_lifecycle_then_call() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let admin = s.user("admin").await;
+    let a = admin.access.as_str();
+    let (st, b) = upload(&s, Some(a), bundle("tasks", |m| m), &[]).await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+    let (_, r) = s
+        .gql(
+            Some(a),
+            "mutation { enablePlugin(name: \"tasks\") { state } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["enablePlugin"]["state"], "RUNNING", "{r}");
+    let (_, r) = s
+        .gql(Some(a), "{ plugins { name state } }", json!({}))
+        .await;
+    assert_eq!(r["data"]["plugins"][0]["state"], "RUNNING", "{r}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = call(&s, a, "tasks", "add_task", json!({ "title": "x" })).await;
+    assert_eq!(r["data"]["callPlugin"]["title"], "x", "{r}");
 }

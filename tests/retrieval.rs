@@ -25,7 +25,7 @@ const CORPUS: &[(&str, &str)] = &[
     ),
 ];
 
-async fn wait_job(s: &TestServer, token: &str, id: &str) -> Value {
+pub(crate) async fn wait_job(s: &TestServer, token: &str, id: &str) -> Value {
     for _ in 0..600 {
         let (_, b) = s
             .gql(

@@ -621,7 +621,8 @@ async fn the_plugins_page_installs_enables_and_calls() {
     .await;
     b.eval("document.querySelector('#plugin-call select').value = 'tasks'")
         .await;
-    b.fill("#plugin-call input[name=function]", "add_task").await;
+    b.fill("#plugin-call input[name=function]", "add_task")
+        .await;
     b.fill(
         "#plugin-call textarea[name=input]",
         "{\"title\": \"from the browser\"}",

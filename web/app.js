@@ -90,6 +90,8 @@ async function route() {
     if (page === "jobs") await HearthJobs.show(id);
     if (page === "documents") await HearthDocs.show();
     if (page === "plugins") await HearthPlugins.show();
+    // Tools come and go with plugins: the agent form offers the current ones.
+    if (page === "agents") await loadAgents();
   } catch (e) { setError("#app-error", e); }
 }
 

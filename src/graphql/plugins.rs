@@ -111,7 +111,12 @@ fn object(state: &AppState, v: PluginView) -> PluginObject {
             .iter()
             .map(|t| ToolObject::of(&v.row.name, t))
             .collect(),
-        hooks: v.manifest.hooks.iter().map(|h| h.function().to_string()).collect(),
+        hooks: v
+            .manifest
+            .hooks
+            .iter()
+            .map(|h| h.function().to_string())
+            .collect(),
         allowed_hosts: v.manifest.permissions.allowed_hosts.clone(),
         memory_mb: limits.memory_mb as i32,
         timeout_ms: limits.timeout.as_millis() as i64,
@@ -168,7 +173,10 @@ pub struct PluginMutation;
 async fn act(ctx: &Context<'_>, name: &str, action: Action) -> Result<PluginObject> {
     let caller = require_caller(ctx)?;
     let state = ctx.data::<AppState>()?;
-    Ok(object(state, plugins::act(state, caller, name, action).await?))
+    Ok(object(
+        state,
+        plugins::act(state, caller, name, action).await?,
+    ))
 }
 
 #[Object]
@@ -258,7 +266,10 @@ impl PluginMutation {
         let caller = require_caller(ctx)?;
         let state = ctx.data::<AppState>()?;
         let user = user_id.as_ref().map(parse_id).transpose()?;
-        Ok(object(state, plugins::grant(state, caller, &name, user, granted).await?))
+        Ok(object(
+            state,
+            plugins::grant(state, caller, &name, user, granted).await?,
+        ))
     }
 
     /// Calls an export of a running plugin with JSON input; its JSON output (admins, and
@@ -272,8 +283,12 @@ impl PluginMutation {
     ) -> Result<Json<Value>> {
         let caller = require_caller(ctx)?;
         let state = ctx.data::<AppState>()?;
-        let input = input.map(|j| j.0).unwrap_or(Value::Object(Default::default()));
-        Ok(Json(plugins::call(state, caller, &name, &function, &input).await?))
+        let input = input
+            .map(|j| j.0)
+            .unwrap_or(Value::Object(Default::default()));
+        Ok(Json(
+            plugins::call(state, caller, &name, &function, &input).await?,
+        ))
     }
 }
 

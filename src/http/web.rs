@@ -74,10 +74,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/static/documents.js",
             get(|| async { file(DOCUMENTS_JS, JS) }),
         )
-        .route(
-            "/static/plugins.js",
-            get(|| async { file(PLUGINS_JS, JS) }),
-        )
+        .route("/static/plugins.js", get(|| async { file(PLUGINS_JS, JS) }))
         .route(
             "/static/markdown.js",
             get(|| async { file(MARKDOWN_JS, JS) }),

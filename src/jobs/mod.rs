@@ -75,7 +75,15 @@ impl From<AppError> for JobError {
         use ErrorCode::*;
         let retriable = matches!(
             e.code,
-            LlmUnavailable | ModelBusy | TurnInProgress | Unavailable | Internal | RateLimited
+            LlmUnavailable
+                | ModelBusy
+                | TurnInProgress
+                | Unavailable
+                | Internal
+                | RateLimited
+                | PluginNotRunning
+                | PluginTimeout
+                | PluginCrashed
         );
         Self {
             message: format!("{}: {}", e.code.as_str(), e.message),

@@ -96,7 +96,10 @@ pub fn dir_files(dir: &Path, limits: BundleLimits) -> Result<BTreeMap<String, Ve
             let kind = entry.file_type().map_err(|e| e.to_string())?;
             let path = entry.path();
             if kind.is_symlink() {
-                return Err(format!("{} is a link; bundles hold regular files only", path.display()));
+                return Err(format!(
+                    "{} is a link; bundles hold regular files only",
+                    path.display()
+                ));
             }
             if kind.is_dir() {
                 stack.push(path);
@@ -128,7 +131,8 @@ pub fn pack(files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, String> {
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
     for (path, bytes) in files {
-        out.start_file(path.as_str(), options).map_err(|e| e.to_string())?;
+        out.start_file(path.as_str(), options)
+            .map_err(|e| e.to_string())?;
         out.write_all(bytes).map_err(|e| e.to_string())?;
     }
     let cursor = out.finish().map_err(|e| e.to_string())?;
@@ -157,7 +161,10 @@ fn unzip(bytes: &[u8], limits: BundleLimits) -> Result<BTreeMap<String, Vec<u8>>
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| format!("the bundle is not a readable ZIP: {e}"))?;
     if archive.len() > limits.max_files {
-        return Err(format!("the bundle has more than {} entries", limits.max_files));
+        return Err(format!(
+            "the bundle has more than {} entries",
+            limits.max_files
+        ));
     }
     let budget = limits
         .max_unpacked_bytes
@@ -177,7 +184,9 @@ fn unzip(bytes: &[u8], limits: BundleLimits) -> Result<BTreeMap<String, Vec<u8>>
             return Err(format!("the bundle entry \"{name}\" escapes the bundle"));
         }
         if entry.is_symlink() {
-            return Err(format!("the bundle entry \"{name}\" is a link; links are refused"));
+            return Err(format!(
+                "the bundle entry \"{name}\" is a link; links are refused"
+            ));
         }
         if entry.is_dir() {
             continue;
@@ -238,7 +247,14 @@ mod tests {
 
     #[test]
     fn names_that_escape_are_refused() {
-        for bad in ["/etc/passwd", "../x", "a/../../x", "a\\b", "C:/x", "./plugin.toml"] {
+        for bad in [
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a\\b",
+            "C:/x",
+            "./plugin.toml",
+        ] {
             assert!(safe_name(bad).is_err(), "{bad}");
         }
         for ok in ["plugin.toml", "assets/logo.png", "a..b/c"] {

@@ -70,7 +70,9 @@ pub fn host_functions() -> Vec<Function> {
                     };
                     let reply = match reply {
                         Ok(v) => json!({ "ok": v }),
-                        Err(e) => json!({ "error": { "code": e.code.as_str(), "message": e.message } }),
+                        Err(e) => {
+                            json!({ "error": { "code": e.code.as_str(), "message": e.message } })
+                        }
                     };
                     plugin.memory_set_val(&mut outputs[0], reply.to_string())?;
                     Ok(())
@@ -112,7 +114,9 @@ fn kv_get(ctx: &CallCtx, input: Value) -> AppResult<Value> {
             .optional()
             .map_err(AppError::from))
     })?;
-    Ok(value.map_or(Value::Null, |v| Value::String(String::from_utf8_lossy(&v).into_owned())))
+    Ok(value.map_or(Value::Null, |v| {
+        Value::String(String::from_utf8_lossy(&v).into_owned())
+    }))
 }
 
 fn kv_set(ctx: &CallCtx, input: Value) -> AppResult<Value> {
@@ -150,9 +154,9 @@ fn kv_delete(ctx: &CallCtx, input: Value) -> AppResult<Value> {
     let db = &ctx.state.db;
     let id = ctx.plugin_id;
     let n = ctx.runtime.block_on(async {
-        db_run!(db, write, |conn| diesel::delete(
-            plugin_kv::table.filter(plugin_kv::plugin_id.eq(id).and(plugin_kv::key.eq(&key)))
-        )
+        db_run!(db, write, |conn| diesel::delete(plugin_kv::table.filter(
+            plugin_kv::plugin_id.eq(id).and(plugin_kv::key.eq(&key))
+        ))
         .execute(conn)
         .await
         .map_err(AppError::from))
@@ -188,21 +192,30 @@ fn log(ctx: &CallCtx, input: Value) -> AppResult<Value> {
 fn emit(ctx: &CallCtx, input: Value) -> AppResult<Value> {
     let name = field(&input, "name")?;
     if name.is_empty() || name.len() > 128 {
-        return Err(AppError::validation("name", "event names are 1 to 128 bytes"));
+        return Err(AppError::validation(
+            "name",
+            "event names are 1 to 128 bytes",
+        ));
     }
-    let data = input.get("data").cloned().unwrap_or(Value::Null).to_string();
+    let data = input
+        .get("data")
+        .cloned()
+        .unwrap_or(Value::Null)
+        .to_string();
     if data.len() > MAX_LOG_BYTES {
         return Err(AppError::new(
             ErrorCode::PayloadTooLarge,
             format!("event data is at most {MAX_LOG_BYTES} bytes"),
         ));
     }
-    ctx.state.events.publish(crate::events::Event::PluginEmitted {
-        user_id: ctx.caller.user_id(),
-        plugin: ctx.plugin.clone(),
-        name: name.to_string(),
-        data,
-    });
+    ctx.state
+        .events
+        .publish(crate::events::Event::PluginEmitted {
+            user_id: ctx.caller.user_id(),
+            plugin: ctx.plugin.clone(),
+            name: name.to_string(),
+            data,
+        });
     Ok(Value::Null)
 }
 

@@ -177,7 +177,10 @@ impl Manifest {
                 return Err(format!("tools: \"{}\" is declared twice", tool.name));
             }
             if tool.function.is_empty() || tool.function.len() > 128 {
-                return Err(format!("tools.{}: function must be 1 to 128 characters", tool.name));
+                return Err(format!(
+                    "tools.{}: function must be 1 to 128 characters",
+                    tool.name
+                ));
             }
             if tool.parameters.get("type").and_then(Value::as_str) != Some("object") {
                 return Err(format!(
@@ -272,7 +275,10 @@ timeout_ms = 2000
         assert_eq!(m.tools[0].parameters["required"][0], "title");
         assert_eq!(m.hooks, vec![Hook::MessageBeforeSend]);
         assert_eq!(m.limits.memory_mb, Some(32));
-        assert_eq!(m.declared_exports(), vec!["add_task", "message_before_send"]);
+        assert_eq!(
+            m.declared_exports(),
+            vec!["add_task", "message_before_send"]
+        );
     }
 
     #[test]

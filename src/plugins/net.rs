@@ -15,10 +15,12 @@ const MAX_REDIRECTS: usize = 5;
 /// Whether `host` matches one of the manifest's patterns (`name` or `*.domain`).
 pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    allowed.iter().any(|pattern| match pattern.strip_prefix("*.") {
-        Some(domain) => host.ends_with(&format!(".{domain}")),
-        None => host == *pattern,
-    })
+    allowed
+        .iter()
+        .any(|pattern| match pattern.strip_prefix("*.") {
+            Some(domain) => host.ends_with(&format!(".{domain}")),
+            None => host == *pattern,
+        })
 }
 
 /// Loopback, private, link-local, unspecified, multicast, shared and documentation ranges,
@@ -61,7 +63,10 @@ fn refused(message: String) -> AppError {
 /// Resolves and checks one URL; the address to connect to.
 async fn vet(url: &reqwest::Url, ctx: &CallCtx) -> AppResult<SocketAddr> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(refused(format!("only http and https URLs are allowed, not {}", url.scheme())));
+        return Err(refused(format!(
+            "only http and https URLs are allowed, not {}",
+            url.scheme()
+        )));
     }
     let host = url
         .host_str()
@@ -79,7 +84,12 @@ async fn vet(url: &reqwest::Url, ctx: &CallCtx) -> AppResult<SocketAddr> {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => tokio::net::lookup_host((host.as_str(), port))
             .await
-            .map_err(|e| AppError::new(ErrorCode::Unavailable, format!("{host} does not resolve: {e}")))?
+            .map_err(|e| {
+                AppError::new(
+                    ErrorCode::Unavailable,
+                    format!("{host} does not resolve: {e}"),
+                )
+            })?
             .collect(),
     };
     let private_ok = ctx.state.config.plugins.allow_private_hosts;
@@ -97,12 +107,19 @@ async fn vet(url: &reqwest::Url, ctx: &CallCtx) -> AppResult<SocketAddr> {
 
 /// `hearth_http`: `{method, url, body?}` → `{status, body}`.
 pub fn http(ctx: &CallCtx, input: Value) -> AppResult<Value> {
-    let method = input.get("method").and_then(Value::as_str).unwrap_or("GET").to_ascii_uppercase();
+    let method = input
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("GET")
+        .to_ascii_uppercase();
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|_| AppError::validation("method", "not an HTTP method"))?;
     let url = reqwest::Url::parse(field(&input, "url")?)
         .map_err(|e| AppError::validation("url", format!("not a URL: {e}")))?;
-    let body = input.get("body").and_then(Value::as_str).map(str::to_string);
+    let body = input
+        .get("body")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     ctx.runtime.block_on(fetch(ctx, method, url, body))
 }
 
@@ -128,7 +145,10 @@ async fn fetch(
             request = request.body(b.clone());
         }
         let mut response = request.send().await.map_err(|e| {
-            AppError::new(ErrorCode::Unavailable, format!("the request to {host} failed: {e}"))
+            AppError::new(
+                ErrorCode::Unavailable,
+                format!("the request to {host} failed: {e}"),
+            )
         })?;
         let status = response.status();
         if status.is_redirection() {
@@ -136,10 +156,12 @@ async fn fetch(
                 .headers()
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| AppError::new(ErrorCode::Unavailable, "a redirect without Location"))?;
-            url = url
-                .join(location)
-                .map_err(|e| AppError::new(ErrorCode::Unavailable, format!("a bad redirect: {e}")))?;
+                .ok_or_else(|| {
+                    AppError::new(ErrorCode::Unavailable, "a redirect without Location")
+                })?;
+            url = url.join(location).map_err(|e| {
+                AppError::new(ErrorCode::Unavailable, format!("a bad redirect: {e}"))
+            })?;
             if status == reqwest::StatusCode::SEE_OTHER
                 || ((status == reqwest::StatusCode::MOVED_PERMANENTLY
                     || status == reqwest::StatusCode::FOUND)
@@ -152,7 +174,10 @@ async fn fetch(
         }
         let mut bytes: Vec<u8> = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| {
-            AppError::new(ErrorCode::Unavailable, format!("reading from {host} failed: {e}"))
+            AppError::new(
+                ErrorCode::Unavailable,
+                format!("reading from {host} failed: {e}"),
+            )
         })? {
             let room = cfg.http_max_response_bytes.saturating_sub(bytes.len());
             bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
@@ -184,7 +209,16 @@ mod tests {
         assert!(!host_allowed("example.org", &allowed));
         assert!(!host_allowed("evil.com", &allowed));
         assert!(!host_allowed("api.example.com.evil.com", &allowed));
-        for ip in ["127.0.0.1", "10.1.2.3", "169.254.169.254", "::1", "::ffff:127.0.0.1", "fd00::1", "0.0.0.0", "100.64.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "169.254.169.254",
+            "::1",
+            "::ffff:127.0.0.1",
+            "fd00::1",
+            "0.0.0.0",
+            "100.64.0.1",
+        ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["93.184.216.34", "2606:2800:220:1::1"] {

@@ -195,14 +195,15 @@ impl Pool {
         let _permit = permit.map_err(|_| CallFailure::Busy)?;
         let pool = self.clone();
         let function = function.to_string();
-        let outcome = tokio::task::spawn_blocking(move || pool.call_blocking(ctx, &function, input))
-            .await
-            .unwrap_or_else(|e| {
-                Err(CallFailure::Crashed {
-                    reason: format!("the call panicked in the host: {e}"),
-                    failed: false,
-                })
-            });
+        let outcome =
+            tokio::task::spawn_blocking(move || pool.call_blocking(ctx, &function, input))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(CallFailure::Crashed {
+                        reason: format!("the call panicked in the host: {e}"),
+                        failed: false,
+                    })
+                });
         outcome
     }
 
@@ -249,7 +250,10 @@ impl Pool {
                     let failed = self.record_crash();
                     if failed {
                         return Err(CallFailure::Crashed {
-                            reason: format!("the call ran past its {} ms limit", timeout.as_millis()),
+                            reason: format!(
+                                "the call ran past its {} ms limit",
+                                timeout.as_millis()
+                            ),
                             failed,
                         });
                     }

@@ -23,7 +23,8 @@ fn check_at(schema: &Value, path: &str) -> Result<(), String> {
         };
         for n in names {
             match n.as_str() {
-                Some("object" | "array" | "string" | "number" | "integer" | "boolean" | "null") => {}
+                Some("object" | "array" | "string" | "number" | "integer" | "boolean" | "null") => {
+                }
                 _ => return Err(format!("{}: unknown type {n}", show(path))),
             }
         }
@@ -37,7 +38,10 @@ fn check_at(schema: &Value, path: &str) -> Result<(), String> {
         }
     }
     if let Some(req) = obj.get("required") {
-        if !req.as_array().is_some_and(|a| a.iter().all(Value::is_string)) {
+        if !req
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_string))
+        {
             return Err(format!("{}: required must be a list of names", show(path)));
         }
     }
@@ -82,7 +86,11 @@ fn validate_at(schema: &Value, value: &Value, path: &str) -> Result<(), String> 
     let Some(obj) = schema.as_object() else {
         return Ok(());
     };
-    let at = if path.is_empty() { "arguments".to_string() } else { format!("`{}`", &path[1..]) };
+    let at = if path.is_empty() {
+        "arguments".to_string()
+    } else {
+        format!("`{}`", &path[1..])
+    };
     if let Some(t) = obj.get("type") {
         let names: Vec<&str> = match t {
             Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
@@ -94,7 +102,10 @@ fn validate_at(schema: &Value, value: &Value, path: &str) -> Result<(), String> 
     }
     if let Some(options) = obj.get("enum").and_then(Value::as_array) {
         if !options.contains(value) {
-            return Err(format!("{at} must be one of {}", Value::Array(options.clone())));
+            return Err(format!(
+                "{at} must be one of {}",
+                Value::Array(options.clone())
+            ));
         }
     }
     if let Some(n) = value.as_f64() {
@@ -144,7 +155,11 @@ fn validate_at(schema: &Value, value: &Value, path: &str) -> Result<(), String> 
         if let Some(required) = obj.get("required").and_then(Value::as_array) {
             for name in required.iter().filter_map(Value::as_str) {
                 if !fields.contains_key(name) {
-                    let field = if path.is_empty() { name.to_string() } else { format!("{}.{name}", &path[1..]) };
+                    let field = if path.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{}.{name}", &path[1..])
+                    };
                     return Err(format!("`{field}` is required"));
                 }
             }
@@ -181,10 +196,18 @@ mod tests {
         check_schema(&s).unwrap();
         validate(&s, &json!({"title": "x", "tags": ["a"], "n": 2})).unwrap();
         assert_eq!(validate(&s, &json!({})).unwrap_err(), "`title` is required");
-        assert!(validate(&s, &json!({"title": 3})).unwrap_err().contains("`title`"));
-        assert!(validate(&s, &json!({"title": "x", "tags": [1]})).unwrap_err().contains("tags[0]"));
-        assert!(validate(&s, &json!({"title": "x", "n": 1.5})).unwrap_err().contains("integer"));
-        assert!(validate(&s, &json!({"title": "x", "zz": 1})).unwrap_err().contains("zz"));
+        assert!(validate(&s, &json!({"title": 3}))
+            .unwrap_err()
+            .contains("`title`"));
+        assert!(validate(&s, &json!({"title": "x", "tags": [1]}))
+            .unwrap_err()
+            .contains("tags[0]"));
+        assert!(validate(&s, &json!({"title": "x", "n": 1.5}))
+            .unwrap_err()
+            .contains("integer"));
+        assert!(validate(&s, &json!({"title": "x", "zz": 1}))
+            .unwrap_err()
+            .contains("zz"));
         assert!(validate(&s, &json!("x")).unwrap_err().contains("object"));
         assert!(check_schema(&json!({"type": "thing"})).is_err());
     }

@@ -82,7 +82,9 @@ pub fn sign(files: &BTreeMap<String, Vec<u8>>, secret: &str) -> Result<String, S
 
 /// The public key of a base64 secret seed.
 pub fn public_of(secret: &str) -> Result<String, String> {
-    let raw = B64.decode(secret.trim()).map_err(|_| "the secret key is not base64")?;
+    let raw = B64
+        .decode(secret.trim())
+        .map_err(|_| "the secret key is not base64")?;
     let seed: [u8; 32] = raw
         .try_into()
         .map_err(|_| "the secret key is not 32 bytes long")?;
@@ -106,9 +108,15 @@ mod tests {
             verify_files(&files, sig.as_bytes(), &[other.clone(), public.clone()]).unwrap(),
             Some(public.clone())
         );
-        assert_eq!(verify_files(&files, sig.as_bytes(), &[other]).unwrap(), None);
+        assert_eq!(
+            verify_files(&files, sig.as_bytes(), &[other]).unwrap(),
+            None
+        );
         files.insert("extra.txt".to_string(), b"added".to_vec());
-        assert_eq!(verify_files(&files, sig.as_bytes(), &[public.clone()]).unwrap(), None);
+        assert_eq!(
+            verify_files(&files, sig.as_bytes(), &[public.clone()]).unwrap(),
+            None
+        );
         assert!(verify_files(&files, b"not base64!", &[public]).is_err());
     }
 }

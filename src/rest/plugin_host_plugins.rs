@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 pub fn upload_router() -> Router<AppState> {
     Router::new()
         .route("/plugins/upload", post(upload))
-        .layer(middleware::from_fn(super::plugin_host_jobs::bad_request_status))
+        .layer(middleware::from_fn(
+            super::plugin_host_jobs::bad_request_status,
+        ))
 }
 
 /// The other plugin doors.
@@ -26,7 +28,9 @@ pub fn router() -> Router<AppState> {
         .route("/plugins", get(list))
         .route("/plugins/{name}", delete(remove))
         .route("/plugins/{name}/{action}", post(act))
-        .layer(middleware::from_fn(super::plugin_host_jobs::bad_request_status))
+        .layer(middleware::from_fn(
+            super::plugin_host_jobs::bad_request_status,
+        ))
 }
 
 /// A plugin as seed 003 shows it: `{name, state, meta}`.

@@ -86,7 +86,15 @@ pub async fn offered(
         .collect()
 }
 
-fn step(channel: &ChatChannel, chat_id: i64, message_id: i64, kind: StepKind, content: String, tool: Option<String>, params: Option<Value>) {
+fn step(
+    channel: &ChatChannel,
+    chat_id: i64,
+    message_id: i64,
+    kind: StepKind,
+    content: String,
+    tool: Option<String>,
+    params: Option<Value>,
+) {
     channel.send(TurnEvent::Step {
         chat_id,
         message_id,
@@ -111,7 +119,15 @@ pub async fn run_round(
     used: &mut Vec<ToolUse>,
 ) -> Vec<PromptMessage> {
     if !said.trim().is_empty() {
-        step(channel, chat_id, message_id, StepKind::Think, said.trim().to_string(), None, None);
+        step(
+            channel,
+            chat_id,
+            message_id,
+            StepKind::Think,
+            said.trim().to_string(),
+            None,
+            None,
+        );
     }
     let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
     step(
@@ -143,15 +159,37 @@ pub async fn run_round(
                 format!("{}: the arguments must be a JSON object", call.name),
             ))
         };
-        let plugin = plugins::tool(state, caller, &call.name).await.ok().map(|t| t.plugin);
+        let plugin = plugins::tool(state, caller, &call.name)
+            .await
+            .ok()
+            .map(|t| t.plugin);
         let (text, record) = match outcome {
             Ok(result) => {
                 let text = result.to_string();
-                (text, ToolUse { tool: call.name.clone(), plugin, params, result: Some(result), error: None })
+                (
+                    text,
+                    ToolUse {
+                        tool: call.name.clone(),
+                        plugin,
+                        params,
+                        result: Some(result),
+                        error: None,
+                    },
+                )
             }
             Err(e) => {
-                let text = json!({ "error": { "code": e.code.as_str(), "message": e.message } }).to_string();
-                (text, ToolUse { tool: call.name.clone(), plugin, params, result: None, error: Some(format!("{}: {}", e.code.as_str(), e.message)) })
+                let text = json!({ "error": { "code": e.code.as_str(), "message": e.message } })
+                    .to_string();
+                (
+                    text,
+                    ToolUse {
+                        tool: call.name.clone(),
+                        plugin,
+                        params,
+                        result: None,
+                        error: Some(format!("{}: {}", e.code.as_str(), e.message)),
+                    },
+                )
             }
         };
         let text: String = text.chars().take(MAX_RESULT_CHARS).collect();

@@ -37,7 +37,15 @@ pub async fn before_send(
     let mut content = content;
     for pool in with_hook(state, Hook::MessageBeforeSend) {
         let input = json!({ "message": content, "chat_id": chat_id, "user_id": caller.user_id() });
-        let answer = match plugins::call_pool(state, caller, &pool, Hook::MessageBeforeSend.function(), &input).await {
+        let answer = match plugins::call_pool(
+            state,
+            caller,
+            &pool,
+            Hook::MessageBeforeSend.function(),
+            &input,
+        )
+        .await
+        {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(plugin = %pool.name, error = %e.message, "message_before_send failed; the message goes on unchanged");
@@ -49,9 +57,13 @@ pub async fn before_send(
             Some("rewrite") => match answer.get("message").and_then(Value::as_str) {
                 Some(m) => match validate::required("content", m, validate::MAX_MESSAGE_CHARS) {
                     Ok(m) => content = m,
-                    Err(_) => tracing::warn!(plugin = %pool.name, "message_before_send rewrote the message to an invalid one; ignored"),
+                    Err(_) => {
+                        tracing::warn!(plugin = %pool.name, "message_before_send rewrote the message to an invalid one; ignored")
+                    }
                 },
-                None => tracing::warn!(plugin = %pool.name, "message_before_send rewrote without a message; ignored"),
+                None => {
+                    tracing::warn!(plugin = %pool.name, "message_before_send rewrote without a message; ignored")
+                }
             },
             Some("refuse") => {
                 let reason = answer
@@ -61,10 +73,15 @@ pub async fn before_send(
                     .chars()
                     .take(500)
                     .collect::<String>();
-                return Err(AppError::new(ErrorCode::MessageRefused, reason.clone())
-                    .with_details(json!({ "field": "content", "plugin": pool.name, "reason": reason })));
+                return Err(
+                    AppError::new(ErrorCode::MessageRefused, reason.clone()).with_details(
+                        json!({ "field": "content", "plugin": pool.name, "reason": reason }),
+                    ),
+                );
             }
-            _ => tracing::warn!(plugin = %pool.name, %answer, "message_before_send answered no known action; ignored"),
+            _ => {
+                tracing::warn!(plugin = %pool.name, %answer, "message_before_send answered no known action; ignored")
+            }
         }
     }
     Ok(content)

@@ -109,8 +109,8 @@ pub async fn install_upload(
         ));
     }
     let trusted = state.config.plugins.trusted_keys.clone();
-    let b = bundle::read_upload(bytes, name, version, limits(state), &trusted)
-        .map_err(bad_bundle)?;
+    let b =
+        bundle::read_upload(bytes, name, version, limits(state), &trusted).map_err(bad_bundle)?;
     install(state, Some(caller.user_id()), b).await
 }
 
@@ -137,11 +137,14 @@ pub async fn install_path(
         return install_dir(state, None, path).await;
     }
     let bytes = std::fs::read(path).map_err(|e| {
-        AppError::new(ErrorCode::BadRequest, format!("cannot read {}: {e}", path.display()))
+        AppError::new(
+            ErrorCode::BadRequest,
+            format!("cannot read {}: {e}", path.display()),
+        )
     })?;
     let trusted = state.config.plugins.trusted_keys.clone();
-    let b = bundle::read_upload(&bytes, name, version, limits(state), &trusted)
-        .map_err(bad_bundle)?;
+    let b =
+        bundle::read_upload(&bytes, name, version, limits(state), &trusted).map_err(bad_bundle)?;
     install(state, None, b).await
 }
 
@@ -270,7 +273,11 @@ pub async fn install_bundled(state: &AppState) -> AppResult<usize> {
     let dir = state.config.plugins.bundled_dir.clone();
     let mut installed = 0;
     if let Ok(entries) = std::fs::read_dir(&dir) {
-        let mut dirs: Vec<_> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        let mut dirs: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
         dirs.sort();
         for path in dirs {
             match install_dir(state, None, &path).await {
@@ -279,7 +286,9 @@ pub async fn install_bundled(state: &AppState) -> AppResult<usize> {
                     tracing::info!(plugin = %v.row.name, version = %v.row.version, "bundled plugin installed (disabled)");
                 }
                 Err(e) if e.code == ErrorCode::Conflict => {}
-                Err(e) => tracing::warn!(path = %path.display(), error = %e.message, "bundled plugin not installed"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e.message, "bundled plugin not installed")
+                }
             }
         }
     } else {
@@ -326,7 +335,11 @@ async fn may_call(state: &AppState, caller: &Caller, row: &PluginRow) -> AppResu
     let db = &state.db;
     let (pid, uid) = (row.id, caller.user_id());
     let n: i64 = db_run!(db, read, |conn| plugin_grants::table
-        .filter(plugin_grants::plugin_id.eq(pid).and(plugin_grants::user_id.eq(uid)))
+        .filter(
+            plugin_grants::plugin_id
+                .eq(pid)
+                .and(plugin_grants::user_id.eq(uid))
+        )
         .count()
         .get_result(conn)
         .await
@@ -378,7 +391,11 @@ async fn check_tool_names(state: &AppState, name: &str, manifest: &Manifest) -> 
     }
     let db = &state.db;
     let others: Vec<(String, String)> = db_run!(db, read, |conn| plugins::table
-        .filter(plugins::name.ne(name).and(plugins::state.ne(PluginState::Disabled)))
+        .filter(
+            plugins::name
+                .ne(name)
+                .and(plugins::state.ne(PluginState::Disabled))
+        )
         .select((plugins::name, plugins::manifest))
         .load(conn)
         .await
@@ -391,7 +408,10 @@ async fn check_tool_names(state: &AppState, name: &str, manifest: &Manifest) -> 
             if m.tools.iter().any(|t| t.name == tool.name) {
                 return Err(AppError::new(
                     ErrorCode::Conflict,
-                    format!("the tool \"{}\" is already served by the enabled plugin {other}", tool.name),
+                    format!(
+                        "the tool \"{}\" is already served by the enabled plugin {other}",
+                        tool.name
+                    ),
                 ));
             }
         }
@@ -437,14 +457,20 @@ async fn changed(state: &AppState, row: &PluginRow, reload: bool) -> AppResult<(
 
 /// Enable, disable, start or stop (admins). The plugin as it stands afterwards (a start
 /// that fails leaves it `failed`, with the reason).
-pub async fn act(state: &AppState, caller: &Caller, name: &str, action: Action) -> AppResult<PluginView> {
+pub async fn act(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    action: Action,
+) -> AppResult<PluginView> {
     caller.require_admin()?;
     let row = find(state, name)
         .await?
         .ok_or_else(|| AppError::not_found("plugin"))?;
     let to = match (action, row.state) {
         (Action::Enable, PluginState::Disabled) => {
-            let manifest: Manifest = serde_json::from_str(&row.manifest).map_err(AppError::internal)?;
+            let manifest: Manifest =
+                serde_json::from_str(&row.manifest).map_err(AppError::internal)?;
             check_tool_names(state, name, &manifest).await?;
             PluginState::Running
         }
@@ -525,7 +551,10 @@ pub async fn grant(
     match user_id {
         None => {
             db_run!(db, write, |conn| diesel::update(plugins::table.find(pid))
-                .set((plugins::granted_to_all.eq(granted), plugins::updated_at.eq(ts)))
+                .set((
+                    plugins::granted_to_all.eq(granted),
+                    plugins::updated_at.eq(ts)
+                ))
                 .execute(conn)
                 .await
                 .map_err(AppError::from))?;
@@ -553,9 +582,13 @@ pub async fn grant(
                     .await
                     .map_err(AppError::from))?;
             } else {
-                db_run!(db, write, |conn| diesel::delete(plugin_grants::table.filter(
-                    plugin_grants::plugin_id.eq(pid).and(plugin_grants::user_id.eq(uid))
-                ))
+                db_run!(db, write, |conn| diesel::delete(
+                    plugin_grants::table.filter(
+                        plugin_grants::plugin_id
+                            .eq(pid)
+                            .and(plugin_grants::user_id.eq(uid))
+                    )
+                )
                 .execute(conn)
                 .await
                 .map_err(AppError::from))?;
@@ -591,12 +624,24 @@ async fn call_row(
     input: &Value,
 ) -> AppResult<Value> {
     let name = row.name.as_str();
-    let pool = state.plugins.pool(name).ok_or_else(|| {
+    let not_running = || {
         AppError::new(
             ErrorCode::PluginNotRunning,
             format!("{name} is {}; it must be running to be called", row.state),
         )
-    })?;
+    };
+    // The database decides; this process catches up when it has not yet (a change made a
+    // moment ago, or by another process).
+    if row.state != PluginState::Running {
+        return Err(not_running());
+    }
+    let pool = match state.plugins.pool(name) {
+        Some(p) if p.sha256 == row.sha256 => p,
+        _ => {
+            state.plugins.converge(state, None).await?;
+            state.plugins.pool(name).ok_or_else(not_running)?
+        }
+    };
     call_pool(state, caller, &pool, function, input).await
 }
 
@@ -652,7 +697,9 @@ async fn call_error(
         CallFailure::Crashed { reason, failed } => {
             if failed {
                 let why = format!("crashed repeatedly (last: {reason})");
-                if let Err(e) = crate::plugins::mark_failed(state, pool.plugin_id, &pool.sha256, &why).await {
+                if let Err(e) =
+                    crate::plugins::mark_failed(state, pool.plugin_id, &pool.sha256, &why).await
+                {
                     tracing::warn!(plugin = name, error = %e.message, "could not mark the plugin failed");
                 }
             }

@@ -16,8 +16,8 @@ use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::turns::{ChatListener, TurnEvent};
 use crate::events::Event;
 use crate::llm::{Chunk, ChunkStream, GenerateParams, PromptMessage, Usage};
-use crate::service::agent_tools::{self, ToolUse};
 use crate::rag::search::SourceRef;
+use crate::service::agent_tools::{self, ToolUse};
 use crate::service::documents;
 use crate::service::{agents, chats as chat_service, completions, hooks, models, now, validate};
 use crate::state::AppState;
@@ -446,7 +446,14 @@ impl Run {
             stream = Box::pin(futures_util::stream::empty());
             rounds += 1;
             let round = agent_tools::run_round(
-                &self.state, &self.caller, &channel, chat_id, message_id, &said, &calls, &mut used,
+                &self.state,
+                &self.caller,
+                &channel,
+                chat_id,
+                message_id,
+                &said,
+                &calls,
+                &mut used,
             );
             let messages = tokio::select! {
                 biased;
@@ -455,12 +462,18 @@ impl Run {
             };
             prompt.extend(messages);
             // After the last allowed round the model must answer without tools.
-            let offered: &[serde_json::Value] = if rounds >= self.state.config.plugins.max_tool_steps {
-                &[]
-            } else {
-                &self.tools
-            };
-            stream = match self.state.llm.generate_with_tools(&self.model, prompt.clone(), self.params, offered).await {
+            let offered: &[serde_json::Value] =
+                if rounds >= self.state.config.plugins.max_tool_steps {
+                    &[]
+                } else {
+                    &self.tools
+                };
+            stream = match self
+                .state
+                .llm
+                .generate_with_tools(&self.model, prompt.clone(), self.params, offered)
+                .await
+            {
                 Ok(s) => s,
                 Err(e) => break (MessageStatus::Error, Some(e)),
             };

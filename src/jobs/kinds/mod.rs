@@ -2,6 +2,7 @@
 //! that needs background work adds its module here and its constructor to [`builtin`].
 
 pub mod agent_prompt;
+pub mod plugin_call;
 
 use super::JobKind;
 use crate::error::{AppError, AppResult};
@@ -13,6 +14,7 @@ use std::sync::Arc;
 pub fn builtin() -> Vec<Arc<dyn JobKind>> {
     vec![
         Arc::new(agent_prompt::AgentPrompt),
+        Arc::new(plugin_call::PluginCall),
         Arc::new(crate::rag::ingest::IngestDocument),
         Arc::new(crate::rag::reindex::Reindex),
     ]
