@@ -114,7 +114,7 @@ mod tests {
         );
         files.insert("extra.txt".to_string(), b"added".to_vec());
         assert_eq!(
-            verify_files(&files, sig.as_bytes(), &[public.clone()]).unwrap(),
+            verify_files(&files, sig.as_bytes(), std::slice::from_ref(&public)).unwrap(),
             None
         );
         assert!(verify_files(&files, b"not base64!", &[public]).is_err());
