@@ -178,6 +178,36 @@ fn main() {
             }
         })
         .await;
+        // The floor: one instance called in a loop on one blocking thread (no pool, no hop).
+        let bare = {
+            let (pool2, ctx) = (pool.clone(), ctx.clone());
+            let compiled = hearth::plugins::pool::compile(
+                &pool2.manifest,
+                &wasm,
+                hearth::plugins::pool::CallLimits::of(&pool2.manifest, &state.config.plugins),
+            )
+            .unwrap();
+            tokio::task::spawn_blocking(move || {
+                let mut p = extism::Plugin::new_from_compiled(&compiled).unwrap();
+                let mut samples = Vec::with_capacity(n);
+                for i in 0..n + n / 10 {
+                    let t = Instant::now();
+                    let out: Vec<u8> = p
+                        .call_with_host_context("echo", INPUT, ctx.clone())
+                        .unwrap();
+                    std::hint::black_box(out);
+                    if i >= n / 10 {
+                        samples.push(t.elapsed().as_secs_f64() * 1e6);
+                    }
+                }
+                (
+                    percentile(&mut samples, 0.5),
+                    percentile(&mut samples, 0.99),
+                )
+            })
+            .await
+            .unwrap()
+        };
         // A fresh instance for every call (what a host without a pool does).
         let limits = hearth::plugins::pool::CallLimits::of(&pool.manifest, &state.config.plugins);
         let compiled =
@@ -205,6 +235,11 @@ fn main() {
                 "native Rust function on the blocking pool (the hop a pooled call makes)",
                 hop_p50,
                 hop_p99,
+            ),
+            (
+                "bare Extism call, one instance in a loop on one thread (the floor)",
+                bare.0,
+                bare.1,
             ),
             ("**pooled wasm call** (`Pool::call`)", pool_p50, pool_p99),
             (

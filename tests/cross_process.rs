@@ -88,3 +88,29 @@ async fn cancel_reaches_the_server_running_the_turn() {
     }
     panic!("the turn was not cancelled");
 }
+
+/// A plugin installed and enabled through one server runs on the other at once: the second
+/// process converges on the first call (and on the bus's hint), loading the module from the
+/// database since its data dir has no copy; a stop on one is a stop on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_run_on_every_server() {
+    use crate::plugins::{bundle, call, install_running};
+    let a = TestServer::start(Backend::Postgres).await;
+    let url = a.state.config.database_url();
+    let b = TestServer::start_with(Backend::Postgres, |c| c.database_url = Some(url)).await;
+    assert_ne!(a.state.config.data_dir, b.state.config.data_dir);
+    let admin = a.user("admin").await;
+    let t = admin.access.as_str();
+    install_running(&a, t, bundle("tasks", |m| m)).await;
+    let r = call(&b, t, "tasks", "add_task", json!({ "title": "on b" })).await;
+    assert_eq!(r["data"]["callPlugin"]["title"], "on b", "{r}");
+    let r = call(&a, t, "tasks", "list_tasks", json!({})).await;
+    assert_eq!(r["data"]["callPlugin"]["tasks"][0]["title"], "on b", "{r}");
+    let (st, _) = a.post("/plugins/tasks/stop", Some(t), json!({})).await;
+    assert_eq!(st, reqwest::StatusCode::OK);
+    let r = call(&b, t, "tasks", "list_tasks", json!({})).await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "plugin_not_running",
+        "{r}"
+    );
+}

@@ -1099,3 +1099,59 @@ async fn graphql_lifecycle_then_call() {
     let r = call(&s, a, "tasks", "add_task", json!({ "title": "x" })).await;
     assert_eq!(r["data"]["callPlugin"]["title"], "x", "{r}");
 }
+
+/// `document_before_ingest`: a file type Hearth cannot read is refused until a running plugin
+/// reads it; then it is accepted, the plugin supplies its text (as the document's owner) and
+/// it is searchable like any text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_reads_documents_hearth_cannot() {
+    use crate::documents::{search, settled, upload, upload_ok};
+    let s = TestServer::start(Backend::Sqlite).await;
+    let admin = s.user("admin").await;
+    let a = admin.access.as_str();
+    let rot13 = |t: &str| -> String {
+        t.chars()
+            .map(|c| match c {
+                'a'..='z' => (((c as u8 - b'a') + 13) % 26 + b'a') as char,
+                'A'..='Z' => (((c as u8 - b'A') + 13) % 26 + b'A') as char,
+                _ => c,
+            })
+            .collect()
+    };
+    let mut file = b"\0ROT13\n".to_vec();
+    file.extend(
+        rot13("Sea otters hold hands while they sleep so they do not drift apart.").bytes(),
+    );
+    let target = json!({ "collection": "secrets" });
+    let (_, r) = upload(&s, a, "otters.rot13", file.clone(), target.clone()).await;
+    assert_eq!(TestServer::gql_code(&r), "unsupported_media_type", "{r}");
+
+    install_running(&s, a, bundle("rot13", |m| m)).await;
+    let id = upload_ok(&s, a, "otters.rot13", file, target.clone()).await;
+    let doc = settled(&s, a, &id).await;
+    assert_eq!(doc["status"], "INDEXED", "{doc}");
+    assert_eq!(doc["kind"], "OTHER");
+    assert!(
+        doc["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Sea otters hold hands"),
+        "{doc}"
+    );
+    let hits = search(
+        &s,
+        a,
+        "do otters hold hands when sleeping",
+        json!({ "t": target }),
+    )
+    .await;
+    assert_eq!(hits[0]["document"]["filename"], "otters.rot13", "{hits:?}");
+    // A file of that kind the plugin does not read fails ingestion with the reason.
+    let id = upload_ok(&s, a, "other.bin", b"\0\x01\x02binary".to_vec(), target).await;
+    let doc = settled(&s, a, &id).await;
+    assert_eq!(doc["status"], "FAILED", "{doc}");
+    assert!(
+        doc["error"].as_str().unwrap().contains("no plugin"),
+        "{doc}"
+    );
+}

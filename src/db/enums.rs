@@ -219,6 +219,9 @@ text_enum! {
         Data = "data",
         /// Images: stored and served, not indexed.
         Image = "image",
+        /// A type Hearth cannot read itself, accepted because a running plugin implements
+        /// `document_before_ingest` (which supplies its text).
+        Other = "other",
     }
 }
 

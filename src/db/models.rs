@@ -872,6 +872,8 @@ pub struct NewPlugin {
     pub manifest: String,
     /// See [`PluginRow::sha256`].
     pub sha256: String,
+    /// The module's bytes (not part of [`PluginRow`]: read only to run it).
+    pub module: Vec<u8>,
     /// See [`PluginRow::signed_by`].
     pub signed_by: Option<String>,
     /// See [`PluginRow::granted_to_all`].

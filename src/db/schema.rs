@@ -213,6 +213,7 @@ diesel::table! {
         failure -> Nullable<Text>,
         manifest -> Text,
         sha256 -> Text,
+        module -> Binary,
         signed_by -> Nullable<Text>,
         granted_to_all -> Bool,
         created_at -> Timestamp,

@@ -40,6 +40,8 @@ pub enum DocumentKindGql {
     Data,
     /// Stored, not indexed.
     Image,
+    /// A type only a plugin reads (`document_before_ingest`).
+    Other,
 }
 
 /// Where a document is on its way to the index.

@@ -106,19 +106,37 @@ impl PluginHost {
         outcome.map(|_| dir)
     }
 
-    /// Reads an installed version's module back from disk, checking it is the one recorded.
-    pub fn load_module(&self, row: &PluginRow) -> Result<(Manifest, Vec<u8>), String> {
+    /// Reads an installed version's module: from the data dir, or (in a process that has no
+    /// copy yet, another machine sharing the PostgreSQL database) from the database, keeping a
+    /// copy. Either way the bytes must be the ones recorded.
+    pub async fn load_module(
+        &self,
+        state: &AppState,
+        row: &PluginRow,
+    ) -> Result<(Manifest, Vec<u8>), String> {
         let manifest: Manifest = serde_json::from_str(&row.manifest)
             .map_err(|e| format!("the stored manifest is unreadable: {e}"))?;
-        let path = self
-            .files_dir(&row.name, &row.version, &row.sha256)
-            .join(&manifest.wasm);
-        let wasm = std::fs::read(&path)
-            .map_err(|e| format!("the module {} cannot be read: {e}", path.display()))?;
+        let dir = self.files_dir(&row.name, &row.version, &row.sha256);
+        let path = dir.join(&manifest.wasm);
+        let wasm = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let bytes = module_from_db(state, row.id).await.map_err(|e| {
+                    format!("the module cannot be read from the database: {}", e.message)
+                })?;
+                let cached =
+                    std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, &bytes));
+                if let Err(e) = cached {
+                    tracing::warn!(plugin = %row.name, error = %e, "module not cached under the data dir");
+                }
+                bytes
+            }
+            Err(e) => return Err(format!("the module {} cannot be read: {e}", path.display())),
+        };
         let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
         if sha != row.sha256 {
             return Err(format!(
-                "the module {} changed on disk (sha256 {sha}, installed {})",
+                "the module {} changed (sha256 {sha}, installed {})",
                 path.display(),
                 row.sha256
             ));
@@ -128,7 +146,7 @@ impl PluginHost {
 
     /// Compiles an installed version into a fresh pool (on the blocking pool).
     pub async fn build_pool(&self, state: &AppState, row: &PluginRow) -> Result<Arc<Pool>, String> {
-        let (manifest, wasm) = self.load_module(row)?;
+        let (manifest, wasm) = self.load_module(state, row).await?;
         let cfg = state.config.plugins.clone();
         let (id, sha) = (row.id, row.sha256.clone());
         tokio::task::spawn_blocking(move || {
@@ -195,6 +213,17 @@ impl PluginHost {
         }
         Ok(())
     }
+}
+
+/// The module bytes the database holds for a plugin.
+async fn module_from_db(state: &AppState, id: i64) -> AppResult<Vec<u8>> {
+    let db = &state.db;
+    db_run!(db, read, |conn| plugins::table
+        .find(id)
+        .select(plugins::module)
+        .first::<Vec<u8>>(conn)
+        .await
+        .map_err(AppError::from))
 }
 
 /// Marks a plugin `failed` (if it is still the version that failed) and says so on the bus.

@@ -10,7 +10,7 @@
 
 use super::extract::{self, Extracted};
 use crate::auth::Caller;
-use crate::db::enums::{DocumentStatus, JobState};
+use crate::db::enums::{DocumentKind, DocumentStatus, JobState};
 use crate::db::models::{ChunkVector, Collection, Document, NewChunk};
 use crate::db::schema::{chunk_vectors, chunks, collections, document_texts, documents, jobs};
 use crate::db_run;
@@ -105,9 +105,20 @@ async fn ingest(ctx: &JobContext, doc: &Document) -> Result<Value, JobError> {
         JobError::permanent(format!("the document's bytes are gone: {}", e.message))
     })?;
     let chunker = state.rag.chunker(&state.config).await?;
+    // A type Hearth cannot read gets its text from a plugin, as the document's owner.
+    let supplied = if doc.kind == DocumentKind::Other {
+        crate::service::hooks::document_text(state, &ctx.caller, doc, &bytes)
+            .await
+            .map_err(|e| JobError::permanent(e.message))?
+    } else {
+        None
+    };
     let (rag, config, kind) = (state.rag.clone(), state.config.clone(), doc.kind);
     let (extracted, pieces) = tokio::task::spawn_blocking(move || {
-        let extracted = extract::extract(kind, &bytes, &config.rag, &rag.pdfium)?;
+        let extracted = match supplied {
+            Some(text) => extract::supplied(text, &config.rag)?,
+            None => extract::extract(kind, &bytes, &config.rag, &rag.pdfium)?,
+        };
         let pieces = chunker.chunk(&extracted);
         Ok::<_, AppError>((extracted, pieces))
     })

@@ -126,7 +126,20 @@ pub async fn upload(state: &AppState, caller: &Caller, input: UploadInput) -> Ap
     check_size(state, input.bytes.len() as u64)?;
     let metadata = check_metadata(input.metadata)?;
     let filename = clean_filename(&input.filename);
-    let sniffed = sniff::sniff(&input.bytes, &filename)?;
+    let sniffed = match sniff::sniff(&input.bytes, &filename) {
+        Ok(s) => s,
+        // A plugin may read what Hearth cannot (`document_before_ingest`).
+        Err(e)
+            if e.code == ErrorCode::UnsupportedMediaType
+                && crate::service::hooks::reads_documents(state) =>
+        {
+            sniff::Sniffed {
+                kind: DocumentKind::Other,
+                mime: "application/octet-stream",
+            }
+        }
+        Err(e) => return Err(e),
+    };
     let collection = writable_target(state, caller, &input.target).await?;
     store(
         state,

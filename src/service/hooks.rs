@@ -109,3 +109,52 @@ pub fn after_receive(state: &AppState, caller: &Caller, user_content: &str, mess
         }
     });
 }
+
+/// Whether a running plugin reads documents Hearth cannot (`document_before_ingest`).
+pub fn reads_documents(state: &AppState) -> bool {
+    !with_hook(state, Hook::DocumentBeforeIngest).is_empty()
+}
+
+/// Runs `document_before_ingest` for a document of a type Hearth cannot read: the first
+/// plugin that answers `{"text": "…"}` supplies its text. Input: `{filename, size,
+/// content_base64}` (a file too large for `max_input_bytes` is not offered).
+pub async fn document_text(
+    state: &AppState,
+    caller: &Caller,
+    doc: &crate::db::models::Document,
+    bytes: &[u8],
+) -> AppResult<Option<String>> {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    if encoded.len() + 1024 > state.config.plugins.max_input_bytes {
+        return Err(AppError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the file is too large to hand to a plugin (plugins.max_input_bytes is {})",
+                state.config.plugins.max_input_bytes
+            ),
+        ));
+    }
+    let input = json!({ "filename": doc.filename, "size": bytes.len(), "content_base64": encoded });
+    for pool in with_hook(state, Hook::DocumentBeforeIngest) {
+        match plugins::call_pool(
+            state,
+            caller,
+            &pool,
+            Hook::DocumentBeforeIngest.function(),
+            &input,
+        )
+        .await
+        {
+            Ok(answer) => {
+                if let Some(text) = answer.get("text").and_then(Value::as_str) {
+                    return Ok(Some(text.to_string()));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(plugin = %pool.name, error = %e.message, "document_before_ingest failed")
+            }
+        }
+    }
+    Ok(None)
+}

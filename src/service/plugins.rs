@@ -214,6 +214,7 @@ async fn install(state: &AppState, installed_by: Option<i64>, b: Bundle) -> AppR
                     plugins::installed_by.eq(installed_by),
                     plugins::manifest.eq(&manifest_json),
                     plugins::sha256.eq(&b.sha256),
+                    plugins::module.eq(&b.wasm),
                     plugins::signed_by.eq(&b.signed_by),
                     plugins::failure.eq(None::<String>),
                     plugins::updated_at.eq(ts),
@@ -233,6 +234,7 @@ async fn install(state: &AppState, installed_by: Option<i64>, b: Bundle) -> AppR
                 failure: None,
                 manifest: manifest_json,
                 sha256: b.sha256.clone(),
+                module: b.wasm.clone(),
                 signed_by: b.signed_by.clone(),
                 granted_to_all: false,
                 created_at: ts,
@@ -504,7 +506,8 @@ pub async fn reload(state: &AppState, caller: &Caller, name: &str) -> AppResult<
     if row.state != PluginState::Running {
         state
             .plugins
-            .load_module(&row)
+            .load_module(state, &row)
+            .await
             .map_err(|e| AppError::new(ErrorCode::Conflict, e))?;
         return PluginView::of(row);
     }

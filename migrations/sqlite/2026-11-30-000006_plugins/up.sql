@@ -20,6 +20,9 @@ CREATE TABLE plugins (
     manifest TEXT NOT NULL,
     -- SHA-256 of the module; with name and version it names the files under the data dir.
     sha256 TEXT NOT NULL,
+    -- The module itself, so every process sharing the database can run it (the files under
+    -- the data dir are a cache of it, plus the bundle's other files where it was installed).
+    module BLOB NOT NULL,
     -- The trusted key (base64) whose signature the bundle carried.
     signed_by TEXT,
     -- Every user may call it; otherwise admins and the users in plugin_grants.

@@ -57,6 +57,7 @@ pub fn extract(
     pdfium: &Pdfium,
 ) -> AppResult<Extracted> {
     let extracted = match kind {
+        DocumentKind::Other => return Err(unreadable("no plugin supplied this document's text")),
         DocumentKind::Pdf => pdfium.extract(bytes)?,
         DocumentKind::Docx => docx::extract(bytes, config.max_text_chars)?,
         DocumentKind::Html => Extracted {
@@ -73,6 +74,22 @@ pub fn extract(
         }
         DocumentKind::Image => return Err(unreadable("images are stored, not indexed")),
     };
+    checked(extracted, config)
+}
+
+/// Text supplied by a plugin's `document_before_ingest`, held to the same rules.
+pub fn supplied(text: String, config: &RagConfig) -> AppResult<Extracted> {
+    checked(
+        Extracted {
+            text: text.replace("\r\n", "\n"),
+            pages: Vec::new(),
+        },
+        config,
+    )
+}
+
+/// Refuses an empty text or one longer than `max_text_chars`.
+fn checked(extracted: Extracted, config: &RagConfig) -> AppResult<Extracted> {
     if extracted.text.trim().is_empty() {
         return Err(unreadable("the document has no text to index"));
     }
