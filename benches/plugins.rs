@@ -1,6 +1,7 @@
 //! Plugins: the time of one call of a trivial export (`echo` of the `hostile` fixture) through
 //! the instance pool, beside the same logic as a native Rust function (direct, and moved to
-//! the blocking pool as a pooled call is) and a fresh instantiation per call; the service
+//! the blocking pool), a bare Extism call in a loop (the floor) and a fresh instantiation per
+//! call; the service
 //! door (`service::plugins::call`, which adds the permission lookup); throughput at 2, 16 and
 //! 64 concurrent callers; and the memory of an idle instance.
 //!

@@ -100,6 +100,25 @@ pub async fn call(
     b
 }
 
+/// Waits until the last clone of a stopped server's state is gone (its SQLite lock free).
+async fn wait_unlocked(lock: &std::path::Path) {
+    for _ in 0..100 {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(lock)
+            .unwrap();
+        if file.try_lock().is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{} is still locked 5 s after the server stopped",
+        lock.display()
+    );
+}
+
 fn plugins_dir(s: &TestServer) -> std::path::PathBuf {
     s.state.config.data_dir.join("plugins")
 }
@@ -239,6 +258,9 @@ async fn restart_and_upgrade(backend: Backend) {
         Backend::Postgres => Some(s),
     };
     let data = dir.path().to_path_buf();
+    if backend == Backend::Sqlite {
+        wait_unlocked(&data.join("hearth.db.lock")).await;
+    }
     let s = TestServer::start_with(backend, |c| {
         c.data_dir = data;
         c.database_url = Some(url);

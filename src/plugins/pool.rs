@@ -193,6 +193,14 @@ impl Pool {
         let permit = self.permits.acquire().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         let _permit = permit.map_err(|_| CallFailure::Busy)?;
+        // On the multi-threaded runtime the call blocks this worker in place (its other tasks
+        // move to the other workers): no hop to the blocking pool and back. Elsewhere it goes
+        // to the blocking pool.
+        if tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            return tokio::task::block_in_place(|| self.call_blocking(ctx, function, input));
+        }
         let pool = self.clone();
         let function = function.to_string();
         let outcome =
