@@ -1,7 +1,8 @@
 //! One plugin version's compiled module and its instances. The module is compiled once (no
 //! call recompiles); up to `pool_size` instances serve calls at a time, further calls queue
-//! (up to `max_queued_calls`, then `503`). Calls run on the blocking pool with the
-//! manifest's memory cap and time limit (and fuel, when configured). A trap, a timeout or
+//! (up to `max_queued_calls`, then `503`). Calls run off the async scheduler (the worker
+//! blocks in place and hands its tasks on) with the manifest's memory cap and time limit
+//! (and fuel, when configured). A trap, a timeout or
 //! running out of memory ends that call only: the instance is dropped and a fresh one takes
 //! its place; `crash_limit` crashes within the window tell the caller to mark the plugin
 //! `failed`.
