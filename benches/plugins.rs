@@ -233,7 +233,7 @@ fn main() {
         for (what, p50, p99) in [
             ("native Rust function, direct", native_p50, native_p99),
             (
-                "native Rust function on the blocking pool (the hop a pooled call makes)",
+                "native Rust function moved to the blocking pool (`spawn_blocking`, for scale)",
                 hop_p50,
                 hop_p99,
             ),

@@ -1177,3 +1177,52 @@ async fn a_plugin_reads_documents_hearth_cannot() {
         "{doc}"
     );
 }
+
+/// Host functions run as the caller: a plugin's search sees the caller's documents only; its
+/// events reach that caller's `pluginEvents`, with the state changes an admin makes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_functions_act_as_the_caller() {
+    use crate::documents::{settled, upload_ok};
+    use crate::support::{next_json, ws_subscribed};
+    let s = TestServer::start(Backend::Sqlite).await;
+    let admin = s.user("admin").await;
+    let a = admin.access.as_str();
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let id = upload_ok(
+        &s,
+        &alice.access,
+        "otters.txt",
+        b"Sea otters keep a favourite stone in a pouch of skin.".to_vec(),
+        json!({ "collection": "notes" }),
+    )
+    .await;
+    assert_eq!(settled(&s, &alice.access, &id).await["status"], "INDEXED");
+    install_running(&s, a, bundle("hostile", |m| m)).await;
+    s.gql(Some(a), "mutation { grantPlugin(name: \"hostile\") { name } }", json!({})).await;
+
+    let r = call(&s, &alice.access, "hostile", "search_docs", json!({ "query": "where do otters keep stones" })).await;
+    assert_eq!(r["data"]["callPlugin"][0]["filename"], "otters.txt", "{r}");
+    let r = call(&s, &bob.access, "hostile", "search_docs", json!({ "query": "where do otters keep stones" })).await;
+    assert_eq!(r["data"]["callPlugin"], json!([]), "{r}");
+
+    let mut ws = ws_subscribed(
+        &s,
+        &bob.access,
+        "p",
+        "subscription { pluginEvents { plugin state event data deleted } }",
+    )
+    .await;
+    let r = call(&s, &alice.access, "hostile", "announce", json!({ "who": "alice" })).await;
+    assert!(r["errors"].is_null(), "{r}");
+    let r = call(&s, &bob.access, "hostile", "announce", json!({ "who": "bob" })).await;
+    assert!(r["errors"].is_null(), "{r}");
+    // Bob gets his own event only, then the admin's stop of a plugin granted to him.
+    let ev = next_json(&mut ws).await.unwrap();
+    assert_eq!(ev["payload"]["data"]["pluginEvents"]["event"], "announced", "{ev}");
+    assert_eq!(ev["payload"]["data"]["pluginEvents"]["data"], json!({ "who": "bob" }), "{ev}");
+    s.post("/plugins/hostile/stop", Some(a), json!({})).await;
+    let ev = next_json(&mut ws).await.unwrap();
+    assert_eq!(ev["payload"]["data"]["pluginEvents"]["plugin"], "hostile", "{ev}");
+    assert_eq!(ev["payload"]["data"]["pluginEvents"]["state"], "STOPPED", "{ev}");
+}

@@ -53,3 +53,18 @@ pub fn work(Json(input): Json<Value>) -> FnResult<Json<Value>> {
 pub fn message_before_send(_: Vec<u8>) -> FnResult<Vec<u8>> {
     panic!("a hook that crashes")
 }
+
+/// Searches the calling user's documents through the host (`{query}` → the hits).
+#[plugin_fn]
+pub fn search_docs(Json(input): Json<Value>) -> FnResult<Json<Value>> {
+    let query = input.get("query").and_then(Value::as_str).unwrap_or_default();
+    Ok(Json(hearth_plugin::search(query, 5)?))
+}
+
+/// Logs a line and emits an event through the host.
+#[plugin_fn]
+pub fn announce(Json(input): Json<Value>) -> FnResult<Json<Value>> {
+    hearth_plugin::log("info", "announcing")?;
+    hearth_plugin::emit("announced", input.clone())?;
+    Ok(Json(json!({ "announced": input })))
+}
