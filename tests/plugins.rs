@@ -1199,11 +1199,30 @@ async fn host_functions_act_as_the_caller() {
     .await;
     assert_eq!(settled(&s, &alice.access, &id).await["status"], "INDEXED");
     install_running(&s, a, bundle("hostile", |m| m)).await;
-    s.gql(Some(a), "mutation { grantPlugin(name: \"hostile\") { name } }", json!({})).await;
+    s.gql(
+        Some(a),
+        "mutation { grantPlugin(name: \"hostile\") { name } }",
+        json!({}),
+    )
+    .await;
 
-    let r = call(&s, &alice.access, "hostile", "search_docs", json!({ "query": "where do otters keep stones" })).await;
+    let r = call(
+        &s,
+        &alice.access,
+        "hostile",
+        "search_docs",
+        json!({ "query": "where do otters keep stones" }),
+    )
+    .await;
     assert_eq!(r["data"]["callPlugin"][0]["filename"], "otters.txt", "{r}");
-    let r = call(&s, &bob.access, "hostile", "search_docs", json!({ "query": "where do otters keep stones" })).await;
+    let r = call(
+        &s,
+        &bob.access,
+        "hostile",
+        "search_docs",
+        json!({ "query": "where do otters keep stones" }),
+    )
+    .await;
     assert_eq!(r["data"]["callPlugin"], json!([]), "{r}");
 
     let mut ws = ws_subscribed(
@@ -1213,16 +1232,43 @@ async fn host_functions_act_as_the_caller() {
         "subscription { pluginEvents { plugin state event data deleted } }",
     )
     .await;
-    let r = call(&s, &alice.access, "hostile", "announce", json!({ "who": "alice" })).await;
+    let r = call(
+        &s,
+        &alice.access,
+        "hostile",
+        "announce",
+        json!({ "who": "alice" }),
+    )
+    .await;
     assert!(r["errors"].is_null(), "{r}");
-    let r = call(&s, &bob.access, "hostile", "announce", json!({ "who": "bob" })).await;
+    let r = call(
+        &s,
+        &bob.access,
+        "hostile",
+        "announce",
+        json!({ "who": "bob" }),
+    )
+    .await;
     assert!(r["errors"].is_null(), "{r}");
     // Bob gets his own event only, then the admin's stop of a plugin granted to him.
     let ev = next_json(&mut ws).await.unwrap();
-    assert_eq!(ev["payload"]["data"]["pluginEvents"]["event"], "announced", "{ev}");
-    assert_eq!(ev["payload"]["data"]["pluginEvents"]["data"], json!({ "who": "bob" }), "{ev}");
+    assert_eq!(
+        ev["payload"]["data"]["pluginEvents"]["event"], "announced",
+        "{ev}"
+    );
+    assert_eq!(
+        ev["payload"]["data"]["pluginEvents"]["data"],
+        json!({ "who": "bob" }),
+        "{ev}"
+    );
     s.post("/plugins/hostile/stop", Some(a), json!({})).await;
     let ev = next_json(&mut ws).await.unwrap();
-    assert_eq!(ev["payload"]["data"]["pluginEvents"]["plugin"], "hostile", "{ev}");
-    assert_eq!(ev["payload"]["data"]["pluginEvents"]["state"], "STOPPED", "{ev}");
+    assert_eq!(
+        ev["payload"]["data"]["pluginEvents"]["plugin"], "hostile",
+        "{ev}"
+    );
+    assert_eq!(
+        ev["payload"]["data"]["pluginEvents"]["state"], "STOPPED",
+        "{ev}"
+    );
 }
