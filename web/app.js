@@ -26,6 +26,22 @@ async function gql(query, variables = {}) {
   return body.data;
 }
 
+// A GraphQL mutation carrying one file (the multipart request spec), with the CSRF header
+// like every mutation; `fileVar` names the variable the file fills.
+async function gqlUpload(query, variables, fileVar, file) {
+  const form = new FormData();
+  form.append("operations", JSON.stringify({ query, variables: { ...variables, [fileVar]: null } }));
+  form.append("map", JSON.stringify({ 0: [`variables.${fileVar}`] }));
+  form.append("0", file, file.name);
+  const headers = {};
+  if (state.csrf) headers["X-CSRF-Token"] = state.csrf;
+  const res = await fetch("/graphql", { method: "POST", headers, credentials: "same-origin", body: form });
+  const body = await res.json().catch(() => ({}));
+  if (body.errors && body.errors.length) throw new Error(`${file.name}: ${body.errors[0].message}`);
+  if (!res.ok) throw new Error(`${file.name}: HTTP ${res.status}`);
+  return body.data;
+}
+
 async function postJson(path, payload) {
   const headers = { "Content-Type": "application/json" };
   if (state.csrf) headers["X-CSRF-Token"] = state.csrf;

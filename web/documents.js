@@ -2,7 +2,7 @@
 // (GraphQL multipart request, with the CSRF header like every mutation), watch their
 // ingestion live (`documentEvents`), download or delete them, and search: each hit shows its
 // score and page and opens the exact passage, highlighted in the document's text. Uses
-// app.js's helpers (gql, text, $, setError, state).
+// app.js's helpers (gql, gqlUpload, text, $, setError, state).
 "use strict";
 
 const HearthDocs = (() => {
@@ -71,20 +71,8 @@ const HearthDocs = (() => {
 
   // One file through the GraphQL multipart request spec.
   async function upload(file, t) {
-    const form = new FormData();
-    form.append("operations", JSON.stringify({
-      query: "mutation($f: Upload!, $t: DocumentTarget!) { uploadDocument(file: $f, target: $t) { id } }",
-      variables: { f: null, t },
-    }));
-    form.append("map", JSON.stringify({ 0: ["variables.f"] }));
-    form.append("0", file, file.name);
-    const headers = {};
-    if (state.csrf) headers["X-CSRF-Token"] = state.csrf;
-    const res = await fetch("/graphql", { method: "POST", headers, credentials: "same-origin", body: form });
-    const body = await res.json().catch(() => ({}));
-    if (body.errors && body.errors.length) throw new Error(`${file.name}: ${body.errors[0].message}`);
-    if (!res.ok) throw new Error(`${file.name}: HTTP ${res.status}`);
-    return body.data.uploadDocument;
+    const data = await gqlUpload("mutation($f: Upload!, $t: DocumentTarget!) { uploadDocument(file: $f, target: $t) { id } }", { t }, "f", file);
+    return data.uploadDocument;
   }
 
   async function remove(id, name) {

@@ -1,7 +1,7 @@
 // Hearth web UI, plugins page: the installed plugins with their state (live over
 // `pluginEvents`), an upload form for admins (GraphQL multipart request; a refused bundle
 // shows the server's reason), lifecycle buttons, the tools each plugin serves, and a form to
-// call a function with JSON input. Uses app.js's helpers (gql, text, $, setError, state).
+// call a function with JSON input. Uses app.js's helpers (gql, gqlUpload, text, $, setError, state).
 "use strict";
 
 const HearthPlugins = (() => {
@@ -65,20 +65,8 @@ const HearthPlugins = (() => {
   }
 
   async function upload(file) {
-    const form = new FormData();
-    form.append("operations", JSON.stringify({
-      query: "mutation($f: Upload!) { installPlugin(file: $f) { name version state } }",
-      variables: { f: null },
-    }));
-    form.append("map", JSON.stringify({ 0: ["variables.f"] }));
-    form.append("0", file, file.name);
-    const headers = {};
-    if (state.csrf) headers["X-CSRF-Token"] = state.csrf;
-    const res = await fetch("/graphql", { method: "POST", headers, credentials: "same-origin", body: form });
-    const body = await res.json().catch(() => ({}));
-    if (body.errors && body.errors.length) throw new Error(`${file.name}: ${body.errors[0].message}`);
-    if (!res.ok) throw new Error(`${file.name}: HTTP ${res.status}`);
-    return body.data.installPlugin;
+    const data = await gqlUpload("mutation($f: Upload!) { installPlugin(file: $f) { name version state } }", {}, "f", file);
+    return data.installPlugin;
   }
 
   async function callFunction(f) {

@@ -67,28 +67,26 @@ pub fn keygen() -> (String, String) {
     )
 }
 
-/// Signs `files` with a base64 secret seed; the base64 signature for `plugin.sig`.
-pub fn sign(files: &BTreeMap<String, Vec<u8>>, secret: &str) -> Result<String, String> {
+/// The signing key of a base64 secret seed.
+fn signing_key(secret: &str) -> Result<SigningKey, String> {
     let raw = B64
         .decode(secret.trim())
         .map_err(|_| "the secret key is not base64")?;
     let seed: [u8; 32] = raw
         .try_into()
         .map_err(|_| "the secret key is not 32 bytes long")?;
-    let signing = SigningKey::from_bytes(&seed);
-    let signature = signing.sign(digest_list(files).as_bytes());
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Signs `files` with a base64 secret seed; the base64 signature for `plugin.sig`.
+pub fn sign(files: &BTreeMap<String, Vec<u8>>, secret: &str) -> Result<String, String> {
+    let signature = signing_key(secret)?.sign(digest_list(files).as_bytes());
     Ok(B64.encode(signature.to_bytes()))
 }
 
 /// The public key of a base64 secret seed.
 pub fn public_of(secret: &str) -> Result<String, String> {
-    let raw = B64
-        .decode(secret.trim())
-        .map_err(|_| "the secret key is not base64")?;
-    let seed: [u8; 32] = raw
-        .try_into()
-        .map_err(|_| "the secret key is not 32 bytes long")?;
-    Ok(B64.encode(SigningKey::from_bytes(&seed).verifying_key().to_bytes()))
+    Ok(B64.encode(signing_key(secret)?.verifying_key().to_bytes()))
 }
 
 #[cfg(test)]
