@@ -666,6 +666,24 @@ async fn who_may_do_what() {
         .await;
     assert_eq!(TestServer::gql_code(&r), "unauthenticated", "{r}");
 
+    // Malformed: a multipart body without the `file` part, a body that is not multipart.
+    let form = reqwest::multipart::Form::new().text("name", "x");
+    let res = s
+        .http
+        .post(s.url("/plugins/upload"))
+        .bearer_auth(a)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let (st, _) = s
+        .post("/plugins/upload", Some(a), json!({ "file": "x" }))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (_, list) = s.get("/plugins", Some(a)).await;
+    assert_eq!(list["plugins"], json!([]), "nothing stored");
+
     // A user cannot upload or act.
     let (st, _) = upload(&s, Some(u), bundle("tasks", |m| m), &[]).await;
     assert_eq!(st, StatusCode::FORBIDDEN);

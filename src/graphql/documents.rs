@@ -487,17 +487,7 @@ impl DocumentMutation {
         let size = upload.size().unwrap_or(u64::MAX);
         docs::check_size(state, size)?;
         let filename = upload.filename.clone();
-        let bytes = tokio::task::spawn_blocking(move || {
-            let mut bytes = Vec::new();
-            upload
-                .into_read()
-                .take(max + 1)
-                .read_to_end(&mut bytes)
-                .map(|_| bytes)
-        })
-        .await
-        .map_err(|e| AppError::internal(format!("reading an upload: {e}")))?
-        .map_err(|e| AppError::new(ErrorCode::BadRequest, format!("reading the upload: {e}")))?;
+        let bytes = upload_bytes(upload, max).await?;
         let uploaded = docs::upload(
             state,
             caller,
@@ -697,4 +687,23 @@ impl DocumentSubscription {
             }
         })
     }
+}
+
+/// An upload's bytes, read off the async runtime (the file sits in a temporary file), at most
+/// `max + 1` of them so the caller can tell an oversize one.
+pub(super) async fn upload_bytes(
+    upload: async_graphql::UploadValue,
+    max: u64,
+) -> Result<Vec<u8>, AppError> {
+    tokio::task::spawn_blocking(move || {
+        let mut bytes = Vec::new();
+        upload
+            .into_read()
+            .take(max + 1)
+            .read_to_end(&mut bytes)
+            .map(|_| bytes)
+    })
+    .await
+    .map_err(|e| AppError::internal(format!("reading an upload: {e}")))?
+    .map_err(|e| AppError::new(ErrorCode::BadRequest, format!("reading the upload: {e}")))
 }

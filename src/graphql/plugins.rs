@@ -12,7 +12,6 @@ use async_graphql::{Context, Enum, Json, Object, Result, SimpleObject, Subscript
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 use serde_json::Value;
-use std::io::Read;
 use tokio::sync::broadcast::error::RecvError;
 
 /// Where an installed plugin stands.
@@ -203,17 +202,7 @@ impl PluginMutation {
             )
             .into());
         }
-        let bytes = tokio::task::spawn_blocking(move || {
-            let mut bytes = Vec::new();
-            upload
-                .into_read()
-                .take(max + 1)
-                .read_to_end(&mut bytes)
-                .map(|_| bytes)
-        })
-        .await
-        .map_err(|e| AppError::internal(format!("reading an upload: {e}")))?
-        .map_err(|e| AppError::new(ErrorCode::BadRequest, format!("reading the upload: {e}")))?;
+        let bytes = super::documents::upload_bytes(upload, max).await?;
         let view =
             plugins::install_upload(state, caller, &bytes, name.as_deref(), version.as_deref())
                 .await?;

@@ -151,18 +151,17 @@ pub async fn run_round(
             Some(call.name.clone()),
             Some(params.clone()),
         );
-        let outcome = if params.is_object() {
-            plugins::call_tool(state, caller, &call.name, &params).await
-        } else {
-            Err(crate::error::AppError::validation(
+        // One lookup: whether the caller may still use the tool, and which plugin serves it.
+        let found = plugins::tool(state, caller, &call.name).await;
+        let plugin = found.as_ref().ok().map(|t| t.plugin.clone());
+        let outcome = match &found {
+            Err(e) => Err(e.clone()),
+            Ok(_) if !params.is_object() => Err(crate::error::AppError::validation(
                 "arguments",
                 format!("{}: the arguments must be a JSON object", call.name),
-            ))
+            )),
+            Ok(t) => plugins::call_tool(state, caller, t, &params).await,
         };
-        let plugin = plugins::tool(state, caller, &call.name)
-            .await
-            .ok()
-            .map(|t| t.plugin);
         let (text, record) = match outcome {
             Ok(result) => {
                 let text = result.to_string();

@@ -753,11 +753,10 @@ pub async fn tool(state: &AppState, caller: &Caller, name: &str) -> AppResult<To
 pub async fn call_tool(
     state: &AppState,
     caller: &Caller,
-    name: &str,
+    t: &ToolView,
     arguments: &Value,
 ) -> AppResult<Value> {
-    let t = tool(state, caller, name).await?;
     crate::plugins::schema::validate(&t.tool.parameters, arguments)
-        .map_err(|e| AppError::validation("arguments", format!("{name}: {e}")))?;
+        .map_err(|e| AppError::validation("arguments", format!("{}: {e}", t.tool.name)))?;
     call(state, caller, &t.plugin, &t.tool.function, arguments).await
 }
