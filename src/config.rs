@@ -254,7 +254,8 @@ pub struct JobsConfig {
     /// Runs one process carries out at once; 0: this process runs no jobs (it still
     /// serves the job doors).
     pub workers: usize,
-    /// Runs of one kind one process carries out at once (kinds not listed: `workers`).
+    /// Runs of one kind one process carries out at once (kinds not listed: `workers`; 0:
+    /// this process never runs that kind).
     pub kind_concurrency: std::collections::BTreeMap<String, usize>,
     /// Seconds a claimed run's lease lasts; renewed every third of it while the run goes
     /// on. A run whose worker died is retried once its lease has run out.

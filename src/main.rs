@@ -51,6 +51,22 @@ enum Command {
         #[command(subcommand)]
         action: PluginCommand,
     },
+    /// Indexes the files under a folder into a named collection, with a progress bar: new
+    /// and changed files (by sha256), every file with `--full`; nothing is removed. This
+    /// process ingests them (on PostgreSQL, serving processes share the work).
+    Ingest {
+        /// The folder.
+        dir: PathBuf,
+        /// The collection (default: the folder's name).
+        #[arg(long)]
+        collection: Option<String>,
+        /// Username or email of the collection's owner (default: the first admin).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Ingest every file again, changed or not.
+        #[arg(long)]
+        full: bool,
+    },
     /// Rebuilds every collection's vector index from the database (re-embedding chunks
     /// whose vectors are of another model than the configured one).
     Reindex {
@@ -217,6 +233,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = hearth::App::build(cfg).await?;
             reindex_command(&state, !*incremental).await
         }
+        Command::Ingest {
+            dir,
+            collection,
+            owner,
+            full,
+        } => ingest_command(&cli, dir, collection.clone(), owner.as_deref(), *full).await,
         Command::Plugin { action } => plugin_command(&cli, action).await,
         Command::Jobs { action } => {
             let cfg = load_config(&cli, None)?;
@@ -277,6 +299,110 @@ async fn reindex_command(state: &hearth::state::AppState, full: bool) -> anyhow:
         );
     }
     println!("{} collections reindexed", list.len());
+    Ok(())
+}
+
+/// `hearth ingest DIR`: stores the folder's files, then runs their ingestion in this process
+/// (its worker runs no other kind of job) and shows it until every document has settled.
+async fn ingest_command(
+    cli: &Cli,
+    dir: &std::path::Path,
+    collection: Option<String>,
+    owner: Option<&str>,
+    full: bool,
+) -> anyhow::Result<()> {
+    use hearth::db::enums::DocumentStatus;
+    use hearth::service::documents;
+    let fail = |e: hearth::error::AppError| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message);
+    let mut cfg = load_config(cli, None)?;
+    let ingest = hearth::rag::ingest::KIND;
+    for kind in hearth::jobs::JobsHub::new().kind_names() {
+        if kind != ingest {
+            cfg.jobs.kind_concurrency.insert(kind.to_string(), 0);
+        }
+    }
+    cfg.jobs.workers = cfg.jobs.workers.max(1);
+    let state = hearth::App::build(cfg).await?;
+    let caller = hearth::service::users::operator(&state, owner)
+        .await
+        .map_err(fail)?;
+    let name = match collection {
+        Some(c) => c,
+        None => std::fs::canonicalize(dir)
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "ingested".into()),
+    };
+    let (pass, queued) =
+        hearth::rag::sources::ingest_dir(&state, &caller, dir.to_path_buf(), name.clone(), full)
+            .await
+            .map_err(fail)?;
+    println!(
+        "collection {name:?} of {}: {} files to ingest, {} unchanged, {} skipped",
+        caller.user.username, pass.indexed, pass.unchanged, pass.skipped
+    );
+    if queued.is_empty() {
+        return Ok(());
+    }
+    hearth::jobs::scheduler::start(&state).await?;
+    let bar = indicatif::ProgressBar::new(queued.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40.cyan/blue} {pos}/{len} documents [{elapsed_precise}] {msg}",
+        )?
+        .progress_chars("=> "),
+    );
+    let busy = |s: DocumentStatus| {
+        matches!(
+            s,
+            DocumentStatus::Queued | DocumentStatus::Extracting | DocumentStatus::Embedding
+        )
+    };
+    let docs = loop {
+        let docs = documents::owned(&state, &caller, &queued)
+            .await
+            .map_err(fail)?;
+        // A document deleted meanwhile has settled too.
+        let settled = queued.len() - docs.iter().filter(|d| busy(d.status)).count();
+        let chunks: i64 = docs.iter().map(|d| d.chunks_embedded as i64).sum();
+        let failed = docs
+            .iter()
+            .filter(|d| d.status == DocumentStatus::Failed)
+            .count();
+        bar.set_position(settled as u64);
+        bar.set_message(format!("{chunks} chunks embedded, {failed} failed"));
+        if settled == queued.len() {
+            break docs;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    bar.finish();
+    state.background.begin_stop();
+    state
+        .background
+        .stop(std::time::Duration::from_secs(10))
+        .await;
+    let chunks: i64 = docs.iter().map(|d| d.chunks_total as i64).sum();
+    let failed: Vec<_> = docs
+        .iter()
+        .filter(|d| d.status == DocumentStatus::Failed)
+        .collect();
+    println!(
+        "{} documents indexed ({chunks} chunks), {} failed",
+        docs.len() - failed.len(),
+        failed.len()
+    );
+    for d in &failed {
+        println!(
+            "failed: {}: {}",
+            d.source_path.as_deref().unwrap_or(&d.filename),
+            d.error.as_deref().unwrap_or("")
+        );
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("{} documents failed", failed.len());
+    }
     Ok(())
 }
 

@@ -479,7 +479,62 @@ async fn memory_is_remembered_and_recalled(backend: Backend) {
     );
 }
 
+/// Seed 000's `POST /api/upload` refuses a caller without credentials (401), a file over the
+/// upload limit (413), a form without its file (422 `validation_error`, as every door's
+/// missing field), and stores nothing of them.
+async fn orchestrator_upload_refusals(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.rag.max_upload_bytes = 16 * 1024).await;
+    let u = s.user("uploader").await;
+    let (_, c) = s
+        .gql(
+            Some(&u.access),
+            "mutation { createChat(input: {}) { id } }",
+            json!({}),
+        )
+        .await;
+    let chat = c["data"]["createChat"]["id"].as_str().unwrap().to_string();
+    let send = |token: Option<&str>, form: reqwest::multipart::Form| {
+        let mut req = s.http.post(s.url("/api/upload")).multipart(form);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let st = res.status();
+            (st, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let form = |bytes: Vec<u8>| {
+        reqwest::multipart::Form::new()
+            .text("conversation_id", format!("conv-{chat}"))
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name("notes.txt"),
+            )
+    };
+    let (st, b) = send(None, form(b"hello".to_vec())).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{b}");
+    let (st, b) = send(Some(&u.access), form(vec![b'a'; 64 * 1024])).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
+    let no_file = reqwest::multipart::Form::new().text("conversation_id", format!("conv-{chat}"));
+    let (st, b) = send(Some(&u.access), no_file).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["details"]["field"], "file", "{b}");
+    // Nothing was stored; the door still works.
+    let (_, d) = s
+        .gql(
+            Some(&u.access),
+            "query($c: ID!) { documents(target: {chatId: $c}) { id } }",
+            json!({ "c": chat }),
+        )
+        .await;
+    assert_eq!(d["data"]["documents"], json!([]), "{d}");
+    let (st, b) = send(Some(&u.access), form(b"hello".to_vec())).await;
+    assert_eq!(st, StatusCode::CREATED, "{b}");
+}
+
 both_backends!(
+    orchestrator_upload_refusals,
     answers_cite_their_sources,
     nexus_rag_doors,
     memory_is_remembered_and_recalled

@@ -101,7 +101,7 @@ pub async fn call(
 }
 
 /// Waits until the last clone of a stopped server's state is gone (its SQLite lock free).
-async fn wait_unlocked(lock: &std::path::Path) {
+pub(crate) async fn wait_unlocked(lock: &std::path::Path) {
     for _ in 0..100 {
         let file = std::fs::OpenOptions::new()
             .read(true)

@@ -308,9 +308,275 @@ async fn watched_folders_are_indexed_for_everyone(backend: Backend) {
     assert_eq!(h["faiss_ok"], true, "{h}");
 }
 
+/// `hearth --data-dir D [--database-url U] ingest ARGS…`, as a separate process.
+async fn hearth_ingest(data: &std::path::Path, url: &str, args: &[&str]) -> (bool, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HEARTH_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .args(["--data-dir", data.to_str().unwrap(), "--database-url", url])
+        .arg("ingest")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `hearth ingest DIR --collection C --owner U` stores a folder's files into the user's
+/// named collection and ingests them before it exits; a second run skips unchanged files and
+/// re-ingests a changed one; search finds them. On PostgreSQL a server runs meanwhile.
+async fn hearth_ingest_indexes_a_folder(backend: Backend) {
+    let folder = tempfile::tempdir().unwrap();
+    let docs = folder.path().join("handbook");
+    std::fs::create_dir_all(docs.join("ops")).unwrap();
+    std::fs::write(
+        docs.join("onboarding.md"),
+        "# Onboarding\n\nNew staff receive a badge and a laptop on their first day.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("ops/backups.txt"),
+        "Backups run every night at two and are kept for thirty days.\n",
+    )
+    .unwrap();
+    std::fs::write(docs.join("ops/tool.bin"), [0u8, 1, 2, 3, 255]).unwrap();
+    let mut s = TestServer::start(backend).await;
+    let u = s.user("archivist").await;
+    let url = s.state.config.database_url();
+    let data_dir = s.keep_data();
+    let data = data_dir.path().to_path_buf();
+    let server = match backend {
+        // One process per SQLite file: the server goes before the command runs.
+        Backend::Sqlite => {
+            s.stop_and_wait().await;
+            drop(s);
+            crate::plugins::wait_unlocked(&data.join("hearth.db.lock")).await;
+            None
+        }
+        Backend::Postgres => Some(s),
+    };
+    let dir = docs.to_str().unwrap();
+    let args = ["--collection", "handbook", "--owner", "archivist"];
+    let (ok, out) = hearth_ingest(&data, &url, &[&[dir][..], &args[..]].concat()).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("2 files to ingest, 0 unchanged, 1 skipped"),
+        "{out}"
+    );
+    assert!(out.contains("2 documents indexed"), "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+    let (ok, out) = hearth_ingest(&data, &url, &[&[dir][..], &args[..]].concat()).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("0 files to ingest, 2 unchanged"), "{out}");
+    std::fs::write(
+        docs.join("ops/backups.txt"),
+        "Backups run every night at three and are kept for ninety days.\n",
+    )
+    .unwrap();
+    let (ok, out) = hearth_ingest(&data, &url, &[&[dir][..], &args[..]].concat()).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("1 files to ingest, 1 unchanged"), "{out}");
+    assert!(out.contains("1 documents indexed"), "{out}");
+    // A missing folder and an unknown owner are refused.
+    let (ok, out) = hearth_ingest(&data, &url, &["/nonexistent/folder"]).await;
+    assert!(!ok && out.contains("is not a folder"), "{out}");
+    let (ok, out) = hearth_ingest(&data, &url, &[dir, "--owner", "nobody"]).await;
+    assert!(
+        !ok && out.contains("active user \"nobody\" not found"),
+        "{out}"
+    );
+
+    let s = match server {
+        Some(s) => s,
+        None => {
+            let (data, url) = (data.clone(), url.clone());
+            TestServer::start_with(backend, move |c| {
+                c.data_dir = data;
+                c.database_url = Some(url);
+            })
+            .await
+        }
+    };
+    let hits = search(
+        &s,
+        &u.access,
+        "how long are backups kept",
+        json!({ "t": { "collection": "handbook" }, "k": 5 }),
+    )
+    .await;
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert_eq!(hits[0]["document"]["filename"], "backups.txt", "{hits:?}");
+    assert!(hits[0]["text"].as_str().unwrap().contains("ninety days"));
+    drop(s);
+    drop(data_dir);
+}
+
+const MORE: &[(&str, &str)] = &[
+    (
+        "volcano.txt",
+        "Volcanoes erupt when molten rock, gas and ash escape from a magma chamber below.",
+    ),
+    (
+        "desert.txt",
+        "Deserts receive very little rain, and their sand dunes are shaped by the wind.",
+    ),
+    (
+        "aurora.txt",
+        "Auroras glow near the poles when charged particles from the Sun meet the atmosphere.",
+    ),
+    (
+        "forest.txt",
+        "Rainforests hold most of the land's species under a dense, humid canopy of trees.",
+    ),
+];
+
+const QUESTIONS: &[&str] = &[
+    "what makes the sea rise and fall",
+    "molten rock coming out of a mountain",
+    "lights in the polar sky",
+    "ice moving down a valley",
+    "where do most species live",
+];
+
+/// Each question's hits as (chunk id, similarity), all chunks ranked.
+async fn rankings(s: &TestServer, token: &str) -> Vec<Vec<(String, f64)>> {
+    let mut out = Vec::new();
+    for q in QUESTIONS {
+        let hits = search(
+            s,
+            token,
+            q,
+            json!({ "mode": "VECTOR", "k": 20, "t": { "collection": "nature" } }),
+        )
+        .await;
+        out.push(
+            hits.iter()
+                .map(|h| {
+                    (
+                        h["chunkId"].as_str().unwrap().to_string(),
+                        h["similarity"].as_f64().unwrap(),
+                    )
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
+fn assert_same_rankings(a: &[Vec<(String, f64)>], b: &[Vec<(String, f64)>], what: &str) {
+    assert_eq!(a.len(), b.len());
+    for (q, (x, y)) in QUESTIONS.iter().zip(a.iter().zip(b)) {
+        let ids = |r: &Vec<(String, f64)>| r.iter().map(|h| h.0.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(x), ids(y), "{what}: {q}");
+        for (hx, hy) in x.iter().zip(y) {
+            assert!((hx.1 - hy.1).abs() < 1e-5, "{what}: {q}: {hx:?} {hy:?}");
+        }
+    }
+}
+
+/// The index a collection has after uploads and deletions (grown and pruned in place, HNSW
+/// above 4 vectors here) answers exactly as one rebuilt by `reindex` and as one a new
+/// process builds from the database alone, and holds exactly the database's vectors.
+async fn a_rebuilt_index_equals_the_live_one(backend: Backend) {
+    let mut s = TestServer::start_with(backend, |c| c.rag.hnsw_above = 4).await;
+    let u = s.user("indexer").await;
+    let t = json!({ "collection": "nature" });
+    let mut ids = Vec::new();
+    for (name, text) in CORPUS.iter().chain(MORE) {
+        let id = upload_ok(&s, &u.access, name, text.as_bytes().to_vec(), t.clone()).await;
+        assert_eq!(settled(&s, &u.access, &id).await["status"], "INDEXED");
+        ids.push(id);
+    }
+    // A deletion and a later upload change the live index in place.
+    let (_, b) = s
+        .gql(
+            Some(&u.access),
+            "mutation($id: ID!) { deleteDocument(id: $id) }",
+            json!({ "id": ids[1] }),
+        )
+        .await;
+    assert_eq!(b["data"]["deleteDocument"], true, "{b}");
+    let id = upload_ok(
+        &s,
+        &u.access,
+        "glaciers-again.txt",
+        b"Glaciers are slow rivers of ice grinding valleys as they creep downhill.".to_vec(),
+        t.clone(),
+    )
+    .await;
+    assert_eq!(settled(&s, &u.access, &id).await["status"], "INDEXED");
+    let live = rankings(&s, &u.access).await;
+    assert!(live.iter().all(|r| !r.is_empty()));
+
+    // The index holds exactly the database's vectors.
+    let c = hearth::rag::reindex::all(&s.state)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == "nature")
+        .unwrap();
+    let version = hearth::vector::store::version(&s.state, c.id)
+        .await
+        .unwrap();
+    let held = s
+        .state
+        .rag
+        .vectors
+        .sync(&s.state, c.id, &c.embed_model, version)
+        .await
+        .unwrap();
+    let stored = hearth::vector::store::ids(&s.state, c.id, &c.embed_model)
+        .await
+        .unwrap();
+    assert_eq!(held, stored.len());
+
+    // A full rebuild through the mutation.
+    let (_, r) = s
+        .gql(Some(&u.access), "mutation { reindex { id } }", json!({}))
+        .await;
+    let job = wait_job(&s, &u.access, r["data"]["reindex"]["id"].as_str().unwrap()).await;
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    assert_same_rankings(&live, &rankings(&s, &u.access).await, "after reindex");
+
+    // A new process with no index files builds its index from the database alone.
+    let url = s.state.config.database_url();
+    s.stop_and_wait().await;
+    let dir = s.keep_data();
+    let _first = match backend {
+        Backend::Sqlite => {
+            drop(s);
+            crate::plugins::wait_unlocked(&dir.path().join("hearth.db.lock")).await;
+            None
+        }
+        Backend::Postgres => Some(s),
+    };
+    std::fs::remove_dir_all(dir.path().join("vectors")).unwrap();
+    let data = dir.path().to_path_buf();
+    let fresh = TestServer::start_with(backend, move |c| {
+        c.data_dir = data;
+        c.database_url = Some(url);
+        c.rag.hnsw_above = 4;
+    })
+    .await;
+    assert_same_rankings(&live, &rankings(&fresh, &u.access).await, "fresh process");
+    drop(fresh);
+    drop(dir);
+}
+
 both_backends!(
+    a_rebuilt_index_equals_the_live_one,
     a_new_embedding_model_takes_over_atomically,
-    watched_folders_are_indexed_for_everyone
+    watched_folders_are_indexed_for_everyone,
+    hearth_ingest_indexes_a_folder
 );
 
 /// Chunks, vectors and documents as the database holds them (for the checks that no chunk

@@ -108,10 +108,12 @@ fn full_kinds(state: &AppState) -> (Vec<String>, usize) {
     for k in &live {
         *per_kind.entry(k.as_str()).or_default() += 1;
     }
-    let full = per_kind
-        .into_iter()
-        .filter(|(k, n)| config.kind_concurrency.get(*k).is_some_and(|cap| n >= cap))
-        .map(|(k, _)| k.to_string())
+    // A kind capped at 0 is always full: this process never runs it.
+    let full = config
+        .kind_concurrency
+        .iter()
+        .filter(|(k, cap)| per_kind.get(k.as_str()).copied().unwrap_or(0) >= **cap)
+        .map(|(k, _)| k.clone())
         .collect();
     (full, config.workers.saturating_sub(live.len()))
 }

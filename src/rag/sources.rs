@@ -1,14 +1,15 @@
 //! Watched folders (`[rag] source_dirs`): their files are documents of the admin's `source`
 //! collection, readable by every user. Indexing walks the folders: new files are stored and
 //! queued, files whose bytes changed (sha256) replace their document, files gone from disk
-//! lose theirs; a full run queues every file again.
+//! lose theirs; a full run queues every file again. `hearth ingest DIR` feeds one folder into
+//! a named collection the same way.
 
 use crate::auth::Caller;
 use crate::db::enums::{CollectionKind, DocumentStatus};
-use crate::db::models::Document;
+use crate::db::models::{Collection, Document};
 use crate::db::schema::documents;
 use crate::db_run;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::rag::{ingest, sniff};
 use crate::service::documents as docs;
 use crate::state::AppState;
@@ -49,9 +50,45 @@ pub async fn index(state: &AppState, caller: &Caller, full: bool) -> AppResult<P
     )
     .await?;
     let dirs = state.config.rag.source_dirs.clone();
+    let (pass, _) = index_into(state, caller, &collection, dirs, full, true).await?;
+    Ok(pass)
+}
+
+/// `hearth ingest DIR`: the files under `dir` into the caller's named collection
+/// `collection`, labelled like the watched folders' files. It adds and replaces documents,
+/// never removes one (the folder may be one of several fed into that collection). Returns
+/// what it did and the documents it queued.
+pub async fn ingest_dir(
+    state: &AppState,
+    caller: &Caller,
+    dir: PathBuf,
+    collection: String,
+    full: bool,
+) -> AppResult<(Pass, Vec<i64>)> {
+    if !dir.is_dir() {
+        return Err(AppError::new(
+            ErrorCode::BadRequest,
+            format!("{} is not a folder", dir.display()),
+        ));
+    }
+    let collection =
+        docs::writable_target(state, caller, &docs::Target::Collection(collection)).await?;
+    index_into(state, caller, &collection, vec![dir], full, false).await
+}
+
+/// Stores the files under `dirs` into `collection`: new files, files whose bytes changed,
+/// every file when `full`; `remove_missing`: documents whose file is gone are deleted.
+async fn index_into(
+    state: &AppState,
+    caller: &Caller,
+    collection: &Collection,
+    dirs: Vec<PathBuf>,
+    full: bool,
+    remove_missing: bool,
+) -> AppResult<(Pass, Vec<i64>)> {
     let files = tokio::task::spawn_blocking(move || walk(&dirs))
         .await
-        .map_err(|e| AppError::internal(format!("walking the source folders: {e}")))?;
+        .map_err(|e| AppError::internal(format!("walking the folders: {e}")))?;
     let existing: HashMap<String, Document> = {
         let db = &state.db;
         let cid = collection.id;
@@ -66,6 +103,7 @@ pub async fn index(state: &AppState, caller: &Caller, full: bool) -> AppResult<P
             .collect()
     };
     let mut pass = Pass::default();
+    let mut queued = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (label, path) in files {
         seen.insert(label.clone());
@@ -94,6 +132,7 @@ pub async fn index(state: &AppState, caller: &Caller, full: bool) -> AppResult<P
             if old.sha256 == sha {
                 if full && old.status != DocumentStatus::Stored {
                     ingest::requeue(state, caller, old).await?;
+                    queued.push(old.id);
                     pass.indexed += 1;
                 } else {
                     pass.unchanged += 1;
@@ -105,7 +144,7 @@ pub async fn index(state: &AppState, caller: &Caller, full: bool) -> AppResult<P
         let stored = docs::store(
             state,
             caller,
-            &collection,
+            collection,
             docs::clean_filename(&name),
             bytes,
             sniffed,
@@ -117,16 +156,21 @@ pub async fn index(state: &AppState, caller: &Caller, full: bool) -> AppResult<P
             // The same bytes under another path: one document serves both.
             pass.unchanged += 1;
         } else {
+            if stored.document.status != DocumentStatus::Stored {
+                queued.push(stored.document.id);
+            }
             pass.indexed += 1;
         }
     }
-    for (label, doc) in &existing {
-        if !seen.contains(label) {
-            docs::delete(state, caller, doc.id).await?;
-            pass.removed += 1;
+    if remove_missing {
+        for (label, doc) in &existing {
+            if !seen.contains(label) {
+                docs::delete(state, caller, doc.id).await?;
+                pass.removed += 1;
+            }
         }
     }
-    Ok(pass)
+    Ok((pass, queued))
 }
 
 /// Every regular file under the folders, labelled `<folder name>/<relative path>`; hidden

@@ -830,6 +830,26 @@ pub async fn ask(
     .await
 }
 
+/// The caller's documents among `ids` (a progress view of what the caller queued).
+pub async fn owned(state: &AppState, caller: &Caller, ids: &[i64]) -> AppResult<Vec<Document>> {
+    let db = &state.db;
+    let owner = caller.user_id();
+    let mut out = Vec::with_capacity(ids.len());
+    // Slices keep the statement under every backend's bound-parameter limit.
+    for slice in ids.chunks(500) {
+        let slice = slice.to_vec();
+        let rows: Vec<Document> = db_run!(db, read, |conn| documents::table
+            .filter(documents::id.eq_any(&slice))
+            .filter(documents::owner_id.eq(owner))
+            .select(Document::as_select())
+            .load(conn)
+            .await
+            .map_err(AppError::from))?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
 /// Documents in a collection.
 pub async fn count(state: &AppState, collection_id: i64) -> AppResult<i64> {
     let db = &state.db;

@@ -42,6 +42,33 @@ pub(crate) async fn by_ids(state: &AppState, ids: &[i64]) -> AppResult<Vec<User>
     )
 }
 
+/// The account a CLI command acts as: the active user with this username or email, or the
+/// first active admin when none is named.
+pub async fn operator(state: &AppState, login: Option<&str>) -> AppResult<Caller> {
+    let db = &state.db;
+    let login = login.map(str::to_string);
+    let found: Option<User> = db_run!(db, read, |conn| {
+        let mut q = users::table
+            .filter(users::is_active.eq(true))
+            .order(users::id.asc())
+            .select(User::as_select())
+            .into_boxed();
+        q = match &login {
+            Some(l) => q.filter(users::username.eq(l.clone()).or(users::email.eq(l.clone()))),
+            None => q.filter(users::role.eq(Role::Admin)),
+        };
+        q.first(conn).await.optional().map_err(AppError::from)
+    })?;
+    let user = found.ok_or_else(|| match login {
+        Some(l) => AppError::not_found(&format!("active user {l:?}")),
+        None => AppError::new(
+            crate::error::ErrorCode::NotFound,
+            "no active admin: create one with `hearth user create --admin`",
+        ),
+    })?;
+    crate::service::auth::acting_for(state, user.id, None).await
+}
+
 /// Updates the caller's own profile.
 pub async fn update_me(
     state: &AppState,

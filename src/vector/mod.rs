@@ -13,7 +13,7 @@
 //! switches to HNSW. Vectors are unit length, so inner product is cosine similarity. FAISS
 //! work runs on blocking threads.
 
-mod store;
+pub mod store;
 
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
