@@ -23,6 +23,7 @@ bench:
 	./scripts/with-pg.sh cargo bench --bench jobs
 	cargo bench --bench embed
 	cargo bench --bench plugins
+	cargo bench --bench vector
 
 fmt:
 	cargo fmt --all

@@ -64,6 +64,37 @@ pub struct Config {
     pub rag: RagConfig,
     /// The WebAssembly plugin host.
     pub plugins: PluginsConfig,
+    /// What operators watch: samples, metrics, slow requests.
+    pub monitoring: MonitoringConfig,
+}
+
+/// Monitoring: system samples kept for the history, the Prometheus door, slow requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitoringConfig {
+    /// Seconds between two samples stored for `/api/monitoring/history` (0: none stored).
+    pub sample_secs: u64,
+    /// Hours samples are kept.
+    pub retention_hours: u64,
+    /// Seconds between two `status` messages on `/api/websocket`.
+    pub status_secs: u64,
+    /// Requests slower than this (to their response head) are logged as warnings (0: never).
+    pub slow_request_ms: u64,
+    /// Client addresses (or networks) that may read `/metrics` without an admin credential:
+    /// the Prometheus scraper's.
+    pub scrape_addresses: Vec<IpNet>,
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        Self {
+            sample_secs: 60,
+            retention_hours: 168,
+            status_secs: 5,
+            slow_request_ms: 2000,
+            scrape_addresses: Vec::new(),
+        }
+    }
 }
 
 /// The plugin host: upload caps, per-call limits, pools, signatures, network rules.
@@ -421,6 +452,7 @@ impl Default for Config {
             embed: EmbedConfig::default(),
             rag: RagConfig::default(),
             plugins: PluginsConfig::default(),
+            monitoring: MonitoringConfig::default(),
         }
     }
 }
@@ -521,6 +553,9 @@ impl Config {
                 "database_url",
                 "must start with sqlite:// or postgres://",
             ));
+        }
+        if self.monitoring.status_secs == 0 {
+            return Err(bad("monitoring.status_secs", "must be at least 1"));
         }
         if let Some(s) = &self.jwt_secret {
             if s.len() < 32 {

@@ -70,6 +70,9 @@ pub enum ErrorCode {
     PluginCrashed,
     /// A plugin's `message_before_send` hook refused the message.
     MessageRefused,
+    /// A documented door whose provider this build does not have (seed 002's voice, video,
+    /// billing).
+    NotImplemented,
     /// A bug or an I/O failure; details are in the log only.
     Internal,
 }
@@ -110,6 +113,7 @@ impl ErrorCode {
             PluginTimeout => "plugin_timeout",
             PluginCrashed => "plugin_crashed",
             MessageRefused => "message_refused",
+            NotImplemented => "not_implemented",
             Internal => "internal_error",
         }
     }
@@ -135,6 +139,7 @@ impl ErrorCode {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             LlmUnavailable | ModelBusy | Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            NotImplemented => StatusCode::NOT_IMPLEMENTED,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -16,6 +16,7 @@
 //! - [`events`]: the event bus behind subscriptions, bridged across processes on PostgreSQL.
 //! - [`plugins`]: the Extism host: manifests, bundles, signatures, pools, host functions.
 //! - [`jobs`]: the durable job queue: kinds, schedules, the worker of each process.
+//! - [`ops`]: what operators watch: system figures, stored samples, Prometheus metrics.
 //! - [`tasks`]: the owner of every background task, stopped and awaited at shutdown.
 //! - [`instance`]: the lock that keeps a SQLite database to one process.
 
@@ -31,6 +32,7 @@ pub mod http;
 pub mod instance;
 pub mod jobs;
 pub mod llm;
+pub mod ops;
 pub mod plugins;
 pub mod rag;
 pub mod rest;
@@ -92,6 +94,7 @@ impl App {
             embed: Arc::new(embed::EmbedHub::default()),
             rag,
             plugins: plugin_host,
+            ops: Arc::new(ops::OpsHub::new()),
             started_at: std::time::Instant::now(),
             background,
             instance,
@@ -121,6 +124,8 @@ impl App {
             );
         }
         rag::start(state);
+        ops::metrics::handle();
+        ops::start(state);
         plugins::start(state).await?;
         jobs::scheduler::start(state).await?;
         Ok(())

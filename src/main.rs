@@ -20,8 +20,17 @@ struct Cli {
     /// Database URL: sqlite://PATH or postgres://…
     #[arg(long, global = true)]
     database_url: Option<String>,
+    /// Log lines as human-readable text or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -170,15 +179,33 @@ fn load_config(cli: &Cli, bind: Option<&String>) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
+/// Logs to standard output as text or JSON lines (`--log-format json`), filtered by `HEARTH_LOG`, and
+/// to the live feed of `/api/websocket`.
+fn init_logs(format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+        .unwrap_or_else(|_| "info,tower_http=warn".into());
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(hearth::ops::logs::FeedLayer);
+    match format {
+        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true),
+            )
+            .init(),
+    }
+}
+
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .init();
-    if let Err(e) = run(Cli::parse()).await {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    if let Err(e) = run(cli).await {
         eprintln!("hearth: {e:#}");
         std::process::exit(1);
     }

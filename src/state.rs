@@ -41,6 +41,8 @@ pub struct AppState {
     pub jobs: Arc<crate::jobs::JobsHub>,
     /// Server start, for uptime.
     pub started_at: Instant,
+    /// What operators watch: request count, system figures.
+    pub ops: Arc<crate::ops::OpsHub>,
     /// Every background task of the process, and the signal that stops them.
     pub background: crate::tasks::Background,
     /// The exclusive lock on a SQLite database, held while any clone of the state lives.

@@ -100,10 +100,18 @@ async fn user_create_then_serve_and_stop() {
         .local_addr()
         .unwrap()
         .port();
+    let log = dir.path().join("server.log");
     let mut child = hearth()
         .env("HEARTH_DATA_DIR", &data)
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
+        .env("HEARTH_MONITORING__SLOW_REQUEST_MS", "1")
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(std::fs::File::create(&log).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -154,6 +162,32 @@ async fn user_create_then_serve_and_stop() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // `--log-format json`: one JSON object per line; a slow request names its request id.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Hearth is serving")),
+        "{text}"
+    );
+    let slow = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"] == "slow request" && l["fields"]["path"] == "/api/auth/login"
+        })
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(slow["level"], "WARN");
+    assert!(slow["fields"]["request_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("req-"));
 }
 
 #[test]

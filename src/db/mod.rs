@@ -445,6 +445,24 @@ impl Db {
         }
     }
 
+    /// Each pool's connections: (pool name, open, in use, callers waiting), for metrics.
+    pub fn pool_use(&self) -> Vec<(&'static str, usize, usize, usize)> {
+        fn one<M: deadpool::managed::Manager>(
+            name: &'static str,
+            pool: &deadpool::managed::Pool<M>,
+        ) -> (&'static str, usize, usize, usize) {
+            let s = pool.status();
+            (name, s.size, s.size.saturating_sub(s.available), s.waiting)
+        }
+        match self {
+            Db::Sqlite(p) => vec![
+                one("sqlite_readers", &p.readers),
+                one("sqlite_writer", &p.writer),
+            ],
+            Db::Pg(p) => vec![one("postgres", p)],
+        }
+    }
+
     /// `sqlite` or `postgres`, for health output.
     pub fn backend_name(&self) -> &'static str {
         match self {

@@ -883,3 +883,41 @@ pub struct NewPlugin {
     /// Time.
     pub updated_at: NaiveDateTime,
 }
+
+/// A stored sample of a process's system figures.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = monitoring_samples)]
+pub struct MonitoringSample {
+    /// Primary key.
+    pub id: i64,
+    /// The process: `<host>-<pid>`.
+    pub node: String,
+    /// When.
+    pub taken_at: NaiveDateTime,
+    /// Percent of the machine's CPUs in use.
+    pub cpu: f64,
+    /// Percent of the machine's memory in use.
+    pub memory: f64,
+    /// The process's resident bytes.
+    pub process_memory: i64,
+    /// Requests answered since the process's previous sample.
+    pub requests: i64,
+}
+
+/// Columns for a new sample.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = monitoring_samples)]
+pub struct NewMonitoringSample {
+    /// The process.
+    pub node: String,
+    /// When.
+    pub taken_at: NaiveDateTime,
+    /// Percent of CPUs in use.
+    pub cpu: f64,
+    /// Percent of memory in use.
+    pub memory: f64,
+    /// Resident bytes of the process.
+    pub process_memory: i64,
+    /// Requests since the previous sample.
+    pub requests: i64,
+}

@@ -319,6 +319,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    monitoring_samples (id) {
+        id -> BigInt,
+        node -> Text,
+        taken_at -> Timestamp,
+        cpu -> Double,
+        memory -> Double,
+        process_memory -> BigInt,
+        requests -> BigInt,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(agents -> users (owner_id));
@@ -357,4 +369,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_runs,
     models,
     settings,
+    monitoring_samples,
 );

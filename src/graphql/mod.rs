@@ -8,6 +8,7 @@ pub mod documents;
 pub mod guard;
 pub mod jobs;
 pub mod loaders;
+pub mod metrics;
 pub mod models;
 pub mod plugins;
 pub mod socket;
@@ -78,7 +79,8 @@ pub fn build_schema(state: Option<AppState>, limits: &GraphqlConfig) -> HearthSc
     .limit_recursive_depth(64)
     .limit_directives(16)
     .disable_suggestions()
-    .extension(SubscriptionErrorCodes);
+    .extension(SubscriptionErrorCodes)
+    .extension(metrics::OperationMetrics);
     if !limits.introspection {
         builder = builder.disable_introspection();
     }

@@ -14,7 +14,8 @@ use serde_json::json;
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// The default error body: the union of seed 000 (`detail`, `code`, `timestamp`) and seed
-/// 001 (`detail`, `status: "error"`), so clients of either read it unchanged.
+/// 001 (`detail`, `status: "error"`), so clients of either read it unchanged, with the
+/// request's id (also in the `x-request-id` header) to quote in a report.
 pub fn default_body(err: &AppError) -> serde_json::Value {
     let mut body = json!({
         "detail": err.message,
@@ -25,7 +26,20 @@ pub fn default_body(err: &AppError) -> serde_json::Value {
     if let Some(d) = &err.details {
         body["details"] = d.clone();
     }
+    if let Some(id) = current_request_id() {
+        body["request_id"] = json!(id);
+    }
     body
+}
+
+tokio::task_local! {
+    /// The id of the request this task answers (set by [`normalize`]).
+    static CURRENT_REQUEST: String;
+}
+
+/// The id of the request being answered, inside a request's task.
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST.try_with(Clone::clone).ok()
 }
 
 impl IntoResponse for AppError {
@@ -60,7 +74,10 @@ pub async fn normalize(mut req: Request, next: Next) -> Response {
         .map(str::to_string)
         .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let mut res = next.run(req).await;
+    tracing::Span::current().record("request_id", request_id.as_str());
+    let mut res = CURRENT_REQUEST
+        .scope(request_id.clone(), next.run(req))
+        .await;
     let status = res.status();
     if (status.is_client_error() || status.is_server_error())
         && res.extensions().get::<AppError>().is_none()
@@ -88,7 +105,12 @@ pub async fn normalize(mut req: Request, next: Next) -> Response {
                 _ => "request failed",
             };
             let allow = res.headers().get(header::ALLOW).cloned();
-            res = AppError::new(code, message).into_response();
+            // Outside the request's task-local scope: the id is added here.
+            let err = AppError::new(code, message);
+            let mut body = default_body(&err);
+            body["request_id"] = json!(request_id);
+            res = (err.code.status(), Json(body)).into_response();
+            res.extensions_mut().insert(err);
             if let Some(a) = allow {
                 res.headers_mut().insert(header::ALLOW, a);
             }

@@ -1,8 +1,10 @@
 //! The HTTP server: one axum `Router` for GraphQL, the REST layer and health, with body
-//! limits, request ids and uniform error bodies; graceful shutdown drains in-flight work.
+//! limits, request ids and uniform error bodies, request metrics; graceful shutdown drains
+//! in-flight work.
 
 pub mod errors;
 pub mod extract;
+pub mod observe;
 pub mod web;
 
 use crate::config::Config;
@@ -40,10 +42,25 @@ pub fn router(state: AppState, schema: HearthSchema) -> Router {
         .layer(RequestBodyLimitLayer::new(limit));
     uploads
         .merge(rest)
+        .route_layer(middleware::from_fn(observe::mark_route))
         .layer(Extension(schema))
         .layer(middleware::from_fn(errors::normalize))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
+}
+
+/// The span of one request; `errors::normalize` records its id in it.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = req.uri().path(),
+        request_id = tracing::field::Empty,
+    )
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets open requests finish.

@@ -243,6 +243,7 @@ fn execute(state: &AppState, claimed: Claimed) {
     let st = state.clone();
     st.background.spawn(async move {
         let end = run_to_end(&state, &job, run.id, run.attempt, cancel, &by_user).await;
+        crate::ops::metrics::job_run(&job.kind, end.outcome.as_str());
         let config = &state.config.jobs;
         let stored = store::finish_run(
             &state.db,

@@ -70,6 +70,11 @@ impl LocalEngine {
         }
     }
 
+    /// Model files in memory now.
+    pub fn loaded_count(&self) -> usize {
+        models().lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// Whether the file is in memory now.
     pub fn is_loaded(&self, path: &str) -> bool {
         models()

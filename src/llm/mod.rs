@@ -225,9 +225,17 @@ impl LlmHub {
         match opened {
             Ok(stream) => {
                 self.mark_up(&model.key);
+                let key = model.key.clone();
                 // The slot is held for as long as the stream lives.
                 Ok(Box::pin(futures_util::StreamExt::map(stream, move |c| {
                     let _held = &permit;
+                    if let Ok(Chunk::Done { usage, .. }) = &c {
+                        crate::ops::metrics::model_tokens(
+                            &key,
+                            usage.prompt_tokens as u64,
+                            usage.completion_tokens as u64,
+                        );
+                    }
                     c
                 })))
             }
@@ -260,6 +268,21 @@ impl LlmHub {
             .get(key)
             .map(|g| (g.running(), g.waiting()))
             .unwrap_or((0, 0))
+    }
+
+    /// Every model with generations running or waiting now: (key, running, waiting).
+    pub fn activity(&self) -> Vec<(String, usize, usize)> {
+        let gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates
+            .iter()
+            .map(|(k, g)| (k.clone(), g.running(), g.waiting()))
+            .filter(|(_, r, w)| r + w > 0)
+            .collect()
+    }
+
+    /// Local model files in memory now.
+    pub fn loaded_local(&self) -> usize {
+        self.local.loaded_count()
     }
 
     fn mark_down(&self, key: &str) {

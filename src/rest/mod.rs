@@ -9,6 +9,7 @@ pub mod foyer_messages;
 pub mod health;
 pub mod nexus;
 pub mod nexus_llm;
+pub mod nexus_providers;
 pub mod nexus_rag;
 pub mod openai;
 pub mod openai_embeddings;
@@ -22,6 +23,7 @@ pub mod plugin_host_llm;
 pub mod plugin_host_plugins;
 pub mod plugin_host_rag;
 pub mod runner;
+pub mod runner_monitoring;
 pub mod streaming;
 
 use crate::state::AppState;
@@ -55,12 +57,14 @@ pub fn router() -> Router<AppState> {
             "/api/v1",
             nexus::router()
                 .merge(nexus_llm::router())
+                .merge(nexus_providers::router())
                 .merge(nexus_rag::router()),
         )
         .merge(plugin_host::router())
         .merge(plugin_host_llm::router())
         .merge(plugin_host_jobs::router())
         .merge(runner::router())
+        .merge(runner_monitoring::router())
         .merge(openai::router())
 }
 

@@ -30,7 +30,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Adds seed 004's `error` (the message) to table error bodies.
-async fn runner_errors(req: Request, next: Next) -> Response {
+pub(crate) async fn runner_errors(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let Some(err) = res.extensions().get::<AppError>().cloned() else {
         return res;

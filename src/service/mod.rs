@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod jobs;
 pub mod memory;
 pub mod models;
+pub mod monitoring;
 pub mod pagination;
 pub mod plugins;
 pub mod projects;

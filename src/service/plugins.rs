@@ -673,7 +673,18 @@ pub async fn call_pool(
         allowed_hosts: pool.manifest.permissions.allowed_hosts.clone(),
         runtime: tokio::runtime::Handle::current(),
     };
-    match pool.call(ctx, function, bytes).await {
+    let result = pool.call(ctx, function, bytes).await;
+    crate::ops::metrics::plugin_call(
+        name,
+        match &result {
+            Ok(_) => "ok",
+            Err(CallFailure::Returned(_) | CallFailure::NoSuchFunction(_)) => "error",
+            Err(CallFailure::Timeout(_)) => "timeout",
+            Err(CallFailure::Crashed { .. } | CallFailure::Instantiate(_)) => "crash",
+            Err(CallFailure::Busy) => "busy",
+        },
+    );
+    match result {
         Ok(out) if out.is_empty() => Ok(Value::Null),
         Ok(out) => Ok(serde_json::from_slice(&out)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&out).into_owned()))),

@@ -1,0 +1,64 @@
+//! Watching every request: the route it matched, counted and timed into the metrics, the
+//! process's request total, and a warning for slow ones. Time is measured to the response
+//! head (a stream's body goes on after it).
+
+use crate::http::errors::REQUEST_ID;
+use crate::state::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The route template a request matched, handed from [`mark_route`] (inside routing) to
+/// [`observe`] (outside it) on the response.
+#[derive(Clone)]
+struct Route(Arc<str>);
+
+/// Inner layer (`route_layer`): notes the matched route on the response.
+pub async fn mark_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| Arc::<str>::from(p.as_str()));
+    let mut res = next.run(req).await;
+    if let Some(r) = route {
+        res.extensions_mut().insert(Route(r));
+    }
+    res
+}
+
+/// Outer layer: counts, times and, when slow, reports every request.
+pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let res = next.run(req).await;
+    let elapsed = start.elapsed();
+    state.ops.count_request();
+    let route = res
+        .extensions()
+        .get::<Route>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| Arc::from("unmatched"));
+    let status = res.status().as_u16();
+    crate::ops::metrics::http_request(&route, method.as_str(), status, elapsed.as_secs_f64());
+    let slow = state.config.monitoring.slow_request_ms;
+    if slow > 0 && elapsed.as_millis() >= slow as u128 {
+        let request_id = res
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::warn!(
+            method = %method,
+            path,
+            route = &*route,
+            status,
+            ms = elapsed.as_millis() as u64,
+            request_id,
+            "slow request"
+        );
+    }
+    res
+}

@@ -1,0 +1,84 @@
+//! Log records at `info` and above, fed live to `/api/websocket` (admins): a tracing layer
+//! sends each event into a broadcast channel. Nothing is kept, and an event costs nothing
+//! beyond the level check while nobody listens.
+
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+use tokio::sync::broadcast;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::Layer;
+
+/// Records a slow listener may fall behind by before it skips some.
+const FEED_CAPACITY: usize = 1024;
+
+/// One log record, as seed 004's `logs` message lists them.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogRecord {
+    /// `error`, `warn` or `info`.
+    pub level: &'static str,
+    /// The message, then the event's other fields as `key=value`.
+    pub message: String,
+    /// RFC 3339, UTC.
+    pub timestamp: String,
+    /// The module that logged it.
+    pub source: String,
+}
+
+/// The channel every record goes to.
+pub fn feed() -> &'static broadcast::Sender<LogRecord> {
+    static FEED: OnceLock<broadcast::Sender<LogRecord>> = OnceLock::new();
+    FEED.get_or_init(|| broadcast::channel(FEED_CAPACITY).0)
+}
+
+/// The tracing layer feeding [`feed`]; `main` installs it beside the formatter.
+pub struct FeedLayer;
+
+#[derive(Default)]
+struct Fields {
+    message: String,
+    rest: String,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.rest, " {}={}", field.name(), value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.rest, " {}={:?}", field.name(), value);
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for FeedLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        // More verbose levels compare greater.
+        if *meta.level() > Level::INFO || feed().receiver_count() == 0 {
+            return;
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let level = match *meta.level() {
+            Level::ERROR => "error",
+            Level::WARN => "warn",
+            _ => "info",
+        };
+        let _ = feed().send(LogRecord {
+            level,
+            message: format!("{}{}", fields.message, fields.rest),
+            timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            source: meta.target().to_string(),
+        });
+    }
+}
