@@ -24,6 +24,7 @@ bench:
 	cargo bench --bench embed
 	cargo bench --bench plugins
 	cargo bench --bench vector
+	cargo bench --bench ingest
 
 fmt:
 	cargo fmt --all

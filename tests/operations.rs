@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Routes the test process's tracing events into the live log feed (a serving `hearth`
 /// installs this layer in `main`).
-fn feed_logs() {
+pub(crate) fn feed_logs() {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let _ = tracing_subscriber::registry()

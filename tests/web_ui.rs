@@ -642,3 +642,46 @@ async fn the_plugins_page_installs_enables_and_calls() {
     .await;
     b.assert_clean().await;
 }
+
+/// The admin page monitors the server: live figures over `/api/websocket`, the stored
+/// history as a chart, and the log tail (here: slow-request warnings).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_page_monitors_the_server() {
+    crate::operations::feed_logs();
+    let s = TestServer::start_with(Backend::Sqlite, |c| {
+        c.monitoring.sample_secs = 1;
+        c.monitoring.status_secs = 1;
+        c.monitoring.slow_request_ms = 1;
+    })
+    .await;
+    let admin = s.user("overseer").await;
+    // A stored sample first, so the chart has something to draw.
+    for _ in 0..100 {
+        let (_, h) = s
+            .get("/api/monitoring/history?hours=1", Some(&admin.access))
+            .await;
+        if !h["history"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let b = Browser::start("the_admin_page_monitors_the_server").await;
+    log_in(&b, &s, "overseer").await;
+    b.click("[data-nav=admin]").await;
+    b.wait_for(
+        "document.querySelector('#mon-cpu').textContent.endsWith('%') && /^\\d+$/.test(document.querySelector('#mon-requests').textContent)",
+        "live figures arrive over the socket",
+    )
+    .await;
+    b.wait_for(
+        "document.querySelectorAll('#mon-chart polyline').length === 2 && document.querySelector('#mon-chart-note').textContent.includes('samples')",
+        "the history is drawn",
+    )
+    .await;
+    b.wait_for(
+        "[...document.querySelectorAll('#mon-logs li.log-warn')].some((li) => li.textContent.includes('slow request'))",
+        "the log tail shows warnings",
+    )
+    .await;
+    b.assert_clean().await;
+}

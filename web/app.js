@@ -1,8 +1,8 @@
 // Hearth web UI: cookie login (with its CSRF token for mutations), one page per capability
 // behind hash links (`#/chats/42`, `#/agents`, …), chats and agents over GraphQL, live chat
 // list and token-by-token answers through graphql-ws subscriptions (`chatChanges`,
-// `chatEvents`); the jobs page is in jobs.js, the documents page in documents.js. No build
-// step.
+// `chatEvents`); the jobs page is in jobs.js, the documents page in documents.js, the
+// admin page's monitoring in monitoring.js. No build step.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
@@ -102,7 +102,8 @@ async function route() {
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", a.dataset.nav === page);
   try {
     if (page === "chats" && id && id !== state.chatId) await openChat(id);
-    if (page === "admin") await loadUsers();
+    if (page === "admin") await Promise.all([loadUsers(), HearthMonitoring.show()]);
+    else HearthMonitoring.hide();
     if (page === "jobs") await HearthJobs.show(id);
     if (page === "documents") await HearthDocs.show();
     if (page === "plugins") await HearthPlugins.show();

@@ -126,7 +126,7 @@ impl Model {
             return Ok(Vec::new());
         }
         let rows = batch.len();
-        crate::ops::metrics::embed_batch(rows);
+        let started = std::time::Instant::now();
         let width = batch.iter().map(|t| t.len()).max().unwrap_or(0).max(1);
         let mut ids = vec![0i64; rows * width];
         let mut mask = vec![0i64; rows * width];
@@ -183,6 +183,7 @@ impl Model {
             vectors.push(v);
         }
         self.dims = dims;
+        crate::ops::metrics::embed_batch(rows, started.elapsed().as_secs_f64());
         Ok(vectors)
     }
 }

@@ -13,6 +13,7 @@ const APP_JS: &str = include_str!("../../web/app.js");
 const JOBS_JS: &str = include_str!("../../web/jobs.js");
 const DOCUMENTS_JS: &str = include_str!("../../web/documents.js");
 const PLUGINS_JS: &str = include_str!("../../web/plugins.js");
+const MONITORING_JS: &str = include_str!("../../web/monitoring.js");
 const STYLE: &str = include_str!("../../web/style.css");
 const GRAPHIQL_PAGE: &str = include_str!("../../web/graphiql.html");
 const GRAPHIQL_INIT: &str = include_str!("../../web/graphiql.js");
@@ -75,6 +76,10 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(|| async { file(DOCUMENTS_JS, JS) }),
         )
         .route("/static/plugins.js", get(|| async { file(PLUGINS_JS, JS) }))
+        .route(
+            "/static/monitoring.js",
+            get(|| async { file(MONITORING_JS, JS) }),
+        )
         .route(
             "/static/markdown.js",
             get(|| async { file(MARKDOWN_JS, JS) }),

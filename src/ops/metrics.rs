@@ -6,6 +6,7 @@
 //! `http_request_duration_seconds{route,method}`, `graphql_operations_total{kind}`,
 //! `graphql_subscriptions_open`, `model_tokens_total{model,kind}`,
 //! `model_generations{model,state}`, `embed_batches_total`, `embed_texts_total`,
+//! `embed_batch_seconds` (histogram),
 //! `plugin_calls_total{plugin,outcome}`, `job_runs_total{kind,outcome}`,
 //! `db_connections{pool,state}`, `process_cpu_percent`, `process_resident_bytes`,
 //! `system_cpu_percent`, `system_memory_percent`.
@@ -78,10 +79,23 @@ pub fn model_tokens(model: &str, prompt: u64, completion: u64) {
         .increment(completion);
 }
 
-/// One embedding batch of `texts` texts.
-pub fn embed_batch(texts: usize) {
+/// One run of the embedding model over `texts` texts, taking `seconds`.
+pub fn embed_batch(texts: usize, seconds: f64) {
     metrics::counter!("hearth_embed_batches_total").increment(1);
     metrics::counter!("hearth_embed_texts_total").increment(texts as u64);
+    metrics::histogram!("hearth_embed_batch_seconds").record(seconds);
+}
+
+/// The `_sum` of a histogram or the value of a counter without labels, read back from the
+/// exposition (benchmarks compare it with wall time).
+pub fn read_total(name: &str) -> f64 {
+    let text = render();
+    let sum = format!("{name}_sum ");
+    let plain = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&sum).or_else(|| l.strip_prefix(&plain)))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// One plugin call and how it ended (`ok`, `error`, `timeout`, `crash`, `busy`).
