@@ -25,6 +25,7 @@ bench:
 	cargo bench --bench plugins
 	cargo bench --bench vector
 	cargo bench --bench ingest
+	cargo bench --bench search
 
 fmt:
 	cargo fmt --all
