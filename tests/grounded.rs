@@ -533,7 +533,68 @@ async fn orchestrator_upload_refusals(backend: Backend) {
     assert_eq!(st, StatusCode::CREATED, "{b}");
 }
 
+/// Seed 000's `GET /api/stats`: the caller's conversations, messages and memory entries
+/// (an admin's: everyone's), the instance's tools and models, an uptime like `0h 0m`.
+async fn stats_count_what_the_caller_has(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let admin = s.user("admin").await;
+    let u = s.user("counter").await;
+    let other = s.user("bystander").await;
+    let mock = with_model(&s, &admin.access).await;
+    mock.set_default(Script::tokens(&["Noted."]));
+    let (_, c) = s
+        .gql(
+            Some(&u.access),
+            "mutation { createChat(input: {}) { id } }",
+            json!({}),
+        )
+        .await;
+    let chat = c["data"]["createChat"]["id"].as_str().unwrap().to_string();
+    s.gql(Some(&u.access), "mutation($c: ID!) { sendMessage(input: {chatId: $c, content: \"Hello\"}) { assistantMessageId } }", json!({ "c": chat }))
+        .await;
+    wait_complete(&s, &u.access, &chat).await;
+    s.gql(
+        Some(&u.access),
+        "mutation { createChat(input: {}) { id } }",
+        json!({}),
+    )
+    .await;
+    for content in [
+        "The staging server is in Lyon",
+        "Invoices are due on the 5th",
+    ] {
+        let (st, b) = s
+            .post(
+                "/api/memory",
+                Some(&u.access),
+                json!({ "content": content }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b}");
+    }
+    let (st, b) = s.get("/api/stats", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{b}");
+    let (st, mine) = s.get("/api/stats", Some(&u.access)).await;
+    assert_eq!(st, StatusCode::OK, "{mine}");
+    assert_eq!(mine["conversations"], 2, "{mine}");
+    assert_eq!(mine["messages"], 2, "a question and its answer: {mine}");
+    assert_eq!(mine["memory_entries"], 2, "{mine}");
+    let (_, health) = s.get("/health", None).await;
+    assert_eq!(mine["models_available"], health["models_available"], "{mine}");
+    assert_eq!(mine["tools_count"], health["tools_count"], "{mine}");
+    let uptime = mine["uptime"].as_str().unwrap();
+    assert!(uptime.ends_with('m') && uptime.contains("h "), "{uptime}");
+    let (_, theirs) = s.get("/api/stats", Some(&other.access)).await;
+    assert_eq!(theirs["conversations"], 0, "{theirs}");
+    assert_eq!(theirs["messages"], 0, "{theirs}");
+    assert_eq!(theirs["memory_entries"], 0, "{theirs}");
+    let (_, all) = s.get("/api/stats", Some(&admin.access)).await;
+    assert_eq!(all["conversations"], 2, "{all}");
+    assert_eq!(all["memory_entries"], 2, "{all}");
+}
+
 both_backends!(
+    stats_count_what_the_caller_has,
     orchestrator_upload_refusals,
     answers_cite_their_sources,
     nexus_rag_doors,

@@ -1,4 +1,5 @@
-//! Seed 000 (AI Orchestrator v5.2): `/api/conversations`. Conversations are Hearth chats.
+//! Seed 000 (AI Orchestrator v5.2): `/api/conversations` and `/api/stats`. Conversations are
+//! Hearth chats; the stats are the caller's (an admin's: the instance's).
 //! The seed documents the query parameters but not the bodies; Hearth answers with the
 //! chat's fields under the names that API uses elsewhere (`conversation_id`, `model_used`).
 
@@ -19,6 +20,23 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/conversations", get(list))
         .route("/api/conversations/{id}", get(detail).delete(remove))
+        .route("/api/stats", get(stats))
+}
+
+async fn stats(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+) -> Result<Json<Value>, AppError> {
+    let s = crate::service::stats::for_caller(&state, &caller).await?;
+    Ok(Json(json!({
+        "uptime": crate::service::stats::uptime_text(s.uptime_secs),
+        "uptime_seconds": s.uptime_secs,
+        "conversations": s.conversations,
+        "messages": s.messages,
+        "tools_count": s.tools,
+        "memory_entries": s.memory_entries,
+        "models_available": s.models_available,
+    })))
 }
 
 fn conversation_json(c: &Chat, message_count: i64) -> Value {
