@@ -38,7 +38,7 @@ fn last_system_prompt(mock: &MockLlm) -> String {
         .join("\n")
 }
 
-async fn wait_complete(s: &TestServer, token: &str, chat: &str) -> Vec<Value> {
+pub(crate) async fn wait_complete(s: &TestServer, token: &str, chat: &str) -> Vec<Value> {
     for _ in 0..300 {
         let (_, b) = s
             .gql(
@@ -580,7 +580,10 @@ async fn stats_count_what_the_caller_has(backend: Backend) {
     assert_eq!(mine["messages"], 2, "a question and its answer: {mine}");
     assert_eq!(mine["memory_entries"], 2, "{mine}");
     let (_, health) = s.get("/health", None).await;
-    assert_eq!(mine["models_available"], health["models_available"], "{mine}");
+    assert_eq!(
+        mine["models_available"], health["models_available"],
+        "{mine}"
+    );
     assert_eq!(mine["tools_count"], health["tools_count"], "{mine}");
     let uptime = mine["uptime"].as_str().unwrap();
     assert!(uptime.ends_with('m') && uptime.contains("h "), "{uptime}");

@@ -685,3 +685,58 @@ async fn the_admin_page_monitors_the_server() {
     .await;
     b.assert_clean().await;
 }
+
+/// An answer grounded in an agent's documents shows its numbered sources in the chat; each
+/// opens its exact passage, marked, under the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_shows_its_sources_and_their_passages() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let admin = s.user("gardener").await;
+    let mock = mock_default(&s, &admin.access).await;
+    mock.set_default(crate::mock_llm::Script::tokens(&["In late winter [1]."]));
+    let (_, a) = s
+        .gql(
+            Some(&admin.access),
+            "mutation { createAgent(input: {name: \"Gardener\"}) { id } }",
+            serde_json::json!({}),
+        )
+        .await;
+    let agent = a["data"]["createAgent"]["id"].as_str().unwrap().to_string();
+    let doc = crate::documents::upload_ok(
+        &s,
+        &admin.access,
+        "roses.txt",
+        b"Roses need sun. Prune roses in late winter, just above an outward-facing bud.".to_vec(),
+        serde_json::json!({ "agentId": agent }),
+    )
+    .await;
+    crate::documents::settled(&s, &admin.access, &doc).await;
+    let (_, c) = s
+        .gql(
+            Some(&admin.access),
+            "mutation($a: ID!) { createChat(input: {agentId: $a}) { id } }",
+            serde_json::json!({ "a": agent }),
+        )
+        .await;
+    let chat = c["data"]["createChat"]["id"].as_str().unwrap().to_string();
+    s.gql(Some(&admin.access), "mutation($c: ID!) { sendMessage(input: {chatId: $c, content: \"When should I prune my roses?\"}) { assistantMessageId } }", serde_json::json!({ "c": chat }))
+        .await;
+    crate::grounded::wait_complete(&s, &admin.access, &chat).await;
+
+    let b = Browser::start("an_answer_shows_its_sources_and_their_passages").await;
+    log_in(&b, &s, "gardener").await;
+    b.goto(&s.url(&format!("/#/chats/{chat}"))).await;
+    b.wait_for(
+        "document.querySelector('#messages .message.assistant ol.sources button')?.textContent === '[1] roses.txt'",
+        "the answer lists its cited source",
+    )
+    .await;
+    b.click("#messages .message.assistant ol.sources button")
+        .await;
+    b.wait_for(
+        "document.querySelector('#messages ol.sources blockquote.passage:not([hidden]) mark')?.textContent.includes('Prune roses in late winter')",
+        "the source opens its passage, marked",
+    )
+    .await;
+    b.assert_clean().await;
+}

@@ -156,7 +156,7 @@ async function openChat(id) {
   for (const li of document.querySelectorAll("#chats li")) li.classList.toggle("active", li.dataset.id === id);
   let chat;
   try {
-    chat = (await gql("query($id: ID!) { chat(id: $id) { id title agent { name } messages(last: 50) { id role content status createdAt } } }", { id })).chat;
+    chat = (await gql(`query($id: ID!) { chat(id: $id) { id title agent { name } messages(last: 50) { id role content status createdAt sources { ${SOURCE_FIELDS} } } } }`, { id })).chat;
   } catch (e) {
     if (generation === openGeneration) { state.chatId = null; $("#chat-view").hidden = true; }
     throw e;
@@ -170,13 +170,15 @@ async function openChat(id) {
   if (!chat.messages.length) list.append(text("li", "No messages yet.", "muted"));
   for (const m of chat.messages) {
     // An answer still being written keeps its id, so its next tokens land in it.
-    list.append(Object.assign(messageItem(m.role, m.content, m.status), { id: `msg-${m.id}` }));
+    list.append(Object.assign(messageItem(m.role, m.content, m.status, m.sources), { id: `msg-${m.id}` }));
   }
   $("#stop").hidden = !chat.messages.some((m) => m.status === "streaming");
   listenToChat();
 }
 
-function messageItem(role, content, status) {
+const SOURCE_FIELDS = "n cited documentId filename span { start end } page";
+
+function messageItem(role, content, status, sources) {
   const li = document.createElement("li");
   li.className = `message ${role}`;
   // Answers are Markdown (rendered safely); what people type stays plain text.
@@ -188,7 +190,32 @@ function messageItem(role, content, status) {
   }
   li.append(text("span", role, "role"), body);
   if (status && status !== "complete" && status !== "streaming") li.append(text("span", ` (${status})`, "muted"));
+  if (sources && sources.length) li.append(sourceList(sources));
   return li;
+}
+
+// An answer's numbered sources; each opens its exact passage under it.
+function sourceList(sources) {
+  const ol = document.createElement("ol");
+  ol.className = "sources";
+  for (const s of sources) {
+    const item = document.createElement("li");
+    const open = text("button", `[${s.n}] ${s.filename}${s.page ? ` p.${s.page}` : ""}${s.cited ? "" : " (not cited)"}`, "link");
+    open.type = "button";
+    const view = text("blockquote", "", "passage");
+    view.hidden = true;
+    open.addEventListener("click", async () => {
+      if (!view.hidden) { view.hidden = true; return; }
+      try {
+        const { title } = await HearthDocs.passage({ document: { id: s.documentId }, span: s.span, page: s.page }, view);
+        view.title = title;
+        view.hidden = false;
+      } catch (e) { setError("#app-error", e); }
+    });
+    item.append(open, view);
+    ol.append(item);
+  }
+  return ol;
 }
 
 // Streaming answers re-render at most once a frame, however fast tokens arrive.
@@ -210,7 +237,7 @@ function listenToChat() {
   if (!state.ws || !state.wsReady || !state.chatId) return;
   if (state.eventsId) state.ws.send(JSON.stringify({ id: state.eventsId, type: "complete" }));
   state.eventsId = `events-${state.chatId}`;
-  const query = "subscription($c: ID!) { chatEvents(chatId: $c) { type messageId delta code error message { content status } } }";
+  const query = `subscription($c: ID!) { chatEvents(chatId: $c) { type messageId delta code error message { content status sources { ${SOURCE_FIELDS} } } } }`;
   state.ws.send(JSON.stringify({ id: state.eventsId, type: "subscribe", payload: { query, variables: { c: state.chatId } } }));
 }
 
@@ -230,7 +257,7 @@ function onChatEvent(e) {
     body.dataset.source = (body.dataset.source || "") + e.delta;
     scheduleRender(body);
   } else if (e.type === "RESPONSE") {
-    if (li) li.replaceWith(Object.assign(messageItem("assistant", e.message.content, e.message.status), { id }));
+    if (li) li.replaceWith(Object.assign(messageItem("assistant", e.message.content, e.message.status, e.message.sources), { id }));
     $("#stop").hidden = true;
   } else if (e.type === "ERROR") {
     if (li) li.append(text("span", ` (${e.code})`, "error"));

@@ -84,22 +84,28 @@ const HearthDocs = (() => {
     } catch (e) { setError("#app-error", e); }
   }
 
-  // The passage inside its document's text, highlighted, with some context around it.
-  async function openPassage(hit) {
+  // Renders a passage into `into`: its document's text around the span, the span marked.
+  // Returns the passage's title line and its mark. `hit`: {document: {id}, span, page}.
+  async function passage(hit, into) {
     const { document: doc } = await gql("query($id: ID!) { document(id: $id) { filename text } }", { id: hit.document.id });
     const chars = Array.from(doc.text);
     const { start, end } = hit.span;
     const from = Math.max(0, start - 400);
     const to = Math.min(chars.length, end + 400);
-    const view = $("#passage");
-    view.hidden = false;
-    $("#passage-title").textContent = `${doc.filename}${hit.page ? ` · page ${hit.page}` : ""} · characters ${start}–${end}`;
     const mark = text("mark", chars.slice(start, end).join(""));
-    $("#passage-text").replaceChildren(
+    into.replaceChildren(
       (from > 0 ? "…" : "") + chars.slice(from, start).join(""),
       mark,
       chars.slice(end, to).join("") + (to < chars.length ? "…" : ""),
     );
+    return { title: `${doc.filename}${hit.page ? ` · page ${hit.page}` : ""} · characters ${start}–${end}`, mark };
+  }
+
+  // The documents page's passage view.
+  async function openPassage(hit) {
+    const { title, mark } = await passage(hit, $("#passage-text"));
+    $("#passage").hidden = false;
+    $("#passage-title").textContent = title;
     mark.scrollIntoView({ block: "center" });
   }
 
@@ -164,5 +170,5 @@ const HearthDocs = (() => {
     });
   }
 
-  return { show, bind, onEvent, subscription };
+  return { show, bind, onEvent, subscription, passage };
 })();
