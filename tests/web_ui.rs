@@ -555,6 +555,26 @@ async fn the_documents_page_uploads_searches_and_opens_the_passage() {
         "the passage opens with the hit highlighted",
     )
     .await;
+    // Memory: remembered, then recalled by meaning.
+    b.fill(
+        "#memory-add input[name=content]",
+        "Our staging server runs in the Lyon data centre",
+    )
+    .await;
+    b.click("#memory-add button[type=submit]").await;
+    b.wait_for(
+        "document.querySelector('#memory-add input[name=content]').value === ''",
+        "the entry is remembered",
+    )
+    .await;
+    b.fill("#memory-search input[name=q]", "where is staging hosted")
+        .await;
+    b.click("#memory-search button[type=submit]").await;
+    b.wait_for(
+        "(document.querySelector('#memories li')?.textContent || '').includes('Lyon data centre')",
+        "memory recalls it",
+    )
+    .await;
     b.assert_clean().await;
 }
 

@@ -1,8 +1,8 @@
 // Hearth web UI, documents page: pick a collection (or an agent's documents), upload files
 // (GraphQL multipart request, with the CSRF header like every mutation), watch their
 // ingestion live (`documentEvents`), download or delete them, and search: each hit shows its
-// score and page and opens the exact passage, highlighted in the document's text. Uses
-// app.js's helpers (gql, gqlUpload, text, $, setError, state).
+// score and page and opens the exact passage, highlighted in the document's text; and the
+// caller's memory (remember, recall). Uses app.js's helpers (gql, gqlUpload, text, $, setError, state).
 "use strict";
 
 const HearthDocs = (() => {
@@ -162,6 +162,24 @@ const HearthDocs = (() => {
         ev.target.reset();
         await loadTargets();
         await loadDocuments();
+      } catch (e) { setError("#app-error", e); }
+    });
+    $("#memory-add").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        setError("#app-error");
+        await gql("mutation($c: String!) { remember(content: $c) { id } }", { c: ev.target.content.value });
+        ev.target.reset();
+      } catch (e) { setError("#app-error", e); }
+    });
+    $("#memory-search").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        setError("#app-error");
+        const { memorySearch } = await gql("query($q: String!) { memorySearch(query: $q, limit: 5) { content score } }", { q: ev.target.q.value });
+        const items = memorySearch.map((m) => text("li", `${m.content} · ${m.score == null ? "" : m.score.toFixed(3)}`));
+        if (!items.length) items.push(text("li", "Nothing remembered matches.", "muted"));
+        $("#memories").replaceChildren(...items);
       } catch (e) { setError("#app-error", e); }
     });
     $("#doc-search").addEventListener("submit", async (ev) => {
