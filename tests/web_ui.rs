@@ -496,7 +496,8 @@ async fn the_jobs_page_creates_and_runs_a_job() {
 }
 
 /// The documents page: upload a file through the file picker into a new collection, watch it
-/// become indexed live, search it, and open the hit's passage highlighted in its text.
+/// become indexed live, search it, open the hit's passage highlighted in its text; remember
+/// something and recall it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documents_page_uploads_searches_and_opens_the_passage() {
     let s = TestServer::start(Backend::Sqlite).await;
