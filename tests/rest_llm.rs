@@ -18,6 +18,7 @@ both_backends!(
     plugin_host_infer_and_stream,
     runner_registry_config_parameters,
     openai_v1_with_an_api_key,
+    history_replay,
 );
 
 /// A server with an admin, a second user and the scripted upstream as default model.
@@ -1024,4 +1025,140 @@ async fn every_llm_door_needs_auth() {
         };
         assert!(code, "{path}: {body}");
     }
+}
+
+/// Seed 003's `POST /history/replay`: a chat's user turns sent again, in order, into a new
+/// chat, each answer seeing the replay's own earlier answers; cookie + CSRF as the seed, a
+/// bearer token too; 401, 403 without the CSRF token, 404 for someone else's chat, 400 for a
+/// malformed body, 413 for an oversize one.
+async fn history_replay(b: Backend) {
+    let (s, mock, admin, other) = setup(b).await;
+    let chat = new_chat(&s, &admin.access, None, None).await;
+    for (q, a) in [
+        ("First question", "First answer."),
+        ("Second question", "Second answer."),
+    ] {
+        mock.set_default(Script::tokens(&[a]));
+        s.gql(Some(&admin.access), "mutation($c: ID!, $q: String!) { sendMessage(input: {chatId: $c, content: $q}) { assistantMessageId } }", json!({ "c": chat, "q": q }))
+            .await;
+        crate::grounded::wait_complete(&s, &admin.access, &chat).await;
+    }
+    let res = s
+        .http
+        .post(s.url("/auth/login"))
+        .json(&json!({"user": "admin", "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = cookie_of(&res);
+    let csrf = res.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let post = |body: Value, with_csrf: bool| {
+        let mut req = s
+            .http
+            .post(s.url("/history/replay"))
+            .header(reqwest::header::COOKIE, &cookie)
+            .json(&body);
+        if with_csrf {
+            req = req.header("X-CSRF-Token", &csrf);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let st = res.status();
+            (st, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (st, b) = s
+        .post("/history/replay", None, json!({ "chat_id": chat }))
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{b}");
+    let (st, b) = post(json!({ "chat_id": chat }), false).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["code"], "csrf_invalid", "{b}");
+    let (st, b) = s
+        .post(
+            "/history/replay",
+            Some(&other.access),
+            json!({ "chat_id": chat }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "someone else's chat: {b}");
+    for bad in [
+        json!({}),
+        json!({ "chat_id": "twelve" }),
+        json!({ "chat_id": chat, "extra": 1 }),
+    ] {
+        let (st, b) = post(bad.clone(), true).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {b}");
+    }
+    let (st, b) = post(json!({ "chat_id": chat, "model": "x".repeat(300) }), true).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["details"]["field"], "model", "{b}");
+    let (st, _) = post(
+        json!({ "chat_id": chat, "model": "x".repeat(3 << 20) }),
+        true,
+    )
+    .await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Replayed and waited for: the new chat has both questions and fresh answers.
+    let before = mock.requests().len();
+    mock.set_default(Script::tokens(&["Replayed."]));
+    let (st, r) = post(
+        json!({ "chat_id": format!("conv-{chat}"), "model": "mock", "wait": true }),
+        true,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(r["status"], "complete", "{r}");
+    assert_eq!(r["turns"], 2, "{r}");
+    assert_eq!(r["replayed"], 2, "{r}");
+    let replayed = r["chat_id"].as_str().unwrap().to_string();
+    assert_ne!(replayed, chat);
+    let msgs = crate::grounded::wait_complete(&s, &admin.access, &replayed).await;
+    let texts: Vec<(&str, &str)> = msgs
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            ("user", "First question"),
+            ("assistant", "Replayed."),
+            ("user", "Second question"),
+            ("assistant", "Replayed."),
+        ]
+    );
+    // The second turn's prompt carried the replay's first answer, not the original one.
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), before + 2);
+    let second = reqs.last().unwrap()["messages"].to_string();
+    assert!(
+        second.contains("Replayed.") && !second.contains("First answer."),
+        "{second}"
+    );
+
+    // Without `wait`: 202 at once, the turns follow in the background.
+    let (st, r) = s
+        .post(
+            "/history/replay",
+            Some(&admin.access),
+            json!({ "chat_id": chat }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{r}");
+    assert_eq!(r["status"], "replaying", "{r}");
+    let id = r["chat_id"].as_str().unwrap().to_string();
+    let mut done = false;
+    for _ in 0..100 {
+        let msgs = crate::grounded::wait_complete(&s, &admin.access, &id).await;
+        done = msgs.len() == 4 && msgs.iter().all(|m| m["status"] == "complete");
+        if done {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(done, "the background replay stores both turns");
 }

@@ -18,6 +18,7 @@ pub mod orchestrator_chat;
 pub mod orchestrator_memory;
 pub mod orchestrator_tools;
 pub mod plugin_host;
+pub mod plugin_host_history;
 pub mod plugin_host_jobs;
 pub mod plugin_host_llm;
 pub mod plugin_host_plugins;
@@ -61,6 +62,7 @@ pub fn router() -> Router<AppState> {
                 .merge(nexus_rag::router()),
         )
         .merge(plugin_host::router())
+        .merge(plugin_host_history::router())
         .merge(plugin_host_llm::router())
         .merge(plugin_host_jobs::router())
         .merge(runner::router())

@@ -18,6 +18,7 @@ pub mod monitoring;
 pub mod pagination;
 pub mod plugins;
 pub mod projects;
+pub mod replay;
 pub mod stats;
 pub mod streams;
 pub mod turns;
