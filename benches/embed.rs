@@ -9,6 +9,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common.rs"]
+mod common;
+
 use hearth::config::Config;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -90,14 +93,7 @@ fn main() {
         ..Config::default()
     };
     config.embed.threads = threads;
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
+    let cpu = common::cpu();
     println!("{cpu}; {threads} model threads; {} chunks", chunks.len());
 
     // The Python reference first, alone on the machine.
@@ -161,25 +157,7 @@ fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1/embeddings", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        hearth::service::auth::register(
-            &state,
-            hearth::service::auth::RegisterInput {
-                email: "bench@example.com".into(),
-                password: "password123".into(),
-                username: Some("bench".into()),
-                name: None,
-                admin: false,
-                setup_token: None,
-            },
-            true,
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-        let token = hearth::service::auth::login(&state, "bench", "password123", Default::default())
-            .await
-            .unwrap()
-            .access_token;
+        let (_, token) = common::account(&state, "bench", false).await;
         let http = reqwest::Client::new();
         for _ in 0..20 {
             call(&http, &url, &token).await;

@@ -9,6 +9,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common.rs"]
+mod common;
+
 use hearth::config::Config;
 use hearth::db::enums::DocumentStatus;
 use hearth::service::documents::{self as docs, Target, UploadInput};
@@ -51,21 +54,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let (state, _app) = hearth::http::app_for(config).await.unwrap();
-        hearth::service::auth::register(
-            &state,
-            hearth::service::auth::RegisterInput {
-                email: "bench@example.com".into(),
-                password: "password123".into(),
-                username: Some("bench".into()),
-                name: None,
-                admin: false,
-                setup_token: None,
-            },
-            true,
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        common::account(&state, "bench", false).await;
         let caller = hearth::service::users::operator(&state, Some("bench"))
             .await
             .unwrap();
@@ -121,14 +110,7 @@ fn main() {
             .iter()
             .filter(|d| d.status == DocumentStatus::Failed)
             .count();
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|c| {
-                c.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
+        let cpu = common::cpu();
         println!("{cpu}; {threads} model threads");
         println!(
             "{} documents ({:.1} MiB, {chunks} chunks, {failed} failed) stored in {:.2} s, indexed in {wall:.1} s",

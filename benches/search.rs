@@ -11,6 +11,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common.rs"]
+mod common;
+
+use common::Rng;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Text};
@@ -20,25 +24,6 @@ use std::time::Instant;
 
 const DIMS: usize = 384;
 const PER_DOC: usize = 1000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn normal(&mut self) -> f32 {
-        let u = ((self.next() >> 40) as f32 + 0.5) / (1u64 << 24) as f32;
-        let v = ((self.next() >> 40) as f32 + 0.5) / (1u64 << 24) as f32;
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-}
 
 fn vocabulary() -> Vec<String> {
     let mut words = std::collections::BTreeSet::new();
@@ -188,26 +173,7 @@ fn main() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/graphql", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        hearth::service::auth::register(
-            &state,
-            hearth::service::auth::RegisterInput {
-                email: "bench@example.com".into(),
-                password: "password123".into(),
-                username: Some("bench".into()),
-                name: None,
-                admin: false,
-                setup_token: None,
-            },
-            true,
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-        let token =
-            hearth::service::auth::login(&state, "bench", "password123", Default::default())
-                .await
-                .unwrap()
-                .access_token;
+        let (_, token) = common::account(&state, "bench", false).await;
         let caller = hearth::service::users::operator(&state, Some("bench"))
             .await
             .unwrap();

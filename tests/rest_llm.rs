@@ -389,18 +389,7 @@ async fn foyer_messages_and_stream(b: Backend) {
         413
     );
     // A state-changing GET: the cookie alone is not enough, its CSRF token must come along.
-    let res = s
-        .http
-        .post(s.url("/auth/login"))
-        .json(&json!({"user": "admin", "password": "password123"}))
-        .send()
-        .await
-        .unwrap();
-    let cookie = cookie_of(&res);
-    let csrf = res.json::<Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (cookie, csrf) = cookie_login(&s, "admin").await;
     let url = s.url(&format!("/api/messages/stream/{chat}?message=hi"));
     let st = s
         .http
@@ -1043,18 +1032,7 @@ async fn history_replay(b: Backend) {
             .await;
         crate::grounded::wait_complete(&s, &admin.access, &chat).await;
     }
-    let res = s
-        .http
-        .post(s.url("/auth/login"))
-        .json(&json!({"user": "admin", "password": "password123"}))
-        .send()
-        .await
-        .unwrap();
-    let cookie = cookie_of(&res);
-    let csrf = res.json::<Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (cookie, csrf) = cookie_login(&s, "admin").await;
     let post = |body: Value, with_csrf: bool| {
         let mut req = s
             .http

@@ -401,6 +401,24 @@ pub async fn wait_for_subscribers(s: &TestServer, n: usize) {
     }
 }
 
+/// Seed 003's cookie login (`POST /auth/login`, password `password123`): the session
+/// cookie and its CSRF token.
+pub async fn cookie_login(s: &TestServer, user: &str) -> (String, String) {
+    let res = s
+        .http
+        .post(s.url("/auth/login"))
+        .json(&json!({"user": user, "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = cookie_of(&res);
+    let csrf = res.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (cookie, csrf)
+}
+
 /// The `access_token=…` pair of a login response's `Set-Cookie` (checked HttpOnly).
 pub fn cookie_of(res: &reqwest::Response) -> String {
     let set = res
