@@ -1,4 +1,6 @@
-//! GraphQL over HTTP against a hello-world route of the same axum stack, in one run.
+//! GraphQL over HTTP against a hello-world route of the same axum stack, in one run; and the
+//! same hello-world behind Hearth's request layers (request id, metrics, counting), for what
+//! they add per request.
 //!
 //! Starts Hearth (SQLite, release build) on a seeded database and a plain axum hello-world
 //! server on the same runtime, then drives both with `wrk` (installed by `make bench`) and
@@ -180,7 +182,7 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (hearth_url, hello_url, token) = rt.block_on(async {
+    let (hearth_url, hello_url, observed_url, token) = rt.block_on(async {
         let config = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
@@ -198,9 +200,24 @@ fn main() {
         let l2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let a2 = l2.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(l2, hello).await.unwrap() });
+        // The same hello-world behind the layers every Hearth request passes: request id,
+        // route, request count, Prometheus counter and histogram, slow-request check.
+        let observed = Router::new()
+            .route("/hello", get(|| async { "Hello, World!" }))
+            .route_layer(axum::middleware::from_fn(hearth::http::observe::mark_route))
+            .layer(axum::middleware::from_fn(hearth::http::errors::normalize))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                hearth::http::observe::observe,
+            ))
+            .with_state(state.clone());
+        let l3 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a3 = l3.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l3, observed).await.unwrap() });
         (
             format!("http://{a1}/graphql"),
             format!("http://{a2}/hello"),
+            format!("http://{a3}/hello"),
             token,
         )
     });
@@ -245,11 +262,14 @@ fn main() {
     )
     .unwrap();
 
-    // Warm both, then measure.
+    // Warm every target, then measure.
     wrk(&hello_url, None, 2, conns);
+    wrk(&observed_url, None, 2, conns);
     wrk(&hearth_url, Some(&script), 2, conns);
     std::thread::sleep(Duration::from_millis(500));
     let hello = wrk(&hello_url, None, secs, conns);
+    let observed = wrk(&observed_url, None, secs, conns);
+    let hello_again = wrk(&hello_url, None, secs, conns);
     let gql = wrk(&hearth_url, Some(&script), secs, conns);
     assert_eq!(gql.non_2xx, 0, "GraphQL answered errors under load");
 
@@ -265,8 +285,21 @@ fn main() {
         gql.rps, gql.p50_ms, gql.p99_ms
     );
     println!(
+        "| hello-world behind Hearth's request layers | {:.0} | {:.2} ms | {:.2} ms |",
+        observed.rps, observed.p50_ms, observed.p99_ms
+    );
+    println!(
+        "| hello-world again | {:.0} | {:.2} ms | {:.2} ms |",
+        hello_again.rps, hello_again.p50_ms, hello_again.p99_ms
+    );
+    println!(
         "\nratio GraphQL / hello-world requests/s: {:.3} (goal >= 0.3)",
         gql.rps / hello.rps
+    );
+    let bare = (hello.rps + hello_again.rps) / 2.0;
+    println!(
+        "request layers (ids, metrics, counting): {:.1}% fewer requests/s than bare hello-world (goal <= 5%)",
+        100.0 * (1.0 - observed.rps / bare)
     );
     rt.shutdown_timeout(Duration::from_secs(1));
 }

@@ -32,7 +32,8 @@ pub async fn mark_route(req: Request, next: Next) -> Response {
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // A cheap clone (shared bytes); the path is read only for a slow request's warning.
+    let uri = req.uri().clone();
     let res = next.run(req).await;
     let elapsed = start.elapsed();
     state.ops.count_request();
@@ -42,7 +43,10 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         .map(|r| r.0.clone())
         .unwrap_or_else(|| Arc::from("unmatched"));
     let status = res.status().as_u16();
-    crate::ops::metrics::http_request(&route, method.as_str(), status, elapsed.as_secs_f64());
+    state
+        .ops
+        .http
+        .record(&route, &method, status, elapsed.as_secs_f64());
     let slow = state.config.monitoring.slow_request_ms;
     if slow > 0 && elapsed.as_millis() >= slow as u128 {
         let request_id = res
@@ -52,7 +56,7 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
             .unwrap_or("");
         tracing::warn!(
             method = %method,
-            path,
+            path = uri.path(),
             route = &*route,
             status,
             ms = elapsed.as_millis() as u64,

@@ -24,6 +24,8 @@ pub struct OpsHub {
     pub system: system::Sampler,
     /// This process's name in the samples: `<host>-<pid>`.
     pub node: String,
+    /// The request metrics' handles.
+    pub http: metrics::HttpMetrics,
 }
 
 impl Default for OpsHub {
@@ -40,6 +42,7 @@ impl OpsHub {
             requests: AtomicU64::new(0),
             system: system::Sampler::new(),
             node: format!("{host}-{}", std::process::id()),
+            http: metrics::HttpMetrics::default(),
         }
     }
 
