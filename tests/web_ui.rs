@@ -29,12 +29,26 @@ async fn graphiql_works_offline_under_the_csp() {
         "GraphiQL renders",
     )
     .await;
-    b.click(".graphiql-execute-button").await;
-    b.wait_for(
-        "(document.querySelector('.graphiql-response')?.textContent || '').includes('browser')",
-        "the query answers with the logged-in user",
-    )
-    .await;
+    // Under load the editor may take the first click before it is wired: click again after
+    // a while if no answer came.
+    let answered =
+        "(document.querySelector('.graphiql-response')?.textContent || '').includes('browser')";
+    for _ in 0..3 {
+        b.click(".graphiql-execute-button").await;
+        let mut seen = false;
+        for _ in 0..25 {
+            if b.eval(answered).await == serde_json::Value::Bool(true) {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        if seen {
+            break;
+        }
+    }
+    b.wait_for(answered, "the query answers with the logged-in user")
+        .await;
     let scripts = b
         .eval("[...document.scripts].map(s => s.src).filter(s => !s.startsWith(location.origin))")
         .await;
@@ -699,11 +713,27 @@ async fn the_admin_page_monitors_the_server() {
         "the history is drawn",
     )
     .await;
+    // Requests keep coming (each one a slow-request warning here) while the tail is watched:
+    // the feed carries every test server of this process, so one warning may be crowded out.
+    let pinger = {
+        let (http, url, token) = (
+            s.http.clone(),
+            s.url("/api/monitoring"),
+            admin.access.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let _ = http.get(&url).bearer_auth(&token).send().await;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        })
+    };
     b.wait_for(
         "[...document.querySelectorAll('#mon-logs li.log-warn')].some((li) => li.textContent.includes('slow request'))",
         "the log tail shows warnings",
     )
     .await;
+    pinger.abort();
     b.assert_clean().await;
 }
 

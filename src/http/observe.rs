@@ -7,20 +7,16 @@ use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// The route template a request matched, handed from [`mark_route`] (inside routing) to
-/// [`observe`] (outside it) on the response.
+/// [`observe`] (outside it) on the response (a shared string: no copy per request).
 #[derive(Clone)]
-struct Route(Arc<str>);
+struct Route(MatchedPath);
 
 /// Inner layer (`route_layer`): notes the matched route on the response.
 pub async fn mark_route(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| Arc::<str>::from(p.as_str()));
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let mut res = next.run(req).await;
     if let Some(r) = route {
         res.extensions_mut().insert(Route(r));
@@ -40,13 +36,12 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     let route = res
         .extensions()
         .get::<Route>()
-        .map(|r| r.0.clone())
-        .unwrap_or_else(|| Arc::from("unmatched"));
+        .map_or("unmatched", |r| r.0.as_str());
     let status = res.status().as_u16();
     state
         .ops
         .http
-        .record(&route, &method, status, elapsed.as_secs_f64());
+        .record(route, &method, status, elapsed.as_secs_f64());
     let slow = state.config.monitoring.slow_request_ms;
     if slow > 0 && elapsed.as_millis() >= slow as u128 {
         let request_id = res
@@ -57,7 +52,7 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         tracing::warn!(
             method = %method,
             path = uri.path(),
-            route = &*route,
+            route,
             status,
             ms = elapsed.as_millis() as u64,
             request_id,

@@ -190,6 +190,14 @@ async fn serve_socket(state: AppState, caller: Caller, socket: WebSocket) {
             r = next_log(&mut logs) => {
                 match r {
                     Ok(rec) if held.len() < MAX_BATCH => held.push(rec),
+                    // A full batch keeps warnings and errors: an `info` record makes room.
+                    Ok(rec) if rec.level != "info" => {
+                        if let Some(i) = held.iter().position(|h| h.level == "info") {
+                            held.remove(i);
+                            held.push(rec);
+                        }
+                        skipped += 1;
+                    }
                     Ok(_) => skipped += 1,
                     Err(RecvError::Lagged(n)) => skipped += n,
                     Err(RecvError::Closed) => logs = None,
