@@ -132,7 +132,8 @@ async fn a_new_embedding_model_takes_over_atomically(backend: Backend) {
     drop(dir);
 }
 
-async fn watched_folders_are_indexed_for_everyone(backend: Backend) {
+/// A folder `handbook/` with two readable files (one in `ops/`) and a binary one.
+fn handbook() -> (tempfile::TempDir, std::path::PathBuf) {
     let folder = tempfile::tempdir().unwrap();
     let docs = folder.path().join("handbook");
     std::fs::create_dir_all(docs.join("ops")).unwrap();
@@ -147,6 +148,11 @@ async fn watched_folders_are_indexed_for_everyone(backend: Backend) {
     )
     .unwrap();
     std::fs::write(docs.join("ops/tool.bin"), [0u8, 1, 2, 3, 255]).unwrap();
+    (folder, docs)
+}
+
+async fn watched_folders_are_indexed_for_everyone(backend: Backend) {
+    let (_folder, docs) = handbook();
     std::fs::write(docs.join(".hidden.txt"), "secret notes").unwrap();
     let dirs = vec![docs.clone()];
     let s = TestServer::start_with(backend, move |c| c.rag.source_dirs = dirs).await;
@@ -335,20 +341,7 @@ async fn hearth_ingest(data: &std::path::Path, url: &str, args: &[&str]) -> (boo
 /// named collection and ingests them before it exits; a second run skips unchanged files and
 /// re-ingests a changed one; search finds them. On PostgreSQL a server runs meanwhile.
 async fn hearth_ingest_indexes_a_folder(backend: Backend) {
-    let folder = tempfile::tempdir().unwrap();
-    let docs = folder.path().join("handbook");
-    std::fs::create_dir_all(docs.join("ops")).unwrap();
-    std::fs::write(
-        docs.join("onboarding.md"),
-        "# Onboarding\n\nNew staff receive a badge and a laptop on their first day.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        docs.join("ops/backups.txt"),
-        "Backups run every night at two and are kept for thirty days.\n",
-    )
-    .unwrap();
-    std::fs::write(docs.join("ops/tool.bin"), [0u8, 1, 2, 3, 255]).unwrap();
+    let (_folder, docs) = handbook();
     let mut s = TestServer::start(backend).await;
     let u = s.user("archivist").await;
     let url = s.state.config.database_url();
