@@ -105,6 +105,7 @@ async fn seed(state: &hearth::state::AppState) -> String {
             hearth::auth::Permission::Write,
         ],
         api_key_id: None,
+        api_key_budget: None,
         expires_at: None,
     };
     let mut agent_ids = Vec::new();

@@ -123,6 +123,7 @@ fn main() {
             method: AuthMethod::Bearer,
             permissions: vec![Permission::Read, Permission::Write, Permission::Admin],
             api_key_id: None,
+            api_key_budget: None,
             expires_at: None,
         };
         hearth::service::plugins::install_dir(&state, None, &bundle_dir)

@@ -31,6 +31,7 @@ pub mod graphql;
 pub mod http;
 pub mod instance;
 pub mod jobs;
+pub mod limits;
 pub mod llm;
 pub mod ops;
 pub mod plugins;
@@ -74,17 +75,17 @@ impl App {
             db::Backend::Postgres => events::pg_bridge::start(&url, 1024, &background),
             db::Backend::Sqlite => events::EventBus::new(1024),
         };
-        let auth_limits = Arc::new(auth::rate_limit::AuthLimits::new(&config));
         let ttl = std::time::Duration::from_secs(5);
         let llm = Arc::new(llm::LlmHub::new(config.llm.clone())?);
         let rag = Arc::new(rag::RagHub::new(&config));
         let plugin_host = Arc::new(plugins::PluginHost::new(&config));
+        let config = Arc::new(config);
         let state = state::AppState {
             session_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
             response_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
-            auth_limits,
             setup: Default::default(),
-            config: Arc::new(config),
+            limits: Arc::new(limits::RateLimits::new(config.clone(), &db)),
+            config,
             db,
             jwt: Arc::new(auth::tokens::JwtKeys::new(&secret)),
             events,
@@ -126,6 +127,7 @@ impl App {
         rag::start(state);
         ops::metrics::handle();
         ops::start(state);
+        limits::start(state);
         plugins::start(state).await?;
         jobs::scheduler::start(state).await?;
         Ok(())

@@ -25,8 +25,8 @@ pub struct AppState {
     pub response_cache: Arc<crate::cache::GenerationCache<(String, u64), Arc<CachedResponse>>>,
     /// The one-time token that claims an instance without an admin from another machine.
     pub setup: Arc<crate::auth::setup::SetupToken>,
-    /// Login and registration attempts per client address and per account.
-    pub auth_limits: Arc<crate::auth::rate_limit::AuthLimits>,
+    /// Request budgets (rate limits) per door and principal.
+    pub limits: Arc<crate::limits::RateLimits>,
     /// Model providers, loaded models, per-model gates.
     pub llm: Arc<crate::llm::LlmHub>,
     /// Live chat turns of this process.
@@ -55,4 +55,6 @@ pub struct CachedResponse {
     pub request: bytes::Bytes,
     /// The serialized response.
     pub response: bytes::Bytes,
+    /// Its root fields, spent from the GraphQL budget again on every hit.
+    pub fields: u32,
 }

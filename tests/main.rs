@@ -24,6 +24,7 @@ mod jobs;
 mod operations;
 mod ownership;
 mod plugins;
+mod rate_limits;
 mod response_cache;
 mod rest_llm;
 mod rest_resources;

@@ -87,6 +87,8 @@ impl TestServer {
             bind: "127.0.0.1:0".into(),
             // Tests register many accounts from one address; the limit has its own test.
             register_rate_limit: 0,
+            // Tests call doors far faster than the seeds' budgets; limits have their own tests.
+            rate_limits: hearth::config::RateLimitsConfig::off(),
             ..Config::default()
         };
         // The bundled example plugins are installed only where a test asks for them.

@@ -58,6 +58,8 @@ pub struct Caller {
     pub permissions: Vec<Permission>,
     /// The API key, for key credentials: its revocation ends what it opened.
     pub api_key_id: Option<i64>,
+    /// The API key's own budget in requests per minute (seed 002 `rate_limit`), if set.
+    pub api_key_budget: Option<u32>,
     /// When the credential stops being valid (the access token's `exp`, the key's expiry):
     /// long-lived connections end then.
     pub expires_at: Option<chrono::NaiveDateTime>,

@@ -4,7 +4,6 @@
 
 pub mod caller;
 pub mod password;
-pub mod rate_limit;
 pub mod secrets;
 pub mod setup;
 pub mod tokens;

@@ -97,3 +97,90 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 }
+
+/// What a request's operation costs in rate-limit budget: its root fields (each alias its
+/// own, fragments expanded), the `login` mutations apart since they spend the login budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RootFields {
+    /// `login` mutation fields.
+    pub login: u32,
+    /// Every other root field.
+    pub other: u32,
+}
+
+impl RootFields {
+    /// Both kinds.
+    pub fn total(&self) -> u32 {
+        self.login + self.other
+    }
+
+    /// Adds another operation's fields.
+    pub fn add(&mut self, other: RootFields) {
+        self.login += other.login;
+        self.other += other.other;
+    }
+}
+
+/// The root fields of the operation `operation` names (or the document's only one).
+pub fn root_fields(doc: &ExecutableDocument, operation: Option<&str>) -> RootFields {
+    let op = doc
+        .operations
+        .iter()
+        .find(|(name, _)| match operation {
+            Some(wanted) => name.is_some_and(|n| n.as_str() == wanted),
+            None => true,
+        })
+        .map(|(_, op)| op);
+    let mut fields = RootFields::default();
+    if let Some(op) = op {
+        let login_counts = op.node.ty == async_graphql::parser::types::OperationType::Mutation;
+        let mut walk = RootWalk {
+            doc,
+            login_counts,
+            expanding: HashSet::new(),
+            fields: &mut fields,
+        };
+        walk.count(&op.node.selection_set.node, 0);
+    }
+    fields
+}
+
+struct RootWalk<'a, 'f> {
+    doc: &'a ExecutableDocument,
+    login_counts: bool,
+    expanding: HashSet<&'a str>,
+    fields: &'f mut RootFields,
+}
+
+impl<'a> RootWalk<'a, '_> {
+    fn count(&mut self, set: &'a SelectionSet, nesting: usize) {
+        if nesting > MAX_FRAGMENT_NESTING {
+            return;
+        }
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f)
+                    if self.login_counts && f.node.name.node.as_str() == "login" =>
+                {
+                    self.fields.login += 1;
+                }
+                Selection::Field(_) => self.fields.other += 1,
+                Selection::InlineFragment(fragment) => {
+                    self.count(&fragment.node.selection_set.node, nesting + 1)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    let Some(def) = self.doc.fragments.get(&spread.node.fragment_name.node) else {
+                        continue;
+                    };
+                    // A cycle is the validator's to refuse; do not loop here.
+                    if !self.expanding.insert(name) {
+                        continue;
+                    }
+                    self.count(&def.node.selection_set.node, nesting + 1);
+                    self.expanding.remove(name);
+                }
+            }
+        }
+    }
+}

@@ -140,8 +140,11 @@ impl SocketExecutor {
             ));
         }
         let slot = Slot(ident.clone());
-        super::transport::inspect(request, &self.state.config.graphql)?;
+        let (_, fields) = super::transport::inspect(request, &self.state.config.graphql)?;
         let current = ident.caller.borrow().clone();
+        let address = format!("ip:{}", ident.client.ip.as_deref().unwrap_or("unknown"));
+        let principal = crate::http::limit::Principal::of(current.as_ref(), address);
+        super::transport::spend_fields(&self.state, &principal, fields).await?;
         if let Some(caller) = current {
             match auth::recheck(&self.state, &caller).await {
                 Ok(fresh) => {

@@ -2,11 +2,14 @@
 //! query-only GET (mutations answer 405) and CSRF for cookie-authenticated mutations. The
 //! WebSocket transport is in [`super::socket`].
 
+use super::guard::{root_fields, RootFields};
 use super::loaders::insert_loaders;
 use super::{annotate_error, HearthSchema, Volatile};
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{client_info, credential};
+use crate::http::limit::{address_of, set_headers, spend, Principal};
+use crate::limits::{Decision, Rule};
 use crate::service::auth::{self, Credential};
 use crate::state::AppState;
 use async_graphql::parser::types::OperationType;
@@ -26,20 +29,102 @@ pub(super) fn gql_error(err: AppError) -> Response {
     res
 }
 
-/// The operation types a request declares, after the shape caps of [`super::guard`]. The
-/// parsed document stays in the request and execution reuses it, so each query is parsed once
-/// (an unparsable document declares none; execution reports the parse error).
+/// The operation types a request declares and the root fields it runs, after the shape caps
+/// of [`super::guard`]. The parsed document stays in the request and execution reuses it, so
+/// each query is parsed once (an unparsable document declares none; execution reports the
+/// parse error).
 pub(super) fn inspect(
     req: &mut async_graphql::Request,
     limits: &crate::config::GraphqlConfig,
-) -> Result<Vec<OperationType>, AppError> {
+) -> Result<(Vec<OperationType>, RootFields), AppError> {
+    let operation = req.operation_name.clone();
     match req.parsed_query() {
         Ok(doc) => {
             super::guard::check(doc, limits)?;
-            Ok(doc.operations.iter().map(|(_, op)| op.node.ty).collect())
+            let types = doc.operations.iter().map(|(_, op)| op.node.ty).collect();
+            Ok((types, root_fields(doc, operation.as_deref())))
         }
-        Err(_) => Ok(Vec::new()),
+        Err(_) => Ok((Vec::new(), RootFields::default())),
     }
+}
+
+/// Spends a request's budgets: its `login` fields the login budget, the others the GraphQL
+/// budget (at least one), all of them an API key's own. A refusal is the 429 to answer.
+pub(super) async fn spend_fields(
+    state: &AppState,
+    principal: &Principal,
+    fields: RootFields,
+) -> Result<Option<Decision>, AppError> {
+    let key = principal.key.as_str();
+    let mut charges = Vec::with_capacity(2);
+    if fields.login > 0 {
+        charges.push((Rule::Login, key, fields.login));
+    }
+    if fields.other > 0 || fields.login == 0 {
+        charges.push((Rule::Graphql, key, fields.other.max(1)));
+    }
+    match spend(state, &charges, principal).await {
+        Some(d) if !d.allowed() => Err(d.error("GraphQL fields")),
+        d => Ok(d),
+    }
+}
+
+/// A refusal by a budget: GraphQL's error shape, 429 with `Retry-After` and the budget's
+/// headers.
+fn limited(err: AppError) -> Response {
+    let retry = err
+        .details
+        .as_ref()
+        .and_then(|d| d.get("retry_after"))
+        .and_then(|v| v.as_u64());
+    let budget = err.details.as_ref().and_then(|d| {
+        Some(Decision {
+            limit: d.get("limit")?.as_u64()? as u32,
+            remaining: 0,
+            reset_at: d.get("reset")?.as_u64()?,
+            retry_after: retry,
+        })
+    });
+    let mut res = gql_error(err);
+    if let Some(secs) = retry {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    }
+    if let Some(d) = budget {
+        set_headers(res.headers_mut(), &d);
+    }
+    res
+}
+
+/// The peer address of a request.
+fn peer(parts: &axum::http::request::Parts) -> Option<std::net::SocketAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0)
+}
+
+/// Spends the budgets of a request by `caller` (or its client address) costing `fields`;
+/// `Ok` carries the budget to report in the response headers.
+async fn admit(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    caller: Option<&Caller>,
+    fields: RootFields,
+) -> Result<Option<Decision>, Response> {
+    let address = address_of(state, &parts.headers, peer(parts));
+    let principal = Principal::of(caller, address);
+    spend_fields(state, &principal, fields)
+        .await
+        .map_err(limited)
+}
+
+/// Adds the budget's headers to an answer.
+fn with_budget(mut res: Response, budget: Option<Decision>) -> Response {
+    if let Some(d) = budget {
+        set_headers(res.headers_mut(), &d);
+    }
+    res
 }
 
 async fn resolve_caller(
@@ -109,16 +194,17 @@ fn cached_answer(
     caller: &Caller,
     body: &bytes::Bytes,
     generation: u64,
-) -> Option<Response> {
+) -> Option<(Response, u32)> {
     let hit = state
         .response_cache
         .get(&cache_key(caller, body), generation)?;
     (hit.request == *body).then(|| {
-        (
+        let res = (
             [(header::CONTENT_TYPE, "application/json")],
             hit.response.clone(),
         )
-            .into_response()
+            .into_response();
+        (res, hit.fields)
     })
 }
 
@@ -131,6 +217,7 @@ async fn execute_cached(
     batch: BatchRequest,
     caller: Caller,
     client: crate::service::auth::ClientInfo,
+    fields: u32,
 ) -> Response {
     let Some(generation) = state.db.generation() else {
         return execute(schema, state, batch, Some(caller), client).await;
@@ -155,6 +242,7 @@ async fn execute_cached(
         let entry = crate::state::CachedResponse {
             request: body,
             response: bytes.clone(),
+            fields,
         };
         state
             .response_cache
@@ -218,8 +306,15 @@ pub async fn post(
         if let Some(cred) = credential(&parts.headers, false) {
             let is_cookie = matches!(cred, Credential::Cookie { .. });
             if let Ok(caller) = auth::authenticate(&state, cred).await {
-                if let Some(hit) = cached_answer(&state, &caller, &bytes, generation) {
-                    return hit;
+                if let Some((hit, fields)) = cached_answer(&state, &caller, &bytes, generation) {
+                    let fields = RootFields {
+                        login: 0,
+                        other: fields,
+                    };
+                    return match admit(&state, &parts, Some(&caller), fields).await {
+                        Ok(budget) => with_budget(hit, budget),
+                        Err(refused) => refused,
+                    };
                 }
                 if !is_cookie {
                     header_caller = Some(caller);
@@ -331,9 +426,13 @@ async fn dispatch(
         ));
     }
     let mut types: Vec<OperationType> = Vec::new();
+    let mut fields = RootFields::default();
     for req in batch.iter_mut() {
         match inspect(req, &state.config.graphql) {
-            Ok(t) => types.extend(t),
+            Ok((t, f)) => {
+                types.extend(t);
+                fields.add(f);
+            }
             Err(e) => return gql_error(e),
         }
     }
@@ -352,13 +451,18 @@ async fn dispatch(
             Err(e) => return gql_error(e),
         },
     };
+    let budget = match admit(state, parts, caller.as_ref(), fields).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
     let client = client_info(&state.config, parts, "graphql");
-    match (caller, body) {
+    let res = match (caller, body) {
         (Some(caller), Some(body)) if query_only && matches!(batch, BatchRequest::Single(_)) => {
-            execute_cached(schema, state, body, batch, caller, client).await
+            execute_cached(schema, state, body, batch, caller, client, fields.total()).await
         }
         (caller, _) => execute(schema, state, batch, caller, client).await,
-    }
+    };
+    with_budget(res, budget)
 }
 
 /// `GET /graphql`: GraphiQL for browsers; with `?query=` a query-only execution.
@@ -386,7 +490,7 @@ pub async fn get(
             ))
         }
     };
-    let types = match inspect(&mut request, &state.config.graphql) {
+    let (types, fields) = match inspect(&mut request, &state.config.graphql) {
         Ok(t) => t,
         Err(e) => return gql_error(e),
     };
@@ -403,12 +507,17 @@ pub async fn get(
         Ok(c) => c,
         Err(e) => return gql_error(e),
     };
-    execute(
+    let budget = match admit(&state, &parts, caller.as_ref(), fields).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
+    };
+    let res = execute(
         &schema,
         &state,
         BatchRequest::Single(request),
         caller,
         client_info(&state.config, &parts, "graphql"),
     )
-    .await
+    .await;
+    with_budget(res, budget)
 }

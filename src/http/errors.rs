@@ -59,6 +59,19 @@ impl IntoResponse for AppError {
     }
 }
 
+/// `res` with `body` as its JSON body, keeping its status, headers (`Retry-After`, the rate
+/// limit's) and extensions: how each API re-renders the table's errors in its own shape.
+pub fn with_body(res: Response, body: &serde_json::Value) -> Response {
+    let (mut parts, _) = res.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
 /// The request's id, in request extensions for handlers and error renderers.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);

@@ -4,6 +4,7 @@
 
 pub mod errors;
 pub mod extract;
+pub mod limit;
 pub mod observe;
 pub mod web;
 
@@ -42,6 +43,10 @@ pub fn router(state: AppState, schema: HearthSchema) -> Router {
         .layer(RequestBodyLimitLayer::new(limit));
     uploads
         .merge(rest)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit::enforce,
+        ))
         .route_layer(middleware::from_fn(observe::mark_route))
         .layer(Extension(schema))
         .layer(middleware::from_fn(errors::normalize))

@@ -7,6 +7,7 @@ pub mod foyer;
 pub mod foyer_documents;
 pub mod foyer_messages;
 pub mod health;
+pub mod limits;
 pub mod nexus;
 pub mod nexus_llm;
 pub mod nexus_providers;

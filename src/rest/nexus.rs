@@ -4,7 +4,7 @@
 use super::{ts, ts_opt};
 use crate::db::models::{ApiKey, Project, User};
 use crate::error::AppError;
-use crate::http::errors::RequestId;
+use crate::http::errors::{current_request_id, with_body};
 use crate::http::extract::{path_id, AuthCaller, Client, JsonBody};
 use crate::service::api_keys::{self, NewKeyInput};
 use crate::service::auth::{self, RegisterInput, TokenPair};
@@ -14,7 +14,7 @@ use crate::state::AppState;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -36,13 +36,12 @@ pub fn router() -> Router<AppState> {
 
 /// Re-renders table errors in seed 002's shape.
 pub(crate) async fn nexus_errors(req: Request, next: Next) -> Response {
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
-    let res = next.run(req).await;
-    let Some(err) = res.extensions().get::<AppError>().cloned() else {
+    nexus_shape(next.run(req).await)
+}
+
+/// A table error response in seed 002's shape (others pass unchanged).
+pub fn nexus_shape(res: Response) -> Response {
+    let Some(err) = res.extensions().get::<AppError>() else {
         return res;
     };
     let body = json!({
@@ -51,11 +50,9 @@ pub(crate) async fn nexus_errors(req: Request, next: Next) -> Response {
             "message": err.message,
             "details": err.details.clone().unwrap_or_else(|| json!({})),
         },
-        "request_id": request_id,
+        "request_id": current_request_id().unwrap_or_default(),
     });
-    let mut out = (res.status(), Json(body)).into_response();
-    out.extensions_mut().insert(err);
-    out
+    with_body(res, &body)
 }
 
 fn user_json(u: &User) -> Value {

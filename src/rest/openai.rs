@@ -48,8 +48,12 @@ fn error_type(code: ErrorCode) -> &'static str {
 
 /// Re-renders table errors in OpenAI's shape.
 async fn openai_errors(req: Request, next: Next) -> Response {
-    let res = next.run(req).await;
-    let Some(err) = res.extensions().get::<AppError>().cloned() else {
+    openai_shape(next.run(req).await)
+}
+
+/// A table error response in OpenAI's shape (others pass unchanged).
+pub fn openai_shape(res: Response) -> Response {
+    let Some(err) = res.extensions().get::<AppError>() else {
         return res;
     };
     let param = err
@@ -64,13 +68,7 @@ async fn openai_errors(req: Request, next: Next) -> Response {
         "param": param,
         "code": err.code.as_str(),
     }});
-    let retry_after = res.headers().get(axum::http::header::RETRY_AFTER).cloned();
-    let mut out = (res.status(), Json(body)).into_response();
-    if let Some(r) = retry_after {
-        out.headers_mut().insert(axum::http::header::RETRY_AFTER, r);
-    }
-    out.extensions_mut().insert(err);
-    out
+    crate::http::errors::with_body(res, &body)
 }
 
 /// A message whose content is a string or a list of parts (`{type: "text", text}`).

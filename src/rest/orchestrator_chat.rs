@@ -10,6 +10,7 @@ use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
 use crate::events::turns::TurnEvent;
 use crate::http::extract::{AuthCaller, JsonBody, WsCaller};
+use crate::limits::Rule;
 use crate::service::auth::recheck;
 use crate::service::chats::{self, ChatInput};
 use crate::service::streams::stream_end;
@@ -195,6 +196,16 @@ async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
             Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
             Some(Ok(_)) => continue,
         };
+        let who = crate::limits::principal_of(&caller);
+        if let Some(d) = state.limits.check(Rule::WsChat, &who, 1).await {
+            if !d.allowed() {
+                let refusal = error_json(&d.error("messages"));
+                if tx.send(WsMessage::Text(refusal.into())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        }
         let mut body: ChatBody = match serde_json::from_str(&text) {
             Ok(b) => b,
             Err(e) => {

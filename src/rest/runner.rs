@@ -31,18 +31,20 @@ pub fn router() -> Router<AppState> {
 
 /// Adds seed 004's `error` (the message) to table error bodies.
 pub(crate) async fn runner_errors(req: Request, next: Next) -> Response {
-    let res = next.run(req).await;
-    let Some(err) = res.extensions().get::<AppError>().cloned() else {
+    runner_shape(next.run(req).await)
+}
+
+/// A table error response in seed 004's shape (others pass unchanged).
+pub fn runner_shape(res: Response) -> Response {
+    let Some(err) = res.extensions().get::<AppError>() else {
         return res;
     };
-    let mut body = crate::http::errors::default_body(&err);
+    let mut body = crate::http::errors::default_body(err);
     body["error"] = json!(err.message);
     if body.get("details").is_none() {
         body["details"] = json!("");
     }
-    let mut out = (res.status(), Json(body)).into_response();
-    out.extensions_mut().insert(err);
-    out
+    crate::http::errors::with_body(res, &body)
 }
 
 fn human_size(bytes: i64) -> String {

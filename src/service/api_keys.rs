@@ -176,3 +176,24 @@ pub async fn revoke(state: &AppState, caller: &Caller, id: i64) -> AppResult<Api
     });
     Ok(key)
 }
+
+/// A key's id and own budget (requests per minute) by the hash of its secret, for rate
+/// limits: whether the key is still live is the authentication's business, not this one's.
+pub async fn budget_by_hash(state: &AppState, hash: &str) -> AppResult<Option<(i64, Option<u32>)>> {
+    let db = &state.db;
+    let row: Option<(i64, Option<i32>)> = db_run!(db, read, |conn| {
+        api_keys::table
+            .filter(api_keys::key_hash.eq(hash))
+            .select((api_keys::id, api_keys::rate_limit))
+            .first(conn)
+            .await
+            .optional()
+            .map_err(AppError::from)
+    })?;
+    Ok(row.map(|(id, rate)| {
+        (
+            id,
+            rate.and_then(|r| u32::try_from(r).ok()).filter(|r| *r > 0),
+        )
+    }))
+}

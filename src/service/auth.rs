@@ -2,7 +2,6 @@
 //! (JWT, API key, cookie) into a [`Caller`]. Every transport calls [`authenticate`] so a
 //! revoked key, a logged-out session or a disabled user is refused on every door alike.
 
-use crate::auth::rate_limit::enforce;
 use crate::auth::secrets::{random_token, secure_eq, sha256_hex, API_KEY_PREFIX};
 use crate::auth::tokens::TokenKind;
 use crate::auth::{password, AuthMethod, Caller, Permission};
@@ -13,6 +12,7 @@ use crate::db::{locks, BackendSql};
 use crate::db_run;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::Event;
+use crate::limits::Rule;
 use crate::service::{now, validate};
 use crate::state::AppState;
 use chrono::Duration;
@@ -114,11 +114,10 @@ pub async fn register(
     };
     if !by_admin {
         let address = client.ip.as_deref().unwrap_or("unknown");
-        enforce(
-            &state.auth_limits.register_by_address,
-            address,
-            "registration",
-        )?;
+        state
+            .limits
+            .enforce(Rule::Register, address, "registration attempts")
+            .await?;
     }
     refuse_taken(state, &email, explicit_username.as_deref()).await?;
     let claim = Claim {
@@ -305,9 +304,13 @@ pub async fn login(
     validate::max_len("username", ident, 254)?;
     validate::max_len("password", pass, 256)?;
     let address = client.ip.clone().unwrap_or_else(|| "unknown".into());
-    let limits = &state.auth_limits;
-    enforce(&limits.login_by_address, &address, "login")?;
-    enforce(&limits.login_by_account, &ident.to_lowercase(), "login")?;
+    let limits = &state.limits;
+    limits
+        .enforce(Rule::LoginAddress, &address, "login attempts")
+        .await?;
+    limits
+        .enforce(Rule::LoginAccount, &ident.to_lowercase(), "login attempts")
+        .await?;
     let lowered = ident.to_lowercase();
     let db = &state.db;
     let user: Option<User> = db_run!(db, read, |conn| {
@@ -608,6 +611,7 @@ async fn authenticate_session(
         method,
         permissions,
         api_key_id: None,
+        api_key_budget: None,
         expires_at: chrono::DateTime::from_timestamp(claims.exp, 0).map(|t| t.naive_utc()),
     };
     Ok((caller, session))
@@ -681,6 +685,7 @@ async fn authenticate_api_key(state: &AppState, secret: &str) -> AppResult<Calle
         method: AuthMethod::ApiKey,
         permissions,
         api_key_id: Some(key.id),
+        api_key_budget: key_budget(&key),
         expires_at: key.expires_at,
     })
 }
@@ -759,8 +764,8 @@ pub async fn acting_for(
     if !user.is_active {
         return Err(AppError::account_disabled());
     }
-    let (permissions, method, expires_at) = match api_key_id {
-        None => (session_permissions(&user), AuthMethod::Bearer, None),
+    let (permissions, method, expires_at, api_key_budget) = match api_key_id {
+        None => (session_permissions(&user), AuthMethod::Bearer, None, None),
         Some(key_id) => {
             let key: Option<ApiKey> = db_run!(db, read, |conn| api_keys::table
                 .find(key_id)
@@ -775,6 +780,7 @@ pub async fn acting_for(
                 super::api_keys::parse_permissions(&key.permissions),
                 AuthMethod::ApiKey,
                 key.expires_at,
+                key_budget(&key),
             )
         }
     };
@@ -784,8 +790,16 @@ pub async fn acting_for(
         method,
         permissions,
         api_key_id,
+        api_key_budget,
         expires_at,
     })
+}
+
+/// A key's own rate limit, requests per minute.
+fn key_budget(key: &ApiKey) -> Option<u32> {
+    key.rate_limit
+        .and_then(|r| u32::try_from(r).ok())
+        .filter(|r| *r > 0)
 }
 
 /// The caller's sessions, newest first.

@@ -1,6 +1,9 @@
 //! Configuration: built-in defaults < `hearth.toml` < `HEARTH_*` environment < CLI flags.
 //! Validated once at start; an invalid value fails with a message naming the key.
 
+mod limits;
+
+pub use limits::{Budget, RateLimitsConfig};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -66,6 +69,8 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// What operators watch: samples, metrics, slow requests.
     pub monitoring: MonitoringConfig,
+    /// Request budgets per door and principal.
+    pub rate_limits: RateLimitsConfig,
 }
 
 /// Monitoring: system samples kept for the history, the Prometheus door, slow requests.
@@ -453,6 +458,7 @@ impl Default for Config {
             rag: RagConfig::default(),
             plugins: PluginsConfig::default(),
             monitoring: MonitoringConfig::default(),
+            rate_limits: RateLimitsConfig::default(),
         }
     }
 }
@@ -928,7 +934,7 @@ mod tests {
     /// `hearth.example.toml` names every key (commented out for the optional ones).
     #[test]
     fn example_lists_every_key() {
-        let example = include_str!("../hearth.example.toml");
+        let example = include_str!("../../hearth.example.toml");
         let tree = toml::Value::try_from(Config::default()).unwrap();
         let mut keys: Vec<String> = OPTIONAL_KEYS.iter().map(|k| k.to_string()).collect();
         for (k, v) in tree.as_table().unwrap() {

@@ -1,0 +1,405 @@
+//! Request budgets: GCRA rate limiting per rule and principal. In memory with `governor`
+//! (one keyed limiter per rule), or — on PostgreSQL with `rate_limits.shared` — in the
+//! database with the same algorithm, so that every process serving one database draws from
+//! one budget ([`shared`]). The HTTP layer (`http::limit`), GraphQL and the sockets ask
+//! [`RateLimits::check`]; the answer carries what the `X-RateLimit-*` headers say.
+
+pub mod shared;
+
+use crate::config::{Budget, Config};
+use crate::error::{AppError, AppResult, ErrorCode};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What a budget is spent on; each rule reads its budget from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// Seed 000 login and the GraphQL `login` field (`rate_limits.login`).
+    Login,
+    /// Seed 000 `POST /api/chat`.
+    Chat,
+    /// Seed 000 `/ws/chat` messages.
+    WsChat,
+    /// Seed 000's other `/api/*` doors.
+    Api,
+    /// Seed 001's doors.
+    Foyer,
+    /// Seed 002 `/auth/*`.
+    NexusAuth,
+    /// Seed 002 `/llm/chat`.
+    NexusLlmChat,
+    /// Seed 002 `/rag/query`.
+    NexusRagQuery,
+    /// Seed 002 `/agents/*/invoke`.
+    NexusAgentInvoke,
+    /// Seed 002 `/video/*`.
+    NexusVideo,
+    /// Seed 004's doors.
+    Runner,
+    /// GraphQL root fields.
+    Graphql,
+    /// Login attempts per client address on every door (`login_rate_limit`).
+    LoginAddress,
+    /// Login attempts per account as typed, whatever the address (`login_account_rate_limit`).
+    LoginAccount,
+    /// Self-registrations per client address (`register_rate_limit`).
+    Register,
+    /// An API key's own budget: this many requests per minute.
+    ApiKey(u32),
+}
+
+impl Rule {
+    /// The rule's stable name (metrics, shared-budget keys).
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Login => "login",
+            Rule::Chat => "chat",
+            Rule::WsChat => "ws_chat",
+            Rule::Api => "api",
+            Rule::Foyer => "foyer",
+            Rule::NexusAuth => "nexus_auth",
+            Rule::NexusLlmChat => "nexus_llm_chat",
+            Rule::NexusRagQuery => "nexus_rag_query",
+            Rule::NexusAgentInvoke => "nexus_agent_invoke",
+            Rule::NexusVideo => "nexus_video",
+            Rule::Runner => "runner",
+            Rule::Graphql => "graphql",
+            Rule::LoginAddress => "login_address",
+            Rule::LoginAccount => "login_account",
+            Rule::Register => "register",
+            Rule::ApiKey(_) => "api_key",
+        }
+    }
+
+    /// The budget this rule has under `config`.
+    pub fn budget(self, config: &Config) -> Budget {
+        let r = &config.rate_limits;
+        let window = config.login_rate_window_secs;
+        match self {
+            Rule::Login => r.login,
+            Rule::Chat => r.chat,
+            Rule::WsChat => r.ws_chat,
+            Rule::Api => r.api,
+            Rule::Foyer => r.foyer,
+            Rule::NexusAuth => r.nexus_auth,
+            Rule::NexusLlmChat => r.nexus_llm_chat,
+            Rule::NexusRagQuery => r.nexus_rag_query,
+            Rule::NexusAgentInvoke => r.nexus_agent_invoke,
+            Rule::NexusVideo => r.nexus_video,
+            Rule::Runner => r.runner,
+            Rule::Graphql => r.graphql,
+            Rule::LoginAddress => Budget::new(config.login_rate_limit, window),
+            Rule::LoginAccount => Budget::new(config.login_account_rate_limit, window),
+            Rule::Register => Budget::new(config.register_rate_limit, window),
+            Rule::ApiKey(per_minute) if r.api_keys => Budget::new(per_minute, 60),
+            Rule::ApiKey(_) => Budget::OFF,
+        }
+    }
+}
+
+/// The principal an authenticated caller counts as: its API key, else its user.
+pub fn principal_of(caller: &crate::auth::Caller) -> String {
+    match caller.api_key_id {
+        Some(id) => format!("key:{id}"),
+        None => format!("user:{}", caller.user_id()),
+    }
+}
+
+/// The state of one budget after a request was counted against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// The full budget (`X-RateLimit-Limit`).
+    pub limit: u32,
+    /// What is left of it now (`X-RateLimit-Remaining`).
+    pub remaining: u32,
+    /// When it is full again, in seconds since the epoch (`X-RateLimit-Reset`).
+    pub reset_at: u64,
+    /// Set when the request was refused: seconds until it would be admitted.
+    pub retry_after: Option<u64>,
+}
+
+impl Decision {
+    /// Whether the request may proceed.
+    pub fn allowed(&self) -> bool {
+        self.retry_after.is_none()
+    }
+
+    /// The refusal as the error table's `rate_limited`, with `retry_after` (the HTTP layer
+    /// turns it into `Retry-After`) and the budget in the details.
+    pub fn error(&self, what: &str) -> AppError {
+        let secs = self.retry_after.unwrap_or(1).max(1);
+        AppError::new(
+            ErrorCode::RateLimited,
+            format!("too many {what}; retry in {secs} s"),
+        )
+        .with_details(serde_json::json!({
+            "retry_after": secs,
+            "limit": self.limit,
+            "reset": self.reset_at,
+        }))
+    }
+
+    /// Of two budgets a request was counted against, the one to report: a refusal first,
+    /// else the one with less left.
+    pub fn tighter(self, other: Decision) -> Decision {
+        match (self.allowed(), other.allowed()) {
+            (false, true) => self,
+            (true, false) => other,
+            _ if other.remaining < self.remaining => other,
+            _ => self,
+        }
+    }
+}
+
+type Keyed =
+    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+/// Every budget of the process: governor limiters made on first use, or the shared store.
+pub struct RateLimits {
+    config: Arc<Config>,
+    memory: RwLock<HashMap<Rule, Arc<Keyed>>>,
+    shared: Option<shared::SharedBudgets>,
+    /// API keys seen by this process: secret hash → (id, own budget).
+    keys: Mutex<HashMap<String, (i64, Option<u32>)>>,
+}
+
+/// API keys remembered before the memo is cleared.
+const KEYS_REMEMBERED: usize = 10_000;
+
+/// Seconds since the epoch, as a float.
+fn wall_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Seconds one request of a budget takes to replenish.
+fn interval(budget: Budget) -> f64 {
+    budget.per_secs as f64 / f64::from(budget.requests)
+}
+
+impl RateLimits {
+    /// The budgets a configuration asks for; `db` is used when they are shared.
+    pub fn new(config: Arc<Config>, db: &crate::db::Db) -> Self {
+        let shared = (config.rate_limits.shared && db.backend() == crate::db::Backend::Postgres)
+            .then(|| shared::SharedBudgets::new(db.clone()));
+        Self {
+            config,
+            memory: RwLock::new(HashMap::new()),
+            shared,
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `rule` limits anything under this configuration.
+    pub fn is_on(&self, rule: Rule) -> bool {
+        rule.budget(&self.config).is_on()
+    }
+
+    /// Counts a request costing `cost` (at least 1) against `rule` for `principal`; `None`
+    /// when the rule is off. A shared store that cannot be reached admits the request (the
+    /// failure is logged): a database hiccup must not lock every caller out.
+    pub async fn check(&self, rule: Rule, principal: &str, cost: u32) -> Option<Decision> {
+        let budget = rule.budget(&self.config);
+        if !budget.is_on() {
+            return None;
+        }
+        let cost = cost.max(1);
+        if let Some(store) = &self.shared {
+            return match store.check(rule, budget, principal, cost).await {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::warn!(error = %e, rule = rule.name(), "shared rate limit unavailable; admitting");
+                    None
+                }
+            };
+        }
+        Some(self.check_memory(rule, budget, principal, cost))
+    }
+
+    /// [`check`](Self::check), turning a refusal into `rate_limited` naming `what`.
+    pub async fn enforce(&self, rule: Rule, principal: &str, what: &str) -> AppResult<()> {
+        match self.check(rule, principal, 1).await {
+            Some(d) if !d.allowed() => Err(d.error(what)),
+            _ => Ok(()),
+        }
+    }
+
+    /// An API key's id and own budget by the hash of its secret, read from the database once
+    /// per process (a key's budget never changes); `None` for an unknown key.
+    pub async fn api_key(
+        &self,
+        state: &crate::state::AppState,
+        hash: &str,
+    ) -> Option<(i64, Option<u32>)> {
+        if let Some(k) = self
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
+        {
+            return Some(*k);
+        }
+        let found = crate::service::api_keys::budget_by_hash(state, hash)
+            .await
+            .ok()
+            .flatten()?;
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= KEYS_REMEMBERED {
+            keys.clear();
+        }
+        keys.insert(hash.to_string(), found);
+        Some(found)
+    }
+
+    fn limiter(&self, rule: Rule, budget: Budget) -> Arc<Keyed> {
+        if let Some(l) = self
+            .memory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&rule)
+        {
+            return l.clone();
+        }
+        let mut map = self.memory.write().unwrap_or_else(|p| p.into_inner());
+        map.entry(rule)
+            .or_insert_with(|| {
+                let per_request =
+                    Duration::from_secs_f64(interval(budget)).max(Duration::from_nanos(1));
+                let burst = NonZeroU32::new(budget.requests).unwrap_or(NonZeroU32::MIN);
+                let quota = Quota::with_period(per_request)
+                    .unwrap_or_else(|| Quota::per_second(burst))
+                    .allow_burst(burst);
+                Arc::new(RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>())
+            })
+            .clone()
+    }
+
+    fn check_memory(&self, rule: Rule, budget: Budget, principal: &str, cost: u32) -> Decision {
+        let limiter = self.limiter(rule, budget);
+        let limit = budget.requests;
+        let t = interval(budget);
+        let now = wall_now();
+        let n = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
+        match limiter.check_key_n(&principal.to_string(), n) {
+            Ok(Ok(snapshot)) => {
+                let remaining = snapshot.remaining_burst_capacity().min(limit);
+                Decision {
+                    limit,
+                    remaining,
+                    reset_at: (now + f64::from(limit - remaining) * t).ceil() as u64,
+                    retry_after: None,
+                }
+            }
+            Ok(Err(not_until)) => {
+                let wait = not_until
+                    .wait_time_from(limiter.clock().now())
+                    .as_secs_f64();
+                Decision {
+                    limit,
+                    remaining: 0,
+                    reset_at: (now + wait + f64::from(limit.saturating_sub(cost)) * t).ceil()
+                        as u64,
+                    retry_after: Some(wait.ceil().max(1.0) as u64),
+                }
+            }
+            // More than a whole budget at once: it can never pass.
+            Err(_) => Decision {
+                limit,
+                remaining: 0,
+                reset_at: (now + budget.per_secs as f64).ceil() as u64,
+                retry_after: Some(budget.per_secs),
+            },
+        }
+    }
+
+    /// Forgets principals whose budgets are full again (memory) or drops the shared rows
+    /// that are (database), so idle principals cost nothing.
+    pub async fn sweep(&self) {
+        let limiters: Vec<Arc<Keyed>> = self
+            .memory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for l in limiters {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        if let Some(store) = &self.shared {
+            if let Err(e) = store.sweep().await {
+                tracing::warn!(error = %e, "sweeping shared rate limits");
+            }
+        }
+    }
+}
+
+/// Sweeps the budgets every minute while the process serves.
+pub fn start(state: &crate::state::AppState) {
+    let st = state.clone();
+    state.background.spawn_service(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                _ = st.background.stopping().cancelled() => break,
+            }
+            st.limits.sweep().await;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(tweak: impl FnOnce(&mut Config)) -> RateLimits {
+        let mut config = Config::default();
+        tweak(&mut config);
+        RateLimits {
+            config: Arc::new(config),
+            memory: RwLock::new(HashMap::new()),
+            shared: None,
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_budget_admits_its_burst_then_refuses_with_a_retry() {
+        let l = limits(|c| c.rate_limits.chat = Budget::new(3, 60));
+        let mut left = Vec::new();
+        for _ in 0..3 {
+            let d = l.check(Rule::Chat, "user:1", 1).await.unwrap();
+            assert!(d.allowed());
+            left.push(d.remaining);
+        }
+        assert_eq!(left, [2, 1, 0]);
+        let refused = l.check(Rule::Chat, "user:1", 1).await.unwrap();
+        assert!(!refused.allowed());
+        // One request replenishes every 20 s.
+        let retry = refused.retry_after.unwrap();
+        assert!((19..=20).contains(&retry), "retry after {retry}");
+        assert!(refused.reset_at as f64 >= wall_now() + 59.0);
+        // Another principal has its own budget; a rule that is off limits nothing.
+        assert!(l.check(Rule::Chat, "user:2", 1).await.unwrap().allowed());
+        let off = limits(|c| c.rate_limits.chat = Budget::OFF);
+        assert!(off.check(Rule::Chat, "user:1", 1).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cost_spends_several_requests_and_over_the_budget_never_passes() {
+        let l = limits(|c| c.rate_limits.graphql = Budget::new(10, 60));
+        let d = l.check(Rule::Graphql, "ip:1", 4).await.unwrap();
+        assert_eq!(d.remaining, 6);
+        assert!(!l.check(Rule::Graphql, "ip:1", 7).await.unwrap().allowed());
+        assert!(l.check(Rule::Graphql, "ip:1", 6).await.unwrap().allowed());
+        let over = l.check(Rule::Graphql, "ip:2", 11).await.unwrap();
+        assert_eq!(over.retry_after, Some(60));
+    }
+}
