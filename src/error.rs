@@ -38,6 +38,9 @@ pub enum ErrorCode {
     CsrfInvalid,
     /// A per-user limit (agents per user, …) is reached.
     QuotaExceeded,
+    /// A token quota (per user or API key, per day or month) is spent until its reset: the
+    /// same wire code as [`ErrorCode::QuotaExceeded`], answered 429 with `Retry-After`.
+    TokenQuotaExceeded,
     /// Missing object, or one the caller may not see (both look the same on purpose).
     NotFound,
     /// Unique constraint: email, username, name already taken.
@@ -96,7 +99,7 @@ impl ErrorCode {
             Forbidden => "forbidden",
             InsufficientPermissions => "insufficient_permissions",
             CsrfInvalid => "csrf_invalid",
-            QuotaExceeded => "quota_exceeded",
+            QuotaExceeded | TokenQuotaExceeded => "quota_exceeded",
             NotFound => "not_found",
             Conflict => "conflict",
             PayloadTooLarge => "payload_too_large",
@@ -137,7 +140,7 @@ impl ErrorCode {
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            RateLimited | TokenQuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             LlmUnavailable | ModelBusy | Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -32,4 +32,5 @@ mod retrieval;
 mod schema_sdl;
 mod socket_identity;
 mod token_security;
+mod usage;
 mod web_ui;

@@ -225,7 +225,12 @@ async fn graphql_spends_root_fields(b: Backend) {
     };
     let r = send(login(2)).await;
     assert_eq!((r.limit, r.remaining), (Some(2), Some(0)), "{}", r.body);
-    assert_eq!(TestServer::gql_code(&r.body), "invalid_credentials", "{}", r.body);
+    assert_eq!(
+        TestServer::gql_code(&r.body),
+        "invalid_credentials",
+        "{}",
+        r.body
+    );
     let r = send(login(1)).await;
     assert_refused(&r, 2, 300);
     // The REST login door draws from the same budget.

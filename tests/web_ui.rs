@@ -690,6 +690,14 @@ async fn the_admin_page_monitors_the_server() {
     })
     .await;
     let admin = s.user("overseer").await;
+    // Model usage for the usage table: one call of 11 + 2 tokens.
+    let spent = hearth::llm::Usage {
+        prompt_tokens: 11,
+        completion_tokens: 2,
+    };
+    hearth::service::usage::record(&s.state, admin.user_id, None, "mock", spent)
+        .await
+        .unwrap();
     // A stored sample first, so the chart has something to draw.
     for _ in 0..100 {
         let (_, h) = s
@@ -734,6 +742,16 @@ async fn the_admin_page_monitors_the_server() {
     )
     .await;
     pinger.abort();
+    b.wait_for(
+        "[...document.querySelectorAll('#usage tbody tr')].some((tr) => tr.textContent === 'overseermock1112' + '13')",
+        "the usage table shows the month's calls per user and model",
+    )
+    .await;
+    b.wait_for(
+        "document.querySelectorAll('#rate-limits tbody tr').length === 12 && document.querySelector('#rate-limits').textContent.includes('GraphQL, per root field')",
+        "the rate limits are listed",
+    )
+    .await;
     b.assert_clean().await;
 }
 

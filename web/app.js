@@ -102,7 +102,7 @@ async function route() {
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", a.dataset.nav === page);
   try {
     if (page === "chats" && id && id !== state.chatId) await openChat(id);
-    if (page === "admin") await Promise.all([loadUsers(), HearthMonitoring.show()]);
+    if (page === "admin") await Promise.all([loadUsers(), HearthMonitoring.show(), HearthUsage.show()]);
     else HearthMonitoring.hide();
     if (page === "jobs") await HearthJobs.show(id);
     if (page === "documents") await HearthDocs.show();

@@ -180,6 +180,32 @@ impl RateLimitsConfig {
     }
 }
 
+/// Token quotas: prompt + completion tokens of every model call, per UTC day and calendar
+/// month; 0 is unlimited. A user's quota counts their sessions and API keys together; a key's
+/// quota counts that key alone. Checked before a model is called.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotasConfig {
+    /// Tokens one user may spend per day.
+    pub user_daily_tokens: u64,
+    /// Tokens one user may spend per month.
+    pub user_monthly_tokens: u64,
+    /// Tokens one API key may spend per day.
+    pub key_daily_tokens: u64,
+    /// Tokens one API key may spend per month.
+    pub key_monthly_tokens: u64,
+}
+
+impl QuotasConfig {
+    /// Whether any quota is set.
+    pub fn any(&self) -> bool {
+        self.user_daily_tokens > 0
+            || self.user_monthly_tokens > 0
+            || self.key_daily_tokens > 0
+            || self.key_monthly_tokens > 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Budget;

@@ -3,7 +3,7 @@
 
 mod limits;
 
-pub use limits::{Budget, RateLimitsConfig};
+pub use limits::{Budget, QuotasConfig, RateLimitsConfig};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -71,6 +71,8 @@ pub struct Config {
     pub monitoring: MonitoringConfig,
     /// Request budgets per door and principal.
     pub rate_limits: RateLimitsConfig,
+    /// Token quotas per user and API key.
+    pub quotas: QuotasConfig,
 }
 
 /// Monitoring: system samples kept for the history, the Prometheus door, slow requests.
@@ -459,6 +461,7 @@ impl Default for Config {
             plugins: PluginsConfig::default(),
             monitoring: MonitoringConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            quotas: QuotasConfig::default(),
         }
     }
 }

@@ -331,6 +331,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    usage_daily (day, user_id, api_key_id, model) {
+        day -> Date,
+        user_id -> BigInt,
+        api_key_id -> BigInt,
+        model -> Text,
+        requests -> BigInt,
+        prompt_tokens -> BigInt,
+        completion_tokens -> BigInt,
+    }
+}
+
+diesel::joinable!(usage_daily -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(agents -> users (owner_id));
@@ -370,4 +383,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     models,
     settings,
     monitoring_samples,
+    usage_daily,
 );

@@ -16,6 +16,7 @@ pub mod subscription;
 pub mod transport;
 pub mod turns;
 pub mod types;
+pub mod usage;
 pub mod users;
 
 use crate::auth::Caller;
@@ -37,6 +38,7 @@ pub struct QueryRoot(
     jobs::JobQuery,
     documents::DocumentQuery,
     plugins::PluginQuery,
+    usage::UsageQuery,
 );
 
 /// Mutation root: one part per domain.

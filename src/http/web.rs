@@ -14,6 +14,7 @@ const JOBS_JS: &str = include_str!("../../web/jobs.js");
 const DOCUMENTS_JS: &str = include_str!("../../web/documents.js");
 const PLUGINS_JS: &str = include_str!("../../web/plugins.js");
 const MONITORING_JS: &str = include_str!("../../web/monitoring.js");
+const USAGE_JS: &str = include_str!("../../web/usage.js");
 const STYLE: &str = include_str!("../../web/style.css");
 const GRAPHIQL_PAGE: &str = include_str!("../../web/graphiql.html");
 const GRAPHIQL_INIT: &str = include_str!("../../web/graphiql.js");
@@ -80,6 +81,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/static/monitoring.js",
             get(|| async { file(MONITORING_JS, JS) }),
         )
+        .route("/static/usage.js", get(|| async { file(USAGE_JS, JS) }))
         .route(
             "/static/markdown.js",
             get(|| async { file(MARKDOWN_JS, JS) }),

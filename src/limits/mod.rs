@@ -55,6 +55,31 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Every budget set in `[rate_limits]`, with the doors that spend it and whether they
+    /// count per client address.
+    pub const CONFIGURED: [(Rule, &'static str, bool); 12] = [
+        (
+            Rule::Login,
+            "seed 000 POST /api/auth/login, GraphQL login",
+            false,
+        ),
+        (Rule::Chat, "seed 000 POST /api/chat", false),
+        (Rule::WsChat, "seed 000 /ws/chat messages", false),
+        (Rule::Api, "seed 000 other /api/*", false),
+        (Rule::Foyer, "seed 001", true),
+        (Rule::NexusAuth, "seed 002 /api/v1/auth/*", false),
+        (Rule::NexusLlmChat, "seed 002 /api/v1/llm/chat", false),
+        (Rule::NexusRagQuery, "seed 002 /api/v1/rag/query", false),
+        (
+            Rule::NexusAgentInvoke,
+            "seed 002 /api/v1/agents/*/invoke",
+            false,
+        ),
+        (Rule::NexusVideo, "seed 002 /api/v1/video/*", false),
+        (Rule::Runner, "seed 004", true),
+        (Rule::Graphql, "GraphQL, per root field", false),
+    ];
+
     /// The rule's stable name (metrics, shared-budget keys).
     pub fn name(self) -> &'static str {
         match self {
@@ -211,16 +236,20 @@ impl RateLimits {
             return None;
         }
         let cost = cost.max(1);
-        if let Some(store) = &self.shared {
-            return match store.check(rule, budget, principal, cost).await {
-                Ok(d) => Some(d),
+        let decision = match &self.shared {
+            Some(store) => match store.check(rule, budget, principal, cost).await {
+                Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = %e, rule = rule.name(), "shared rate limit unavailable; admitting");
-                    None
+                    return None;
                 }
-            };
+            },
+            None => self.check_memory(rule, budget, principal, cost),
+        };
+        if !decision.allowed() {
+            crate::ops::metrics::rate_limited(rule.name());
         }
-        Some(self.check_memory(rule, budget, principal, cost))
+        Some(decision)
     }
 
     /// [`check`](Self::check), turning a refusal into `rate_limited` naming `what`.

@@ -91,6 +91,11 @@ impl HttpMetrics {
     }
 }
 
+/// A request refused by a rate-limit budget.
+pub fn rate_limited(rule: &'static str) {
+    metrics::counter!("hearth_rate_limited_total", "rule" => rule).increment(1);
+}
+
 /// One GraphQL operation (`query`, `mutation`, `subscription`).
 pub fn graphql_operation(kind: &'static str) {
     metrics::counter!("hearth_graphql_operations_total", "kind" => kind).increment(1);

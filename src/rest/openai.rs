@@ -40,7 +40,9 @@ fn error_type(code: ErrorCode) -> &'static str {
             "permission_error"
         }
         ErrorCode::NotFound => "not_found_error",
-        ErrorCode::RateLimited | ErrorCode::ModelBusy => "rate_limit_error",
+        ErrorCode::RateLimited | ErrorCode::ModelBusy | ErrorCode::TokenQuotaExceeded => {
+            "rate_limit_error"
+        }
         ErrorCode::LlmUnavailable | ErrorCode::Unavailable | ErrorCode::Internal => "server_error",
         _ => "invalid_request_error",
     }

@@ -36,6 +36,8 @@ async fn stats(
         "tools_count": s.tools,
         "memory_entries": s.memory_entries,
         "models_available": s.models_available,
+        "tokens_today": s.tokens_today,
+        "tokens_this_month": s.tokens_this_month,
     })))
 }
 

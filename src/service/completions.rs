@@ -146,6 +146,7 @@ pub async fn stream(
 ) -> AppResult<(ModelRow, ChunkStream)> {
     caller.require_write()?;
     check(&req)?;
+    super::usage::check_quota(state, caller).await?;
     let model = models::resolve(
         state,
         req.model.as_deref(),
@@ -159,6 +160,7 @@ pub async fn stream(
     }
     let msgs = fit(&model, msgs, p);
     let s = state.llm.generate(&model, msgs, p).await?;
+    let s = super::usage::metered(state, caller, &model.key, s);
     Ok((model, s))
 }
 

@@ -22,6 +22,7 @@ pub mod replay;
 pub mod stats;
 pub mod streams;
 pub mod turns;
+pub mod usage;
 pub mod users;
 pub mod validate;
 

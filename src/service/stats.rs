@@ -25,6 +25,10 @@ pub struct Stats {
     pub memory_entries: i64,
     /// Models that can answer now.
     pub models_available: usize,
+    /// Model tokens spent today (UTC) and this month.
+    pub tokens_today: i64,
+    /// Model tokens spent this month.
+    pub tokens_this_month: i64,
 }
 
 /// The caller's figures (every user's, for an admin).
@@ -49,6 +53,7 @@ pub async fn for_caller(state: &AppState, caller: &Caller) -> AppResult<Stats> {
         Ok::<_, AppError>((conversations, messages, entries))
     })?;
     let health = crate::service::health::report(state).await;
+    let (tokens_today, tokens_this_month) = super::usage::spent_by(state, caller).await?;
     Ok(Stats {
         uptime_secs: state.started_at.elapsed().as_secs(),
         conversations,
@@ -56,6 +61,8 @@ pub async fn for_caller(state: &AppState, caller: &Caller) -> AppResult<Stats> {
         tools: health.tools,
         memory_entries,
         models_available: health.models_available,
+        tokens_today,
+        tokens_this_month,
     })
 }
 

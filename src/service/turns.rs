@@ -19,7 +19,9 @@ use crate::llm::{Chunk, ChunkStream, GenerateParams, PromptMessage, Usage};
 use crate::rag::search::SourceRef;
 use crate::service::agent_tools::{self, ToolUse};
 use crate::service::documents;
-use crate::service::{agents, chats as chat_service, completions, hooks, models, now, validate};
+use crate::service::{
+    agents, chats as chat_service, completions, hooks, models, now, usage, validate,
+};
 use crate::state::AppState;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -171,6 +173,7 @@ pub async fn send(
     let chat = chat_service::get(state, caller, chat_id).await?;
     check_room(state, chat_id).await?;
     check_files(state, caller, &input.files).await?;
+    usage::check_quota(state, caller).await?;
     // Plugins' `message_before_send` may rewrite or refuse the message; nothing is stored yet.
     let content = hooks::before_send(state, caller, chat_id, content).await?;
     let agent = match chat.agent_id {
@@ -218,6 +221,7 @@ pub async fn send(
             .llm
             .generate_with_tools(&model, prompt.clone(), params, &tools)
             .await?;
+        let stream = usage::metered(state, caller, &model.key, stream);
         let (user_message, reserved) =
             store_start(state, chat_id, &content, &input.files, &model.key, &sources).await?;
         Ok::<_, AppError>((stream, user_message, reserved, first, prompt, tools))
@@ -474,7 +478,7 @@ impl Run {
                 .generate_with_tools(&self.model, prompt.clone(), self.params, offered)
                 .await
             {
-                Ok(s) => s,
+                Ok(s) => usage::metered(&self.state, &self.caller, &self.model.key, s),
                 Err(e) => break (MessageStatus::Error, Some(e)),
             };
         };
