@@ -259,6 +259,9 @@ pub struct UsageRow {
     pub completion_tokens: i64,
 }
 
+/// A report row's keys: day, user, key, model (`None` where not grouped by).
+type GroupKey = (Option<NaiveDate>, Option<i64>, Option<i64>, Option<String>);
+
 /// Longest span one report may cover.
 const MAX_REPORT_DAYS: i64 = 366;
 
@@ -308,10 +311,7 @@ pub async fn report(
         }
         q.load(conn).await.map_err(AppError::from)
     })?;
-    let mut groups: std::collections::BTreeMap<
-        (Option<NaiveDate>, Option<i64>, Option<i64>, Option<String>),
-        UsageRow,
-    > = Default::default();
+    let mut groups: std::collections::BTreeMap<GroupKey, UsageRow> = Default::default();
     for (day, uid, key, model, requests, p, c) in rows {
         let by = |g| group_by.contains(&g);
         let k = (
