@@ -1,6 +1,6 @@
 //! GraphQL over HTTP against a hello-world route of the same axum stack, in one run; and the
-//! same hello-world behind Hearth's request layers (request id, metrics, counting), for what
-//! they add per request.
+//! same hello-world behind Hearth's request layers (request id, rate limit, metrics, counting),
+//! for what they add per request.
 //!
 //! Starts Hearth (SQLite, release build) on a seeded database and a plain axum hello-world
 //! server on the same runtime, then drives both with `wrk` (installed by `make bench`) and
@@ -184,10 +184,14 @@ fn main() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (hearth_url, hello_url, observed_url, token) = rt.block_on(async {
-        let config = Config {
+        let mut config = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
+        // Budgets no run can spend: the limiter runs on every request and never refuses.
+        let endless = hearth::config::Budget::new(1_000_000_000, 1);
+        config.rate_limits.graphql = endless;
+        config.rate_limits.api = endless;
         let (state, app) = hearth::http::app_for(config).await.expect("hearth builds");
         let token = seed(&state).await;
         let l1 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -200,11 +204,17 @@ fn main() {
         let hello = Router::new().route("/hello", get(|| async { "Hello, World!" }));
         let l2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let a2 = l2.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(l2, hello).await.unwrap() });
+        let with_peer = |r: Router| r.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(l2, with_peer(hello)).await.unwrap() });
         // The same hello-world behind the layers every Hearth request passes: request id,
-        // route, request count, Prometheus counter and histogram, slow-request check.
+        // route, rate limit (a seed 000 `/api/*` door: the `api` budget of the client
+        // address), request count, Prometheus counter and histogram, slow-request check.
         let observed = Router::new()
-            .route("/hello", get(|| async { "Hello, World!" }))
+            .route("/api/hello", get(|| async { "Hello, World!" }))
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                hearth::http::limit::enforce,
+            ))
             .route_layer(axum::middleware::from_fn(hearth::http::observe::mark_route))
             .layer(axum::middleware::from_fn(hearth::http::errors::normalize))
             .layer(axum::middleware::from_fn_with_state(
@@ -214,11 +224,11 @@ fn main() {
             .with_state(state.clone());
         let l3 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let a3 = l3.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(l3, observed).await.unwrap() });
+        tokio::spawn(async move { axum::serve(l3, with_peer(observed)).await.unwrap() });
         (
             format!("http://{a1}/graphql"),
             format!("http://{a2}/hello"),
-            format!("http://{a3}/hello"),
+            format!("http://{a3}/api/hello"),
             token,
         )
     });
@@ -299,7 +309,7 @@ fn main() {
     );
     let bare = (hello.rps + hello_again.rps) / 2.0;
     println!(
-        "request layers (ids, metrics, counting): {:.1}% fewer requests/s than bare hello-world (goal <= 5%)",
+        "request layers (ids, rate limit, metrics, counting): {:.1}% fewer requests/s than bare hello-world (goal <= 5%)",
         100.0 * (1.0 - observed.rps / bare)
     );
     rt.shutdown_timeout(Duration::from_secs(1));

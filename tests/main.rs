@@ -21,6 +21,7 @@ mod graphql_limits;
 mod grounded;
 mod hardening;
 mod jobs;
+mod nexus_ws;
 mod operations;
 mod ownership;
 mod plugins;

@@ -28,6 +28,22 @@ pub enum Event {
         /// Chat id.
         chat_id: i64,
     },
+    /// An agent was created, changed or deleted (seed 002's `agent:{agent_type}` channels).
+    AgentChanged {
+        /// Owner.
+        owner_id: i64,
+        /// The agent.
+        agent_id: i64,
+        /// Its slug (seed 002's `agent_type`).
+        slug: String,
+    },
+    /// A project was created or changed (seed 002's `project:{project_id}` channels).
+    ProjectChanged {
+        /// Owner.
+        owner_id: i64,
+        /// The project.
+        project_id: i64,
+    },
     /// A session was revoked: its open subscriptions must close.
     SessionRevoked {
         /// Owner.

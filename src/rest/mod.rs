@@ -12,6 +12,7 @@ pub mod nexus;
 pub mod nexus_llm;
 pub mod nexus_providers;
 pub mod nexus_rag;
+pub mod nexus_socket;
 pub mod openai;
 pub mod openai_embeddings;
 pub mod orchestrator;
@@ -69,6 +70,7 @@ pub fn router() -> Router<AppState> {
         .merge(runner::router())
         .merge(runner_monitoring::router())
         .merge(openai::router())
+        .merge(nexus_socket::router())
 }
 
 /// Timestamps as the seeds write them: RFC 3339, UTC, `Z`.

@@ -245,7 +245,7 @@ async fn revoke_key(
     Ok(Json(key_json(&key)))
 }
 
-fn project_json(p: &Project) -> Value {
+pub(crate) fn project_json(p: &Project) -> Value {
     json!({
         "id": p.id.to_string(),
         "name": p.name,

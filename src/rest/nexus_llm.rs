@@ -121,21 +121,21 @@ async fn list_agents(
 ) -> Result<Json<Value>, AppError> {
     let rows =
         agents::list_visible(&state, &caller, crate::service::validate::MAX_PAGE, None).await?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|a| {
-            json!({
-                "type": a.slug,
-                "id": a.id.to_string(),
-                "name": a.name,
-                "description": a.description,
-                "status": "available",
-                "capabilities": capabilities(a),
-                "model": a.model,
-            })
-        })
-        .collect();
+    let items: Vec<Value> = rows.iter().map(agent_type_json).collect();
     Ok(Json(json!({ "agents": items })))
+}
+
+/// An agent as seed 002 lists it (`type` is its slug).
+pub(crate) fn agent_type_json(a: &Agent) -> Value {
+    json!({
+        "type": a.slug,
+        "id": a.id.to_string(),
+        "name": a.name,
+        "description": a.description,
+        "status": "available",
+        "capabilities": capabilities(a),
+        "model": a.model,
+    })
 }
 
 #[derive(Deserialize, Default)]

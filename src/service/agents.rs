@@ -8,6 +8,7 @@ use crate::db::schema::agents;
 use crate::db::{locks, BackendSql};
 use crate::db_run;
 use crate::error::{AppError, AppResult, ErrorCode};
+use crate::events::Event;
 use crate::service::{now, validate};
 use crate::state::AppState;
 use diesel::prelude::*;
@@ -167,6 +168,16 @@ pub async fn create(state: &AppState, caller: &Caller, input: AgentInput) -> App
             .await
             .map_err(AppError::from)
     })
+    .inspect(|agent| changed(state, agent))
+}
+
+/// Tells live connections (seed 002's `agent:` channels) that an agent changed.
+fn changed(state: &AppState, agent: &Agent) {
+    state.events.publish(Event::AgentChanged {
+        owner_id: agent.owner_id,
+        agent_id: agent.id,
+        slug: agent.slug.clone(),
+    });
 }
 
 /// Most tools one agent may list.
@@ -280,11 +291,12 @@ pub async fn update(
             .await
             .map_err(AppError::from)
     })
+    .inspect(|agent| changed(state, agent))
 }
 
 /// Deletes an agent (owner or admin); its chats keep their messages and lose the agent.
 pub async fn delete(state: &AppState, caller: &Caller, id: i64) -> AppResult<()> {
-    get_writable(state, caller, id).await?;
+    let agent = get_writable(state, caller, id).await?;
     let db = &state.db;
     db_run!(db, write, |conn| {
         diesel::delete(agents::table.find(id))
@@ -292,6 +304,7 @@ pub async fn delete(state: &AppState, caller: &Caller, id: i64) -> AppResult<()>
             .await
             .map_err(AppError::from)
     })?;
+    changed(state, &agent);
     Ok(())
 }
 

@@ -239,6 +239,45 @@ pub(crate) async fn list_after(
     })
 }
 
+/// Messages of one of the caller's chats after message `after` (by id), oldest first, at
+/// most `limit`.
+pub async fn messages_after(
+    state: &AppState,
+    caller: &Caller,
+    chat_id: i64,
+    after: i64,
+    limit: i64,
+) -> AppResult<Vec<Message>> {
+    get(state, caller, chat_id).await?;
+    let db = &state.db;
+    db_run!(db, read, |conn| {
+        messages::table
+            .filter(messages::chat_id.eq(chat_id))
+            .filter(messages::id.gt(after))
+            .order(messages::id.asc())
+            .limit(limit)
+            .select(Message::as_select())
+            .load(conn)
+            .await
+            .map_err(AppError::from)
+    })
+}
+
+/// The id of the newest message of one of the caller's chats (0: none yet).
+pub async fn last_message_id(state: &AppState, caller: &Caller, chat_id: i64) -> AppResult<i64> {
+    get(state, caller, chat_id).await?;
+    let db = &state.db;
+    let last: Option<i64> = db_run!(db, read, |conn| {
+        messages::table
+            .filter(messages::chat_id.eq(chat_id))
+            .select(diesel::dsl::max(messages::id))
+            .first(conn)
+            .await
+            .map_err(AppError::from)
+    })?;
+    Ok(last.unwrap_or(0))
+}
+
 /// Messages of one of the caller's chats, oldest first.
 pub async fn messages(
     state: &AppState,

@@ -5,6 +5,7 @@ use crate::db::models::{NewProject, Project};
 use crate::db::schema::projects;
 use crate::db_run;
 use crate::error::{AppError, AppResult};
+use crate::events::Event;
 use crate::service::{now, validate};
 use crate::state::AppState;
 use diesel::prelude::*;
@@ -44,6 +45,29 @@ pub async fn create(
             .await
             .map_err(AppError::from)
     })
+    .inspect(|p| {
+        state.events.publish(Event::ProjectChanged {
+            owner_id: p.owner_id,
+            project_id: p.id,
+        })
+    })
+}
+
+/// One of the caller's projects (someone else's is not found).
+pub async fn get(state: &AppState, caller: &Caller, id: i64) -> AppResult<Project> {
+    let uid = caller.user_id();
+    let db = &state.db;
+    let found: Option<Project> = db_run!(db, read, |conn| {
+        projects::table
+            .find(id)
+            .filter(projects::owner_id.eq(uid))
+            .select(Project::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .map_err(AppError::from)
+    })?;
+    found.ok_or_else(|| AppError::not_found("project"))
 }
 
 /// Page (1-based) of the caller's projects, oldest first, with the total.
