@@ -141,13 +141,13 @@ for p in tasks web_fetch moderation; do
   cp "plugins/target/wasm32-unknown-unknown/release/$p.wasm" ".hearth/plugins/$p/plugin.wasm"
 done
 
-# --- Real client libraries the tests drive Hearth with (the OpenAI Python SDK).
+# --- Real client libraries the tests drive Hearth with (the OpenAI Python SDK, python-socketio).
 if [ "$WITH_CLIENTS" = 1 ]; then
   CLIENTS="$CACHE/clients-venv"
-  if ! "$CLIENTS/bin/python" -c "import openai" 2>/dev/null; then
+  if ! "$CLIENTS/bin/python" -c "import openai, socketio" 2>/dev/null; then
     say "installing the test clients into $CLIENTS"
     python3 -m venv "$CLIENTS"
-    "$CLIENTS/bin/pip" install -q "openai>=1.50,<3"
+    "$CLIENTS/bin/pip" install -q "openai>=1.50,<3" "python-socketio[client]>=5.11,<6"
   else
     say "test clients present"
   fi

@@ -16,6 +16,7 @@ mod cross_process;
 mod documents;
 mod embeddings;
 mod fixtures;
+mod foyer_socket;
 mod graphql_api;
 mod graphql_limits;
 mod grounded;

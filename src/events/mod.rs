@@ -44,6 +44,18 @@ pub enum Event {
         /// The project.
         project_id: i64,
     },
+    /// Someone is typing in a chat (seed 001's socket.io `typing`), for the other sockets that
+    /// joined it.
+    ChatTyping {
+        /// Who types.
+        user_id: i64,
+        /// The chat.
+        chat_id: i64,
+        /// Started or stopped.
+        is_typing: bool,
+        /// The socket it came from (not echoed back to it).
+        socket: String,
+    },
     /// A session was revoked: its open subscriptions must close.
     SessionRevoked {
         /// Owner.

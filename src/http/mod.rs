@@ -55,6 +55,8 @@ pub fn router(state: AppState, schema: HearthSchema) -> Router {
             state.clone(),
             observe::observe,
         ))
+        // Seed 001's socket.io answers `/ws/socket.io` before routing.
+        .layer(crate::rest::foyer_socket::layer(state.clone()))
         .with_state(state)
 }
 

@@ -6,6 +6,7 @@ pub mod api_auth;
 pub mod foyer;
 pub mod foyer_documents;
 pub mod foyer_messages;
+pub mod foyer_socket;
 pub mod health;
 pub mod limits;
 pub mod nexus;

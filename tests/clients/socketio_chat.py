@@ -1,0 +1,75 @@
+"""Seed 001's socket.io doors through the python-socketio client (tests/foyer_socket.rs).
+
+Usage: socketio_chat.py BASE_URL TOKEN CHAT_ID OTHER_CHAT_ID (someone else's). Prints one JSON line per thing seen:
+`refused` (a bad token's connect_error), `ready` (two sockets joined the chat), then
+`user_typing` (socket b sees socket a typing), `new_message` (each message stored in the
+chat, on b), `error` (joining someone else's chat). Exits once it has seen two messages and
+the error, or after 30 s.
+"""
+import json
+import sys
+import threading
+
+import socketio
+
+base, token, chat, other = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+PATH = "ws/socket.io"
+
+
+def out(kind, data=None):
+    print(json.dumps({"kind": kind, "data": data}), flush=True)
+
+
+bad = socketio.Client()
+try:
+    bad.connect(base, socketio_path=PATH, auth={"token": "nope"}, wait_timeout=10)
+    out("accepted")
+    bad.disconnect()
+except socketio.exceptions.ConnectionError as e:
+    out("refused", str(e))
+
+a, b = socketio.Client(), socketio.Client()
+joined = {"a": threading.Event(), "b": threading.Event()}
+messages, errors = [], []
+done = threading.Event()
+
+
+def check_done():
+    if len(messages) >= 2 and errors:
+        done.set()
+
+
+a.on("joined_chat", lambda d: joined["a"].set())
+b.on("joined_chat", lambda d: joined["b"].set())
+a.on("user_typing", lambda d: out("echoed_typing", d))
+b.on("user_typing", lambda d: out("user_typing", d))
+
+
+@b.on("new_message")
+def new_message(m):
+    messages.append(m)
+    out("new_message", m)
+    check_done()
+
+
+@b.on("error")
+def error(d):
+    errors.append(d)
+    out("error", d)
+    check_done()
+
+
+for client in (a, b):
+    client.connect(base, socketio_path=PATH, auth={"token": token}, wait_timeout=10)
+a.emit("join_chat", {"chat_id": chat})
+b.emit("join_chat", {"chat_id": chat})
+if not (joined["a"].wait(10) and joined["b"].wait(10)):
+    out("join_timeout")
+    sys.exit(1)
+a.emit("typing", {"chat_id": chat, "is_typing": True})
+out("ready")
+b.emit("join_chat", {"chat_id": other})
+done.wait(30)
+a.disconnect()
+b.disconnect()
+out("end", {"messages": len(messages), "errors": len(errors)})
