@@ -80,7 +80,7 @@ impl App {
         let rag = Arc::new(rag::RagHub::new(&config));
         let plugin_host = Arc::new(plugins::PluginHost::new(&config));
         let config = Arc::new(config);
-        let state = state::AppState {
+        let state = state::AppState::new(state::StateInner {
             session_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
             response_cache: Arc::new(cache::GenerationCache::new(10_000, ttl)),
             setup: Default::default(),
@@ -99,7 +99,7 @@ impl App {
             started_at: std::time::Instant::now(),
             background,
             instance,
-        };
+        });
         Ok(state)
     }
 

@@ -1,4 +1,5 @@
-//! Shared application state: configuration, database, keys, event bus. Cheap to clone.
+//! Shared application state: configuration, database, keys, event bus. One `Arc`, so the
+//! clone axum's `State` extractor makes for every middleware and handler is one refcount.
 
 use crate::auth::tokens::JwtKeys;
 use crate::config::Config;
@@ -8,9 +9,27 @@ use crate::events::EventBus;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Everything a request handler or service needs.
+/// Everything a request handler or service needs (fields of [`StateInner`], reached through
+/// `Deref`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<StateInner>);
+
+impl AppState {
+    /// Shares `inner`.
+    pub fn new(inner: StateInner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = StateInner;
+    fn deref(&self) -> &StateInner {
+        &self.0
+    }
+}
+
+/// The state's contents.
+pub struct StateInner {
     /// Validated configuration.
     pub config: Arc<Config>,
     /// Pooled database (either backend).

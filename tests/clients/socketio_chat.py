@@ -16,8 +16,14 @@ base, token, chat, other = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.a
 PATH = "ws/socket.io"
 
 
+PRINTING = threading.Lock()
+
+
 def out(kind, data=None):
-    print(json.dumps({"kind": kind, "data": data}), flush=True)
+    # Handlers run on the clients' threads: one whole line at a time.
+    with PRINTING:
+        sys.stdout.write(json.dumps({"kind": kind, "data": data}) + "\n")
+        sys.stdout.flush()
 
 
 bad = socketio.Client()
