@@ -250,17 +250,7 @@ async fn the_openai_python_sdk_embeds() {
         .as_str()
         .expect("key")
         .to_string();
-    let cache = std::env::var("HEARTH_CACHE").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/hearth",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let python = format!("{cache}/clients-venv/bin/python");
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} is missing: run `make test` (scripts/setup.sh --with-clients installs the OpenAI SDK)"
-    );
+    let python = crate::support::client_python();
     let script = "import sys\nfrom openai import OpenAI\nc = OpenAI(base_url=sys.argv[1], api_key=sys.argv[2])\n\
                   r = c.embeddings.create(model='all-minilm-l6-v2', input=['A man is eating food.', 'A man is eating a piece of bread.'])\n\
                   a, b = r.data[0].embedding, r.data[1].embedding\n\

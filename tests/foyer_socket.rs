@@ -13,21 +13,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 both_backends!(socket_io_chat_events);
 
-fn python() -> String {
-    let cache = std::env::var("HEARTH_CACHE").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/hearth",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let python = format!("{cache}/clients-venv/bin/python");
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} is missing: run `make test` (scripts/setup.sh --with-clients installs python-socketio)"
-    );
-    python
-}
-
 async fn socket_io_chat_events(b: Backend) {
     let writer = TestServer::start(b).await;
     // On PostgreSQL a second process holds the sockets.
@@ -50,7 +35,7 @@ async fn socket_io_chat_events(b: Backend) {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/clients/socketio_chat.py"
     );
-    let mut child = tokio::process::Command::new(python())
+    let mut child = tokio::process::Command::new(crate::support::client_python())
         .args([script, &sockets.base, &alice.access, &chat, &admins_chat])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

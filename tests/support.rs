@@ -492,3 +492,20 @@ pub async fn caller_of(s: &TestServer, token: &str) -> hearth::auth::Caller {
     .await
     .expect("a valid token")
 }
+
+/// The Python of the test clients' virtual environment (the OpenAI SDK, python-socketio),
+/// installed by `scripts/setup.sh --with-clients`; missing, the test fails saying so.
+pub fn client_python() -> String {
+    let cache = std::env::var("HEARTH_CACHE").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/hearth",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let python = format!("{cache}/clients-venv/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run `make test` (scripts/setup.sh --with-clients installs the test clients)"
+    );
+    python
+}
