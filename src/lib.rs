@@ -21,6 +21,7 @@
 //! - [`instance`]: the lock that keeps a SQLite database to one process.
 
 pub mod auth;
+pub mod backup;
 pub mod cache;
 pub mod config;
 pub mod db;

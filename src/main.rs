@@ -76,12 +76,37 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Writes or restores a backup archive (the same ZIP as `GET /backup/export`).
+    Backup {
+        #[command(subcommand)]
+        action: BackupCommand,
+    },
     /// Rebuilds every collection's vector index from the database (re-embedding chunks
     /// whose vectors are of another model than the configured one).
     Reindex {
         /// Only update indexes (add what is new, drop what is gone) instead of rebuilding.
         #[arg(long)]
         incremental: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Writes an archive of the instance (every table, the configuration without secrets,
+    /// recent logs) while servers keep serving.
+    Export {
+        /// The ZIP to write.
+        file: PathBuf,
+    },
+    /// Restores an archive: replaces every table (all or nothing) and ends every session.
+    /// On SQLite, stop the server first (or use `POST /backup/import`), so it does not keep
+    /// indexes of the data replaced.
+    Import {
+        /// The ZIP to read.
+        file: PathBuf,
+        /// Only check the archive and print what would change.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -253,6 +278,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "created user {} ({}) with role {}",
                 user.username, user.email, user.role
             );
+            Ok(())
+        }
+        Command::Backup { action } => {
+            let cfg = load_config(&cli, None)?;
+            let state = hearth::App::build(cfg).await?;
+            let fail =
+                |e: hearth::error::AppError| anyhow::anyhow!("{}: {}", e.code.as_str(), e.message);
+            match action {
+                BackupCommand::Export { file } => {
+                    let out = hearth::service::backup::export_to(&state, file)
+                        .await
+                        .map_err(fail)?;
+                    for (table, t) in &out.manifest.tables {
+                        println!("{:>10}  {table}", t.rows);
+                    }
+                    println!("wrote {} ({} bytes)", out.path.display(), out.bytes);
+                }
+                BackupCommand::Import { file, dry_run } => {
+                    let answer = hearth::service::backup::import_from(&state, file, *dry_run)
+                        .await
+                        .map_err(fail)?;
+                    println!("{}", serde_json::to_string_pretty(&answer)?);
+                    if !*dry_run {
+                        println!("restored {}", file.display());
+                    }
+                }
+            }
             Ok(())
         }
         Command::Reindex { incremental } => {

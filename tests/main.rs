@@ -8,6 +8,7 @@ mod mock_llm;
 mod support;
 
 mod auth_flows;
+mod backup;
 mod chat_turns;
 mod cli;
 mod concurrency;

@@ -73,6 +73,40 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     /// Token quotas per user and API key.
     pub quotas: QuotasConfig,
+    /// Backup archives: import caps, scheduled backups.
+    pub backup: BackupConfig,
+}
+
+/// Backups (`/backup/export`, `/backup/import`, `hearth backup`, the `backup` job kind).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Largest archive `/backup/import` takes, in bytes (413 beyond).
+    pub max_import_bytes: u64,
+    /// Bytes an archive may unpack to (a ZIP bomb is refused before it fills the disk).
+    pub max_unpacked_bytes: u64,
+    /// Where the `backup` job kind writes archives (default: `<data_dir>/backups`).
+    pub dir: Option<PathBuf>,
+    /// Archives the `backup` job kind keeps in `dir`; older ones are deleted (0: keep all).
+    pub keep: usize,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            max_import_bytes: 2 * 1024 * 1024 * 1024,
+            max_unpacked_bytes: 16 * 1024 * 1024 * 1024,
+            dir: None,
+            keep: 7,
+        }
+    }
+}
+
+impl BackupConfig {
+    /// The folder scheduled backups go to.
+    pub fn dir(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| data_dir.join("backups"))
+    }
 }
 
 /// Monitoring: system samples kept for the history, the Prometheus door, slow requests.
@@ -462,6 +496,7 @@ impl Default for Config {
             monitoring: MonitoringConfig::default(),
             rate_limits: RateLimitsConfig::default(),
             quotas: QuotasConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -727,6 +762,7 @@ const OPTIONAL_KEYS: &[&str] = &[
     "jwt_secret",
     "admin_email",
     "llm.default_model",
+    "backup.dir",
 ];
 
 /// The key path an env name (lower-cased, without `HEARTH_`) addresses, if any.

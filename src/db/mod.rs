@@ -100,7 +100,9 @@ pub enum Backend {
 ///
 /// `db_run!(db, read, |conn| body)` or `db_run!(db, write, |conn| body)`, or
 /// `db_run!(db, bookkeeping, |conn| body)` for writes no cached answer can show (activity
-/// timestamps), which leave the data generation where it is. `body` may `.await`
+/// timestamps), which leave the data generation where it is, or `db_run!(db, snapshot, |conn|
+/// body)` for reads that must all see one consistent state (a backup): a read-only transaction
+/// that never blocks writers. `body` may `.await`
 /// and use `?` and `return` (which ends the body, not the enclosing function) and is compiled
 /// once per backend, so it must only use diesel's portable DSL (or [`BackendSql`]). A `write`
 /// body runs in one transaction, committed when it yields `Ok` and rolled back on `Err`.
@@ -138,6 +140,18 @@ macro_rules! __in_mode {
     (bookkeeping, $conn:ident, $body:expr) => {
         $crate::db::in_mode!(write, $conn, $body)
     };
+    (snapshot, $conn:ident, $body:expr) => {{
+        match $crate::db::begin($conn).await {
+            Ok(()) => {
+                let outcome = match $crate::db::BackendSql::snapshot($conn).await {
+                    Ok(()) => (async { $body }).await,
+                    Err(e) => Err(e.into()),
+                };
+                $crate::db::finish($conn, outcome).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }};
     (write, $conn:ident, $body:expr) => {{
         match $crate::db::begin($conn).await {
             Ok(()) => {
@@ -233,10 +247,30 @@ pub trait BackendSql {
         &mut self,
         key: i64,
     ) -> impl std::future::Future<Output = diesel::QueryResult<()>> + Send;
+
+    /// Makes the transaction just begun a read-only snapshot: every later read sees the
+    /// data as of its first read (PostgreSQL: repeatable read; SQLite: what a read
+    /// transaction under WAL already is).
+    fn snapshot(&mut self) -> impl std::future::Future<Output = diesel::QueryResult<()>> + Send;
+
+    /// Moves a table's id generator past its largest id, after rows were inserted with
+    /// explicit ids (PostgreSQL identity columns do not follow them; SQLite's rowids do).
+    fn follow_ids(
+        &mut self,
+        table: &str,
+    ) -> impl std::future::Future<Output = diesel::QueryResult<()>> + Send;
 }
 
 impl BackendSql for SqliteConn {
     async fn lock_key(&mut self, _key: i64) -> diesel::QueryResult<()> {
+        Ok(())
+    }
+
+    async fn snapshot(&mut self) -> diesel::QueryResult<()> {
+        Ok(())
+    }
+
+    async fn follow_ids(&mut self, _table: &str) -> diesel::QueryResult<()> {
         Ok(())
     }
 }
@@ -251,6 +285,33 @@ impl BackendSql for AsyncPgConnection {
         .await
         .map(|_| ())
     }
+
+    async fn snapshot(&mut self) -> diesel::QueryResult<()> {
+        self.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+    }
+
+    async fn follow_ids(&mut self, table: &str) -> diesel::QueryResult<()> {
+        // `table` comes from the backup's table registry, never from input.
+        self.batch_execute(&format!(
+            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+             COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+        ))
+        .await
+    }
+}
+
+/// The schema this build migrates to: the newest migration's version (`20261130000009`).
+/// Both backends carry the same migrations, so one list answers.
+pub fn schema_version() -> String {
+    use diesel::migration::MigrationSource;
+    let list: Vec<Box<dyn diesel::migration::Migration<diesel::sqlite::Sqlite>>> =
+        MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+            .unwrap_or_default();
+    list.iter()
+        .map(|m| m.name().version().to_string())
+        .max()
+        .unwrap_or_default()
 }
 
 /// Keys for [`BackendSql::lock_key`], one per rule that needs a serialized check.
@@ -316,6 +377,9 @@ macro_rules! __sqlite_pool {
     ($pools:expr, bookkeeping) => {
         $pools.writer
     };
+    ($pools:expr, snapshot) => {
+        $pools.readers
+    };
 }
 pub use crate::__sqlite_pool as sqlite_pool;
 
@@ -330,6 +394,9 @@ macro_rules! __generation_bump {
         $crate::db::GenerationBump::start(&$pools.generation)
     };
     ($pools:expr, bookkeeping) => {
+        ()
+    };
+    ($pools:expr, snapshot) => {
         ()
     };
 }

@@ -168,6 +168,10 @@ pub enum Event {
         /// The plugin's data (JSON text).
         data: String,
     },
+    /// A backup was restored: every table was replaced. Processes drop their vector indexes
+    /// (rebuilt from the restored vectors) and converge their plugins; streams re-check who
+    /// they serve (every session ended).
+    Restored,
     /// The server is draining: every open stream completes now.
     Shutdown,
 }
@@ -189,6 +193,7 @@ impl Event {
                 | Event::UserChanged { .. }
                 | Event::ApiKeyRevoked { .. }
                 | Event::ChatDeleted { .. }
+                | Event::Restored
                 | Event::Shutdown
         )
     }

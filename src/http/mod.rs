@@ -36,12 +36,17 @@ pub fn router(state: AppState, schema: HearthSchema) -> Router {
         )
         .merge(crate::rest::upload_router())
         .layer(RequestBodyLimitLayer::new(upload_limit));
+    let restore_limit = usize::try_from(state.config.backup.max_import_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(UPLOAD_OVERHEAD);
+    let restore = crate::rest::backup_router().layer(RequestBodyLimitLayer::new(restore_limit));
     let rest = Router::new()
         .route("/graphql/ws", get(graphql::socket::ws))
         .merge(crate::rest::router())
         .merge(web::router())
         .layer(RequestBodyLimitLayer::new(limit));
     uploads
+        .merge(restore)
         .merge(rest)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

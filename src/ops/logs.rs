@@ -1,6 +1,6 @@
 //! Log records at `info` and above, fed live to `/api/websocket` (admins): a tracing layer
-//! sends each event into a broadcast channel. Nothing is kept, and an event costs nothing
-//! beyond the level check while nobody listens.
+//! sends each event into a broadcast channel and keeps the last [`RECENT`] in memory for
+//! backups (`logs/recent.jsonl`). Debug and trace events cost nothing beyond the level check.
 
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -13,6 +13,23 @@ use tracing_subscriber::Layer;
 
 /// Records a slow listener may fall behind by before it skips some.
 const FEED_CAPACITY: usize = 1024;
+
+/// Records kept for [`recent`].
+pub const RECENT: usize = 1000;
+
+fn kept() -> &'static std::sync::Mutex<std::collections::VecDeque<LogRecord>> {
+    static KEPT: OnceLock<std::sync::Mutex<std::collections::VecDeque<LogRecord>>> =
+        OnceLock::new();
+    KEPT.get_or_init(|| std::sync::Mutex::new(std::collections::VecDeque::with_capacity(RECENT)))
+}
+
+/// The last [`RECENT`] records of this process, oldest first.
+pub fn recent() -> Vec<LogRecord> {
+    match kept().lock() {
+        Ok(k) => k.iter().cloned().collect(),
+        Err(poisoned) => poisoned.into_inner().iter().cloned().collect(),
+    }
+}
 
 /// One log record, as seed 004's `logs` message lists them.
 #[derive(Debug, Clone, Serialize)]
@@ -64,7 +81,7 @@ impl<S: Subscriber> Layer<S> for FeedLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
         // More verbose levels compare greater.
-        if *meta.level() > Level::INFO || feed().receiver_count() == 0 {
+        if *meta.level() > Level::INFO {
             return;
         }
         let mut fields = Fields::default();
@@ -74,11 +91,20 @@ impl<S: Subscriber> Layer<S> for FeedLayer {
             Level::WARN => "warn",
             _ => "info",
         };
-        let _ = feed().send(LogRecord {
+        let record = LogRecord {
             level,
             message: format!("{}{}", fields.message, fields.rest),
             timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             source: meta.target().to_string(),
-        });
+        };
+        if let Ok(mut k) = kept().lock() {
+            if k.len() == RECENT {
+                k.pop_front();
+            }
+            k.push_back(record.clone());
+        }
+        if feed().receiver_count() > 0 {
+            let _ = feed().send(record);
+        }
     }
 }

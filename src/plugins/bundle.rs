@@ -140,7 +140,7 @@ pub fn pack(files: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, String> {
 }
 
 /// A ZIP entry name that stays inside the bundle: relative, no `..`, no backslashes.
-fn safe_name(name: &str) -> Result<(), String> {
+pub(crate) fn safe_name(name: &str) -> Result<(), String> {
     let bad = name.is_empty()
         || name.starts_with('/')
         || name.contains('\\')

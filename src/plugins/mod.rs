@@ -281,6 +281,7 @@ pub async fn start(state: &AppState) -> anyhow::Result<()> {
                 _ = tick.tick() => None,
                 received = events.recv() => match received {
                     Ok(Event::PluginChanged { name, reload, .. }) => Some(reload.then_some(name)),
+                    Ok(Event::Restored) => None,
                     Ok(_) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,

@@ -93,6 +93,7 @@ pub fn start(state: &AppState) {
                     Ok(Event::DocumentChanged { collection_id, status, .. })
                         if status == "indexed" => warm(&s, collection_id).await,
                     Ok(Event::DocumentDeleted { collection_id, .. }) => warm(&s, collection_id).await,
+                    Ok(Event::Restored) => rebuild_all(&s).await,
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
@@ -100,6 +101,20 @@ pub fn start(state: &AppState) {
             }
         }
     });
+}
+
+/// After a restore: forgets every index of this process and rebuilds each collection's
+/// from the restored vectors.
+pub async fn rebuild_all(state: &AppState) {
+    state.rag.vectors.drop_all();
+    match reindex::all(state).await {
+        Ok(list) => {
+            for c in list {
+                warm(state, c.id).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e.message, "index rebuild after a restore failed"),
+    }
 }
 
 /// Brings this process's index of a collection up to date (searches would do it anyway;

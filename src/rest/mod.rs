@@ -21,6 +21,7 @@ pub mod orchestrator_chat;
 pub mod orchestrator_memory;
 pub mod orchestrator_tools;
 pub mod plugin_host;
+pub mod plugin_host_backup;
 pub mod plugin_host_history;
 pub mod plugin_host_jobs;
 pub mod plugin_host_llm;
@@ -41,6 +42,11 @@ pub fn upload_router() -> Router<AppState> {
         .merge(orchestrator_memory::upload_router())
         .nest("/api/v1", nexus_rag::upload_router())
         .merge(plugin_host_plugins::upload_router())
+}
+
+/// The restore door: its body may be as large as a backup archive (`backup.max_import_bytes`).
+pub fn backup_router() -> Router<AppState> {
+    plugin_host_backup::import_router()
 }
 
 /// Every other REST door.
@@ -66,6 +72,7 @@ pub fn router() -> Router<AppState> {
         )
         .merge(plugin_host::router())
         .merge(plugin_host_history::router())
+        .merge(plugin_host_backup::router())
         .merge(plugin_host_llm::router())
         .merge(plugin_host_jobs::router())
         .merge(runner::router())

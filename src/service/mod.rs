@@ -5,6 +5,7 @@ pub mod agent_tools;
 pub mod agents;
 pub mod api_keys;
 pub mod auth;
+pub mod backup;
 pub mod chats;
 pub mod completions;
 pub mod documents;

@@ -246,6 +246,21 @@ impl VectorHub {
         }
     }
 
+    /// Forgets every index, in memory and on disk: after a restore, each collection is
+    /// rebuilt from the database on its next use.
+    pub fn drop_all(&self) {
+        let mut slots = match self.slots.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        slots.clear();
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     /// Whether FAISS works in this process: builds and searches a tiny index.
     pub fn probe(&self) -> bool {
         let settings = self.settings.clone();

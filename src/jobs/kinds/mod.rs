@@ -2,6 +2,7 @@
 //! that needs background work adds its module here and its constructor to [`builtin`].
 
 pub mod agent_prompt;
+pub mod backup;
 pub mod plugin_call;
 
 use super::JobKind;
@@ -15,6 +16,7 @@ pub fn builtin() -> Vec<Arc<dyn JobKind>> {
     vec![
         Arc::new(agent_prompt::AgentPrompt),
         Arc::new(plugin_call::PluginCall),
+        Arc::new(backup::Backup),
         Arc::new(crate::rag::ingest::IngestDocument),
         Arc::new(crate::rag::reindex::Reindex),
     ]

@@ -1,0 +1,143 @@
+//! Seed 003 (plugin host) backups: `GET /backup/export` (a ZIP) and
+//! `POST /backup/import?dry_run=true|false` (multipart field `file`) answering
+//! `{version, plan, dry_run}`. Admins only; cookie sessions echo the CSRF token on the import.
+
+use crate::error::{AppError, ErrorCode};
+use crate::http::extract::AuthCaller;
+use crate::service::backup;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Multipart, Query, State};
+use axum::http::{header, StatusCode};
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+/// The import door (bodies up to `backup.max_import_bytes`).
+pub fn import_router() -> Router<AppState> {
+    Router::new()
+        .route("/backup/import", post(import))
+        .layer(middleware::from_fn(
+            super::plugin_host_jobs::bad_request_status,
+        ))
+}
+
+/// The export door.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/backup/export", get(export))
+}
+
+async fn export(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+) -> Result<Response, AppError> {
+    let out = backup::export(&state, &caller).await?;
+    let file = tokio::fs::File::open(&out.path)
+        .await
+        .map_err(|e| AppError::internal(format!("backup: {e}")))?;
+    // The open handle keeps the bytes readable; the name goes now, so nothing is left
+    // behind however the download ends.
+    let _ = tokio::fs::remove_file(&out.path).await;
+    let name = format!(
+        "hearth-backup-{}.zip",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S")
+    );
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/zip")
+        .header(header::CONTENT_LENGTH, out.bytes)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        )
+        .body(Body::from_stream(tokio_util::io::ReaderStream::new(file)))
+        .map_err(AppError::internal)
+}
+
+#[derive(Deserialize)]
+struct ImportQuery {
+    dry_run: Option<String>,
+}
+
+async fn import(
+    State(state): State<AppState>,
+    AuthCaller(caller): AuthCaller,
+    Query(q): Query<ImportQuery>,
+    mut multipart: Multipart,
+) -> Result<Json<Value>, AppError> {
+    caller.require_admin()?;
+    // Without the parameter nothing changes: a restore replaces every table.
+    let dry_run = match q.dry_run.as_deref() {
+        None | Some("true") | Some("1") => true,
+        Some("false") | Some("0") => false,
+        Some(other) => {
+            return Err(AppError::validation(
+                "dry_run",
+                format!("dry_run must be true or false, not \"{other}\""),
+            ))
+        }
+    };
+    let work = backup::work_dir(&state);
+    tokio::fs::create_dir_all(&work)
+        .await
+        .map_err(|e| AppError::internal(format!("backup: {e}")))?;
+    let upload = tempfile::Builder::new()
+        .prefix(".upload-")
+        .tempfile_in(&work)
+        .map_err(|e| AppError::internal(format!("backup: {e}")))?;
+    let limit = state.config.backup.max_import_bytes;
+    let too_large = || {
+        AppError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the archive is larger than {limit} bytes (backup.max_import_bytes)"),
+        )
+        .with_details(json!({ "field": "file", "limit": limit }))
+    };
+    let failed = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            AppError::new(
+                ErrorCode::BadRequest,
+                format!("unreadable multipart body: {e}"),
+            )
+        }
+    };
+    let mut received = false;
+    while let Some(mut field) = multipart.next_field().await.map_err(failed)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let mut out = tokio::fs::File::from_std(
+            upload
+                .reopen()
+                .map_err(|e| AppError::internal(format!("backup: {e}")))?,
+        );
+        let mut written = 0u64;
+        while let Some(chunk) = field.chunk().await.map_err(failed)? {
+            written += chunk.len() as u64;
+            if written > limit {
+                return Err(too_large());
+            }
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| AppError::internal(format!("backup: {e}")))?;
+        }
+        out.flush()
+            .await
+            .map_err(|e| AppError::internal(format!("backup: {e}")))?;
+        received = true;
+        break;
+    }
+    if !received {
+        return Err(AppError::validation(
+            "file",
+            "the archive is missing (field `file`)",
+        ));
+    }
+    let answer = backup::import(&state, &caller, upload.path(), dry_run).await?;
+    Ok(Json(answer))
+}
