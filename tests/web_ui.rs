@@ -809,3 +809,101 @@ async fn an_answer_shows_its_sources_and_their_passages() {
     .await;
     b.assert_clean().await;
 }
+
+/// The admin page's backup pane: the download link serves an archive; an archive picked in
+/// the form is checked first and its plan shown (an agent made after the backup would be
+/// removed); the restore needs the confirmation, ends the session, and after signing in
+/// again the server holds what the archive held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_page_backs_up_and_restores() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let admin = s.user("curator").await;
+    let agent = |name: &'static str| {
+        let (s, token) = (&s, admin.access.clone());
+        async move {
+            let (_, a) = s
+                .gql(
+                    Some(&token),
+                    &format!("mutation {{ createAgent(input: {{name: \"{name}\"}}) {{ id }} }}"),
+                    serde_json::json!({}),
+                )
+                .await;
+            assert!(a["errors"].is_null(), "{a}");
+        }
+    };
+    agent("Lighthouse").await;
+    let res = s
+        .http
+        .get(s.url("/backup/export"))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("backup.zip");
+    std::fs::write(&archive, res.bytes().await.unwrap()).unwrap();
+    agent("Ephemeral").await;
+
+    let b = Browser::start("the_admin_page_backs_up_and_restores").await;
+    log_in(&b, &s, "curator").await;
+    b.click("[data-nav=admin]").await;
+    b.wait_for(
+        "!document.querySelector('[data-page=admin]').hidden",
+        "the admin page shows",
+    )
+    .await;
+    let download = b
+        .eval("fetch(document.querySelector('#backup-export').href, {credentials: 'same-origin'}).then(async (r) => [r.status, r.headers.get('content-type'), (await r.arrayBuffer()).byteLength > 100])")
+        .await;
+    assert_eq!(download, serde_json::json!([200, "application/zip", true]));
+    let input = b
+        .cmd(
+            "Runtime.evaluate",
+            serde_json::json!({ "expression": "document.querySelector('#backup-import input[type=file]')" }),
+        )
+        .await;
+    let object_id = input["result"]["objectId"].as_str().unwrap().to_string();
+    b.cmd(
+        "DOM.setFileInputFiles",
+        serde_json::json!({ "files": [archive.to_str().unwrap()], "objectId": object_id }),
+    )
+    .await;
+    b.click("#backup-import button[type=submit]").await;
+    b.wait_for(
+        "!document.querySelector('#backup-plan').hidden && document.querySelector('#backup-tables tr[data-table=agents]')?.textContent === 'agents1011'",
+        "the plan shows the agent made after the backup would be removed",
+    )
+    .await;
+    b.wait_for(
+        "document.querySelector('#backup-restore').disabled && document.querySelector('#backup-source').textContent.includes('sqlite')",
+        "the restore waits for the confirmation",
+    )
+    .await;
+    b.click("#backup-confirm").await;
+    b.click("#backup-restore").await;
+    b.wait_for(
+        "document.querySelector('#backup-done').textContent.startsWith('Restored')",
+        "the restore is reported",
+    )
+    .await;
+    b.wait_for(
+        "!document.querySelector('#auth').hidden && document.querySelector('#app').hidden",
+        "the ended session asks to sign in again",
+    )
+    .await;
+    let again = s.login("curator", "password123").await;
+    let (_, a) = s
+        .gql(
+            Some(&again.access),
+            "{ agents { name } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(
+        a["data"]["agents"],
+        serde_json::json!([{"name": "Lighthouse"}]),
+        "{a}"
+    );
+    b.assert_clean().await;
+}

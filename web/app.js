@@ -2,7 +2,8 @@
 // behind hash links (`#/chats/42`, `#/agents`, …), chats and agents over GraphQL, live chat
 // list and token-by-token answers through graphql-ws subscriptions (`chatChanges`,
 // `chatEvents`); the jobs page is in jobs.js, the documents page in documents.js, the
-// admin page's monitoring in monitoring.js. No build step.
+// admin page's monitoring in monitoring.js, usage in usage.js, backups in backup.js. No build
+// step.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
@@ -102,7 +103,7 @@ async function route() {
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", a.dataset.nav === page);
   try {
     if (page === "chats" && id && id !== state.chatId) await openChat(id);
-    if (page === "admin") await Promise.all([loadUsers(), HearthMonitoring.show(), HearthUsage.show()]);
+    if (page === "admin") await Promise.all([loadUsers(), HearthMonitoring.show(), HearthUsage.show(), HearthBackup.show()]);
     else HearthMonitoring.hide();
     if (page === "jobs") await HearthJobs.show(id);
     if (page === "documents") await HearthDocs.show();
@@ -342,6 +343,7 @@ function bind() {
   HearthJobs.bind();
   HearthDocs.bind();
   HearthPlugins.bind();
+  HearthBackup.bind();
   $("#login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const f = ev.target;

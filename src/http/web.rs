@@ -15,6 +15,7 @@ const DOCUMENTS_JS: &str = include_str!("../../web/documents.js");
 const PLUGINS_JS: &str = include_str!("../../web/plugins.js");
 const MONITORING_JS: &str = include_str!("../../web/monitoring.js");
 const USAGE_JS: &str = include_str!("../../web/usage.js");
+const BACKUP_JS: &str = include_str!("../../web/backup.js");
 const STYLE: &str = include_str!("../../web/style.css");
 const GRAPHIQL_PAGE: &str = include_str!("../../web/graphiql.html");
 const GRAPHIQL_INIT: &str = include_str!("../../web/graphiql.js");
@@ -82,6 +83,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(|| async { file(MONITORING_JS, JS) }),
         )
         .route("/static/usage.js", get(|| async { file(USAGE_JS, JS) }))
+        .route("/static/backup.js", get(|| async { file(BACKUP_JS, JS) }))
         .route(
             "/static/markdown.js",
             get(|| async { file(MARKDOWN_JS, JS) }),
