@@ -31,6 +31,7 @@ mod rate_limits;
 mod response_cache;
 mod rest_llm;
 mod rest_resources;
+mod resumable_streams;
 mod retrieval;
 mod schema_sdl;
 mod socket_identity;

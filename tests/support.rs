@@ -323,7 +323,12 @@ pub type Ws =
 
 /// Opens `/graphql/ws` with the graphql-transport-ws protocol.
 pub async fn ws_connect(s: &TestServer) -> Ws {
-    let url = format!("{}/graphql/ws", s.base.replace("http://", "ws://"));
+    ws_connect_base(&s.base).await
+}
+
+/// Opens `/graphql/ws` of the server at `base` (`http://host:port`).
+pub async fn ws_connect_base(base: &str) -> Ws {
+    let url = format!("{}/graphql/ws", base.replace("http://", "ws://"));
     let mut req = url.into_client_request().unwrap();
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",

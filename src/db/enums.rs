@@ -113,6 +113,9 @@ text_enum! {
         Cancelled = "cancelled",
         /// The model failed; keeps what was generated.
         Error = "error",
+        /// The server stopped without finishing it (a crash); keeps the text of its last
+        /// checkpoint.
+        Interrupted = "interrupted",
     }
 }
 

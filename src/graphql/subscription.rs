@@ -5,11 +5,13 @@
 use super::turns::ChatEvent;
 use super::types::ChatObject;
 use super::{parse_id, require_caller};
+use crate::error::AppError;
+use crate::events::turns::Cursor;
 use crate::events::Event;
-use crate::service::{chats, streams};
+use crate::service::{chats, streams, turn_stream};
 use crate::state::AppState;
 use async_graphql::{Context, Enum, Result, SimpleObject, Subscription, ID};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
 /// What happened to a chat.
@@ -72,26 +74,35 @@ impl ChatSubscription {
     }
 
     /// Events of one of the caller's chats: every turn's `STARTED`, `TOKEN`s, agent steps,
-    /// then `RESPONSE` or `ERROR`. Any number of subscribers see the same events.
+    /// then `RESPONSE` or `ERROR`. Any number of subscribers see the same events. Each event
+    /// has a `cursor`; with `after` set to the last cursor a client saw, it first receives
+    /// exactly the events it missed (from the running turn, or the stored answers of turns
+    /// that ended), then the live ones.
     async fn chat_events(
         &self,
         ctx: &Context<'_>,
         chat_id: ID,
+        after: Option<String>,
     ) -> Result<impl Stream<Item = ChatEvent>> {
         let caller = require_caller(ctx)?.clone();
         let state = ctx.data::<AppState>()?.clone();
         let chat_id = parse_id(&chat_id)?;
-        chats::get(&state, &caller, chat_id).await?;
-        let mut listener = state.turns.listen(chat_id);
+        let after = match after.as_deref() {
+            None => None,
+            Some(a) => Some(Cursor::parse(a).ok_or_else(|| {
+                AppError::validation("after", "after must be a cursor of a chat event")
+            })?),
+        };
+        let events = turn_stream::follow(&state, &caller, chat_id, after).await?;
         Ok(async_stream::stream! {
             let end = streams::stream_end(&state, &caller, Some(chat_id));
             tokio::pin!(end);
+            tokio::pin!(events);
             loop {
                 tokio::select! {
-                    turn = listener.rx.recv() => match turn {
-                        Ok(e) => yield ChatEvent::from(&*e),
-                        Err(RecvError::Lagged(_)) => continue,
-                        Err(RecvError::Closed) => break,
+                    e = events.next() => match e {
+                        Some(e) => yield ChatEvent::from(&*e),
+                        None => break,
                     },
                     _ = &mut end => break,
                 }

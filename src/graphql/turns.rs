@@ -3,7 +3,7 @@
 
 use super::types::MessageObject;
 use super::{parse_id, require_caller};
-use crate::events::turns::TurnEvent;
+use crate::events::turns::{Sequenced, TurnEvent};
 use crate::service::turns::{self, SendInput};
 use crate::state::AppState;
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
@@ -114,6 +114,8 @@ pub struct ChatEvent {
     /// Kind.
     #[graphql(name = "type")]
     pub kind: ChatEventType,
+    /// Where the event stands: pass the last one received as `chatEvents(after:)` to resume.
+    pub cursor: String,
     /// The chat.
     pub chat_id: ID,
     /// The assistant message concerned.
@@ -144,6 +146,7 @@ impl ChatEvent {
     fn empty(kind: ChatEventType, chat_id: i64) -> Self {
         Self {
             kind,
+            cursor: String::new(),
             chat_id: ID(chat_id.to_string()),
             message_id: None,
             user_message_id: None,
@@ -162,6 +165,15 @@ impl ChatEvent {
 
 fn id(v: i64) -> Option<ID> {
     Some(ID(v.to_string()))
+}
+
+impl From<&Sequenced> for ChatEvent {
+    fn from(e: &Sequenced) -> Self {
+        ChatEvent {
+            cursor: e.cursor.encode(),
+            ..ChatEvent::from(&e.event)
+        }
+    }
 }
 
 impl From<&TurnEvent> for ChatEvent {

@@ -87,8 +87,8 @@ async fn stream(
     .await?;
     // Each event becomes zero or more `data:` lines; an error is followed by `[DONE]` too,
     // so clients that wait for it stop reading.
-    let events = turn_events(start).flat_map(|e| {
-        let lines = match &*e {
+    let events = turn_events(&state, start).flat_map(|e| {
+        let lines = match &e.event {
             TurnEvent::Token {
                 delta, message_id, ..
             } => {

@@ -261,8 +261,8 @@ async fn agent_chat(
     let chat = start.chat.clone();
     let session_id = chat.id.to_string();
     if body.stream {
-        let events = turn_events(start).filter_map(|e| async move {
-            match &*e {
+        let events = turn_events(&state, start).filter_map(|e| async move {
+            match &e.event {
                 TurnEvent::Token { delta, .. } => Some(json!({ "delta": &**delta, "finish_reason": null }).to_string()),
                 TurnEvent::Response { message, .. } => Some(
                     json!({ "delta": "", "finish_reason": if message.status == MessageStatus::Cancelled { "cancelled" } else { "stop" },

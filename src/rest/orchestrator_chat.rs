@@ -5,7 +5,7 @@
 //! WebSocket, later messages continue the connection's conversation.
 
 use super::orchestrator::conversation_id;
-use super::streaming::{close_message, sse, turn_events};
+use super::streaming::{close_message, sse_with_ids, turn_events};
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
 use crate::events::turns::TurnEvent;
@@ -132,9 +132,10 @@ async fn chat(
     let streaming = body.stream;
     let start = start(&state, &caller, body).await?;
     if streaming {
-        let events =
-            turn_events(start).filter_map(|e| async move { event_json(&e).map(|v| v.to_string()) });
-        return Ok(sse(&state, &caller, events));
+        let events = turn_events(&state, start).filter_map(|e| async move {
+            event_json(&e.event).map(|v| (Some(e.cursor.encode()), v.to_string()))
+        });
+        return Ok(sse_with_ids(&state, &caller, events));
     }
     let chat_id = start.chat.id;
     let outcome = start.finish().await?;
@@ -245,7 +246,7 @@ async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
             }
         };
         conversation = Some(start.chat.id);
-        let mut events = Box::pin(turn_events(start));
+        let mut events = Box::pin(turn_events(&state, start));
         // The turn continues (and is stored) even if the socket goes away meanwhile.
         loop {
             let e = tokio::select! {
@@ -258,7 +259,7 @@ async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
                     return;
                 },
             };
-            if let Some(v) = event_json(&e) {
+            if let Some(v) = event_json(&e.event) {
                 if tx
                     .send(WsMessage::Text(v.to_string().into()))
                     .await

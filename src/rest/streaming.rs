@@ -3,7 +3,7 @@
 
 use crate::auth::Caller;
 use crate::error::AppError;
-use crate::events::turns::TurnEvent;
+use crate::events::turns::{Cursor, Sequenced, TurnEvent};
 use crate::llm::{Chunk, ChunkStream, FinishReason, Usage};
 use crate::service::streams::{stream_end, StreamEnd};
 use crate::service::turns::TurnStart;
@@ -22,11 +22,25 @@ pub fn sse(
     caller: &Caller,
     data: impl Stream<Item = String> + Send + 'static,
 ) -> Response {
+    sse_with_ids(state, caller, data.map(|d| (None, d)))
+}
+
+/// [`sse`] with an `id:` line before the events that have one (a turn event's cursor), so an
+/// `EventSource` that reconnects sends it back as `Last-Event-ID`.
+pub fn sse_with_ids(
+    state: &AppState,
+    caller: &Caller,
+    data: impl Stream<Item = (Option<String>, String)> + Send + 'static,
+) -> Response {
     let (state, caller) = (state.clone(), caller.clone());
     let end = async move { stream_end(&state, &caller, None).await };
-    let events = data
-        .take_until(end)
-        .map(|d| Ok::<_, Infallible>(SseEvent::default().data(d)));
+    let events = data.take_until(end).map(|(id, d)| {
+        let event = SseEvent::default().data(d);
+        Ok::<_, Infallible>(match id {
+            Some(id) => event.id(id),
+            None => event,
+        })
+    });
     let mut res = Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response();
@@ -38,32 +52,43 @@ pub fn sse(
     res
 }
 
-/// The events of one turn, from `Started` to its `Response` or `Error` (then the stream ends).
-/// Other turns of the chat and a lagging receiver's gaps are skipped; the final event always
-/// carries the whole stored message.
-pub fn turn_events(start: TurnStart) -> impl Stream<Item = Arc<TurnEvent>> + Send + 'static {
-    let message_id = start.message_id;
+/// The events of one turn, from `Started` to its `Response` or `Error` (then the stream ends),
+/// each with its cursor. Other turns of the chat are skipped; a receiver that falls behind
+/// catches up from the turn's log (or its stored answer), so no event is lost.
+pub fn turn_events(
+    state: &AppState,
+    start: TurnStart,
+) -> impl Stream<Item = Arc<Sequenced>> + Send + 'static {
+    let (state, chat_id, message_id) = (state.clone(), start.chat.id, start.message_id);
     let mut listener = start.events;
     async_stream::stream! {
+        let mut last: Option<Cursor> = None;
         loop {
-            match listener.rx.recv().await {
-                Ok(e) => {
-                    let (mine, last) = match &*e {
-                        TurnEvent::Started { message_id: m, .. }
-                        | TurnEvent::Token { message_id: m, .. }
-                        | TurnEvent::Step { message_id: m, .. } => (*m == message_id, false),
-                        TurnEvent::Response { message, .. } => (message.id == message_id, true),
-                        TurnEvent::Error { message_id: m, .. } => (m.is_none_or(|m| m == message_id), true),
-                    };
-                    if mine {
-                        yield e;
-                        if last {
-                            break;
-                        }
+            let batch = match listener.rx.recv().await {
+                Ok(e) => vec![e],
+                Err(RecvError::Lagged(_)) => {
+                    let from = last.unwrap_or(Cursor { message_id, ..Cursor::default() });
+                    match crate::service::turn_stream::missed(&state, chat_id, from).await {
+                        Ok(events) => events,
+                        Err(_) => continue,
                     }
                 }
-                Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => break,
+            };
+            for e in batch {
+                let mine = match &e.event {
+                    TurnEvent::Error { message_id: None, .. } => true,
+                    _ => e.cursor.message_id == message_id,
+                };
+                if !mine || last.is_some_and(|l| e.cursor.seq <= l.seq) {
+                    continue;
+                }
+                last = Some(e.cursor);
+                let done = e.cursor.done;
+                yield e;
+                if done {
+                    return;
+                }
             }
         }
     }

@@ -22,6 +22,7 @@ pub mod projects;
 pub mod replay;
 pub mod stats;
 pub mod streams;
+pub mod turn_stream;
 pub mod turns;
 pub mod usage;
 pub mod users;

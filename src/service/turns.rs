@@ -384,6 +384,65 @@ struct Run {
     tools: Vec<serde_json::Value>,
 }
 
+/// How often a running answer's text is written to its message, so a crash keeps what users
+/// already saw (never per token: one write per interval at most, skipped while the previous
+/// one is still running or nothing changed).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The checkpoints of one running answer.
+struct Checkpoint {
+    message_id: i64,
+    tick: tokio::time::Interval,
+    saved: usize,
+    writing: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Checkpoint {
+    fn new(message_id: i64) -> Self {
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + CHECKPOINT_EVERY,
+            CHECKPOINT_EVERY,
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Checkpoint {
+            message_id,
+            tick,
+            saved: 0,
+            writing: None,
+        }
+    }
+
+    /// Whether there is new text and no write in flight.
+    fn due(&self, text: &str) -> bool {
+        text.len() != self.saved && self.writing.as_ref().is_none_or(|w| w.is_finished())
+    }
+
+    /// Writes the text so far, in the background. Only a message still `streaming` is
+    /// touched, so a late checkpoint never overwrites the stored answer.
+    fn save(&mut self, state: &AppState, text: &str) {
+        self.saved = text.len();
+        let (state, id, text) = (state.clone(), self.message_id, text.to_string());
+        self.writing = Some(tokio::spawn(async move {
+            let db = &state.db;
+            let written: AppResult<usize> = async {
+                db_run!(db, write, |conn| diesel::update(
+                    messages::table
+                        .filter(messages::id.eq(id))
+                        .filter(messages::status.eq(MessageStatus::Streaming))
+                )
+                .set(messages::content.eq(&text))
+                .execute(conn)
+                .await
+                .map_err(AppError::from))
+            }
+            .await;
+            if let Err(e) = written {
+                tracing::debug!(error = %e.message, message_id = id, "answer checkpoint failed");
+            }
+        }));
+    }
+}
+
 /// How one generation of a turn ended.
 enum Generation {
     /// The model finished; it may have asked for tool calls.
@@ -414,6 +473,7 @@ impl Run {
         let mut used: Vec<ToolUse> = Vec::new();
         let mut prompt = self.prompt.clone();
         let mut rounds = 0usize;
+        let mut checkpoint = Checkpoint::new(message_id);
         let (status, error) = loop {
             let mut said = String::new();
             let generation = loop {
@@ -422,6 +482,7 @@ impl Run {
                     _ = self.cancel.cancelled() => break Generation::End(MessageStatus::Cancelled, None),
                     // The process is stopping: keep what was generated, as a cancel would.
                     _ = self.state.background.stopping().cancelled() => break Generation::End(MessageStatus::Cancelled, None),
+                    _ = checkpoint.tick.tick(), if checkpoint.due(&text) => checkpoint.save(&self.state, &text),
                     item = stream.next() => match item {
                         Some(Ok(Chunk::Token(t))) => {
                             pieces += 1;
@@ -657,9 +718,10 @@ pub async fn cancel(state: &AppState, caller: &Caller, chat_id: i64) -> AppResul
     Ok(streaming > 0)
 }
 
-/// At start: answers that were streaming when a previous run of the server stopped are kept
-/// with what they had, marked `error` (SQLite only; on PostgreSQL other processes may still
-/// be streaming them).
+/// At start: answers that were streaming when a previous run of the server stopped (a crash:
+/// a clean stop stores them as `cancelled`) are kept with the text of their last checkpoint,
+/// marked `interrupted` (SQLite only; on PostgreSQL other processes may still be streaming
+/// them).
 pub async fn recover_interrupted(state: &AppState) -> AppResult<usize> {
     if state.db.backend() != crate::db::Backend::Sqlite {
         return Ok(0);
@@ -668,7 +730,7 @@ pub async fn recover_interrupted(state: &AppState) -> AppResult<usize> {
     db_run!(db, write, |conn| diesel::update(
         messages::table.filter(messages::status.eq(MessageStatus::Streaming))
     )
-    .set(messages::status.eq(MessageStatus::Error))
+    .set(messages::status.eq(MessageStatus::Interrupted))
     .execute(conn)
     .await
     .map_err(AppError::from))

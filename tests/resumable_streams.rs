@@ -1,0 +1,329 @@
+//! Streams that survive reconnects: every chat event carries a cursor; a client that lost its
+//! stream resumes from the last cursor it saw and receives exactly what it missed, then the
+//! live events — while the turn runs, after it ended, after a crash (the answer's checkpoint)
+//! — and a subscriber that falls behind catches up instead of skipping tokens.
+
+use crate::both_backends;
+use crate::chat_turns::{new_chat, remote_model};
+use crate::jobs::{call, hearth_cmd, serve};
+use crate::mock_llm::{MockLlm, Script};
+use crate::support::{caller_of, next_json, ws_connect_base, ws_send, Backend, TestServer, Ws};
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+both_backends!(
+    a_resumed_subscription_misses_nothing,
+    a_lagging_subscriber_catches_up,
+);
+
+const EVENTS: &str = "subscription($c: ID!, $after: String) {
+    chatEvents(chatId: $c, after: $after) { type cursor delta code message { id content status } }
+}";
+
+/// `n` words, `delay` apart.
+fn words(n: usize, delay: Duration) -> Script {
+    let tokens: Vec<String> = (0..n).map(|i| format!("w{i} ")).collect();
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    Script {
+        token_delay: delay,
+        ..Script::tokens(&refs)
+    }
+}
+
+/// A graphql-ws connection at `base` subscribed to the chat's events after `after`.
+async fn subscribe(base: &str, token: &str, chat: &str, after: Option<&str>) -> Ws {
+    let mut ws = ws_connect_base(base).await;
+    ws_send(
+        &mut ws,
+        json!({"type": "connection_init", "payload": {"token": token}}),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await.unwrap()["type"], "connection_ack");
+    ws_send(
+        &mut ws,
+        json!({"id": "e", "type": "subscribe",
+               "payload": {"query": EVENTS, "variables": {"c": chat, "after": after}}}),
+    )
+    .await;
+    ws
+}
+
+/// The next chat event on the socket (an `error` frame panics with its text).
+async fn next_event(ws: &mut Ws) -> Value {
+    loop {
+        let m = next_json(ws).await.expect("socket open");
+        match m["type"].as_str() {
+            Some("next") => return m["payload"]["data"]["chatEvents"].clone(),
+            Some("error") => panic!("subscription refused: {m}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Events until (and with) the turn's last one.
+async fn until_end(ws: &mut Ws) -> Vec<Value> {
+    let mut out = Vec::new();
+    loop {
+        let e = next_event(ws).await;
+        let end = e["type"] == "RESPONSE" || e["type"] == "ERROR";
+        out.push(e);
+        if end {
+            return out;
+        }
+    }
+}
+
+fn text_of(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter(|e| e["type"] == "TOKEN")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect()
+}
+
+async fn send(s: &TestServer, token: &str, chat: &str) {
+    let (_, b) = s
+        .gql(
+            Some(token),
+            "mutation($c: ID!) { sendMessage(input: {chatId: $c, content: \"Count\"}) { assistantMessageId } }",
+            json!({"c": chat}),
+        )
+        .await;
+    assert!(b["errors"].is_null(), "{b}");
+}
+
+/// A client drops its subscription mid-answer and resumes with its last cursor: it gets the
+/// rest, then the stored answer; together exactly the answer. The same after the turn ended,
+/// from any cursor; from the final cursor nothing is replayed. Bad cursors are refused.
+async fn a_resumed_subscription_misses_nothing(b: Backend) {
+    let s = TestServer::start(b).await;
+    let mock = MockLlm::start().await;
+    let u = s.user("reader").await;
+    remote_model(&s, &u.access, "mock", &mock.base_url, 8192).await;
+    let chat = new_chat(&s, &u.access, Some("mock"), None).await;
+    mock.push(words(60, Duration::from_millis(15)));
+
+    let mut first = subscribe(&s.base, &u.access, &chat, None).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send(&s, &u.access, &chat).await;
+    let mut seen = Vec::new();
+    while seen
+        .iter()
+        .filter(|e: &&Value| e["type"] == "TOKEN")
+        .count()
+        < 10
+    {
+        seen.push(next_event(&mut first).await);
+    }
+    drop(first);
+    let mid = seen.last().unwrap()["cursor"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut again = subscribe(&s.base, &u.access, &chat, Some(&mid)).await;
+    let rest = until_end(&mut again).await;
+    assert!(rest.iter().all(|e| e["type"] != "STARTED"), "{rest:?}");
+    let stored = rest.last().unwrap()["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expected: String = (0..60).map(|i| format!("w{i} ")).collect();
+    assert_eq!(stored, expected);
+    assert_eq!(format!("{}{}", text_of(&seen), text_of(&rest)), stored);
+    let end = rest.last().unwrap()["cursor"].as_str().unwrap().to_string();
+    assert!(end.ends_with(".end"), "{end}");
+
+    // After the end: from the middle, the rest and the stored answer.
+    let mut late = subscribe(&s.base, &u.access, &chat, Some(&mid)).await;
+    let replay = until_end(&mut late).await;
+    assert_eq!(format!("{}{}", text_of(&seen), text_of(&replay)), stored);
+    assert_eq!(replay.last().unwrap()["type"], "RESPONSE");
+
+    // From the final cursor: nothing again; the next turn comes from its start.
+    let mut done = subscribe(&s.base, &u.access, &chat, Some(&end)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    mock.push(Script::tokens(&["Next"]));
+    send(&s, &u.access, &chat).await;
+    let next = until_end(&mut done).await;
+    assert_eq!(next[0]["type"], "STARTED", "{next:?}");
+    assert_eq!(text_of(&next), "Next");
+
+    // Bad cursors: not a cursor, another chat's answer.
+    let other = new_chat(&s, &u.access, Some("mock"), None).await;
+    for bad in ["yesterday", end.as_str()] {
+        let mut ws = subscribe(&s.base, &u.access, &other, Some(bad)).await;
+        let m = next_json(&mut ws).await.unwrap();
+        assert_eq!(
+            m["payload"]["errors"][0]["extensions"]["code"], "validation_error",
+            "{bad}: {m}"
+        );
+    }
+}
+
+/// A subscriber far slower than the answer (the chat channel holds 256 events) still gets
+/// every token, in order: it catches up from the turn's log instead of skipping.
+async fn a_lagging_subscriber_catches_up(b: Backend) {
+    let s = TestServer::start(b).await;
+    let mock = MockLlm::start().await;
+    let u = s.user("slow").await;
+    remote_model(&s, &u.access, "mock", &mock.base_url, 8192).await;
+    let chat = new_chat(&s, &u.access, Some("mock"), None).await;
+    mock.push(words(800, Duration::ZERO));
+    let caller = caller_of(&s, &u.access).await;
+    let events =
+        hearth::service::turn_stream::follow(&s.state, &caller, chat.parse().unwrap(), None)
+            .await
+            .unwrap();
+    send(&s, &u.access, &chat).await;
+    let mut events = Box::pin(events);
+    let mut text = String::new();
+    let mut seqs = Vec::new();
+    let stored = loop {
+        let e = tokio::time::timeout(Duration::from_secs(30), events.next())
+            .await
+            .expect("events keep coming")
+            .expect("stream open");
+        seqs.push(e.cursor.seq);
+        match &e.event {
+            hearth::events::turns::TurnEvent::Token { delta, .. } => text.push_str(delta),
+            hearth::events::turns::TurnEvent::Response { message, .. } => {
+                break message.content.clone()
+            }
+            hearth::events::turns::TurnEvent::Error { message, .. } => panic!("{message}"),
+            _ => {}
+        }
+        // Far slower than the model for the first few hundred events.
+        if seqs.len() < 400 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    assert_eq!(text, stored);
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in order, no duplicate"
+    );
+    assert_eq!(
+        stored.len(),
+        (0..800).map(|i| format!("w{i} ").len()).sum::<usize>()
+    );
+}
+
+/// `kill -9` of the server while an answer streams: after the restart the answer is stored
+/// with the text of its last checkpoint (at least what the client saw), marked
+/// `interrupted`; a client resuming with its last cursor gets the rest of that text and the
+/// interruption, not a silent end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_keeps_what_was_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db_url = format!("sqlite://{}", data.join("hearth.db").display());
+    let out = hearth_cmd(&data, &db_url)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "root@example.com",
+            "--username",
+            "root",
+        ])
+        .args(["--password", "correct-horse", "--admin"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mock = MockLlm::start().await;
+    let mut first = serve(&data, &db_url).await;
+    let login: Value = reqwest::Client::new()
+        .post(format!("{}/api/auth/login", first.base))
+        .json(&json!({"username": "root", "password": "correct-horse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_string();
+    let gql = |q: &str, v: Value| json!({"query": q, "variables": v});
+    call(&first.base, &token, reqwest::Method::POST, "/graphql", gql(
+        "mutation($i: ModelInput!) { registerModel(input: $i) { key } }",
+        json!({"i": {"key": "mock", "provider": "openai", "baseUrl": mock.base_url, "contextLength": 8192}}),
+    ))
+    .await;
+    mock.set_default(words(400, Duration::from_millis(20)));
+    // Seed 000's SSE door: each event has an `id:` line (its cursor).
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/chat", first.base))
+        .bearer_auth(&token)
+        .json(&json!({"message": "Count", "model": "mock", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.bytes_stream();
+    let (mut buf, mut seen, mut cursor, mut chat, mut tokens) = (
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        0,
+    );
+    while tokens < 20 {
+        let chunk = body.next().await.expect("stream open").unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(i) = buf.find("\n\n") {
+            let frame: String = buf.drain(..i + 2).collect();
+            let id = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("id:"))
+                .map(str::trim);
+            let data = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("data:"))
+                .map(str::trim);
+            if let (Some(id), Some(data)) = (id, data) {
+                let e: Value = serde_json::from_str(data).unwrap();
+                if e["type"] == "token" {
+                    seen.push_str(e["content"].as_str().unwrap());
+                    tokens += 1;
+                    cursor = id.to_string();
+                }
+            }
+        }
+    }
+    // Past a checkpoint, then no chance to store anything.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    drop(first);
+    let second = serve(&data, &db_url).await;
+    let chats = call(
+        &second.base,
+        &token,
+        reqwest::Method::POST,
+        "/graphql",
+        gql(
+            "{ me { chats(first: 5) { id messages(last: 2) { id role status content } } } }",
+            json!({}),
+        ),
+    )
+    .await;
+    let c = &chats["data"]["me"]["chats"][0];
+    chat.push_str(c["id"].as_str().unwrap());
+    let answer = &c["messages"][1];
+    assert_eq!(answer["status"], "interrupted", "{chats}");
+    let content = answer["content"].as_str().unwrap();
+    assert!(
+        content.starts_with(&seen) && content.len() > seen.len(),
+        "saw {seen:?}, kept {content:?}"
+    );
+    // The token fetched before the crash is valid on the new process (same secret file).
+    let mut ws = subscribe(&second.base, &token, &chat, Some(&cursor)).await;
+    let rest = until_end(&mut ws).await;
+    let last = rest.last().unwrap();
+    assert_eq!(last["type"], "ERROR", "{rest:?}");
+    assert_eq!(format!("{seen}{}", text_of(&rest)), content);
+}
