@@ -907,3 +907,55 @@ async fn the_admin_page_backs_up_and_restores() {
     );
     b.assert_clean().await;
 }
+
+/// A page reload in the middle of an answer: the chat reopens and the answer goes on from
+/// where it is — replayed from its start through `chatEvents(after:)`, then live — with no
+/// gap and no repeated text, to the stored answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_resumes_the_answer_in_progress() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let admin = s.user("resumer").await;
+    let mock = mock_default(&s, &admin.access).await;
+    let tokens: Vec<String> = (0..120).map(|i| format!("w{i} ")).collect();
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    mock.set_default(crate::mock_llm::Script {
+        token_delay: std::time::Duration::from_millis(30),
+        ..crate::mock_llm::Script::tokens(&refs)
+    });
+    let expected: String = tokens.concat();
+    let chat = crate::chat_turns::new_chat(&s, &admin.access, None, None).await;
+    let b = Browser::start("a_reload_resumes_the_answer_in_progress").await;
+    log_in(&b, &s, "resumer").await;
+    b.goto(&s.url(&format!("/#/chats/{chat}"))).await;
+    b.wait_for(
+        "!document.querySelector('#chat-view').hidden",
+        "the chat opens",
+    )
+    .await;
+    b.fill("#compose textarea[name=content]", "Count").await;
+    b.click("#compose button[type=submit]").await;
+    b.wait_for(
+        "(document.querySelector('.message.assistant .body')?.dataset.source || '').includes('w5 ')",
+        "tokens arrive",
+    )
+    .await;
+    b.reload().await;
+    let expected_js = serde_json::to_string(&expected).unwrap();
+    b.wait_for(
+        &format!(
+            "(() => {{ const s = document.querySelector('.message.assistant .body')?.dataset.source || ''; \
+             return s.length > 120 && !s.includes('w119') && {expected_js}.startsWith(s); }})()"
+        ),
+        "after the reload the answer is whole so far and still streaming",
+    )
+    .await;
+    b.wait_for(
+        &format!(
+            "document.querySelector('.message.assistant .body')?.dataset.source === {expected_js} \
+             && document.querySelector('#stop').hidden"
+        ),
+        "the answer ends, complete",
+    )
+    .await;
+    b.assert_clean().await;
+}

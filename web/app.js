@@ -7,7 +7,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { csrf: sessionStorage.getItem("hearth.csrf") || "", chatId: null, after: null, search: "", ws: null, wsReady: false, me: null, eventsId: null };
+const state = { csrf: sessionStorage.getItem("hearth.csrf") || "", chatId: null, after: null, search: "", ws: null, wsReady: false, me: null, eventsId: null, cursor: null };
 const PAGES = ["chats", "agents", "documents", "plugins", "jobs", "admin"];
 
 function setError(id, err) { $(id).textContent = err ? String(err.message || err) : ""; }
@@ -173,7 +173,12 @@ async function openChat(id) {
     // An answer still being written keeps its id, so its next tokens land in it.
     list.append(Object.assign(messageItem(m.role, m.content, m.status, m.sources), { id: `msg-${m.id}` }));
   }
-  $("#stop").hidden = !chat.messages.some((m) => m.status === "streaming");
+  // An answer still being written (a reload mid-answer) is replayed from its start: its
+  // stored text is only the last checkpoint.
+  const writing = chat.messages.find((m) => m.status === "streaming");
+  state.cursor = writing ? `${writing.id}.0.0` : null;
+  if (writing) document.querySelector(`#msg-${writing.id} .body`).dataset.source = "";
+  $("#stop").hidden = !writing;
   listenToChat();
 }
 
@@ -233,13 +238,14 @@ function scheduleRender(body) {
 }
 
 // One `chatEvents` subscription, for the open chat; its id names the chat, so events of the
-// chat left behind (already in flight) are recognised and dropped.
+// chat left behind (already in flight) are recognised and dropped. It resumes after the last
+// event seen (`state.cursor`), so a socket that reconnects misses nothing.
 function listenToChat() {
   if (!state.ws || !state.wsReady || !state.chatId) return;
   if (state.eventsId) state.ws.send(JSON.stringify({ id: state.eventsId, type: "complete" }));
   state.eventsId = `events-${state.chatId}`;
-  const query = `subscription($c: ID!) { chatEvents(chatId: $c) { type messageId delta code error message { content status sources { ${SOURCE_FIELDS} } } } }`;
-  state.ws.send(JSON.stringify({ id: state.eventsId, type: "subscribe", payload: { query, variables: { c: state.chatId } } }));
+  const query = `subscription($c: ID!, $after: String) { chatEvents(chatId: $c, after: $after) { type cursor messageId delta code error message { content status sources { ${SOURCE_FIELDS} } } } }`;
+  state.ws.send(JSON.stringify({ id: state.eventsId, type: "subscribe", payload: { query, variables: { c: state.chatId, after: state.cursor } } }));
 }
 
 function onChatEvent(e) {
@@ -247,11 +253,15 @@ function onChatEvent(e) {
   const atEnd = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 48;
   const id = `msg-${e.messageId}`;
   let li = e.messageId && document.getElementById(id);
+  if (e.cursor) state.cursor = e.cursor;
   if (e.type === "STARTED") {
     list.querySelector(".muted:only-child")?.remove();
-    li = messageItem("assistant", "");
-    li.id = id;
-    list.append(li);
+    if (li) li.querySelector(".body").dataset.source = "";
+    else {
+      li = messageItem("assistant", "");
+      li.id = id;
+      list.append(li);
+    }
     $("#stop").hidden = false;
   } else if (e.type === "TOKEN" && li) {
     const body = li.querySelector(".body");
