@@ -245,7 +245,7 @@ async fn orchestrator_chat_and_models(b: Backend) {
 }
 
 /// Next JSON text frame, skipping pings.
-async fn next_ws(ws: &mut Ws) -> Value {
+pub async fn next_ws(ws: &mut Ws) -> Value {
     loop {
         let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
             .await

@@ -16,6 +16,7 @@ use std::time::Duration;
 both_backends!(
     a_resumed_subscription_misses_nothing,
     a_lagging_subscriber_catches_up,
+    the_rest_doors_resume_too,
 );
 
 const EVENTS: &str = "subscription($c: ID!, $after: String) {
@@ -326,4 +327,149 @@ async fn a_crash_keeps_what_was_streamed() {
     let last = rest.last().unwrap();
     assert_eq!(last["type"], "ERROR", "{rest:?}");
     assert_eq!(format!("{seen}{}", text_of(&rest)), content);
+}
+
+/// The turn's SSE frames (`id:` and `data:`) read from a response until `[DONE]` or until
+/// `stop` says so; returns the frames read.
+async fn sse_frames(
+    res: reqwest::Response,
+    mut stop: impl FnMut(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let mut body = res.bytes_stream();
+    let (mut buf, mut frames) = (String::new(), Vec::new());
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .expect("frames in time");
+        let Some(chunk) = chunk else { return frames };
+        buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(i) = buf.find("\n\n") {
+            let frame: String = buf.drain(..i + 2).collect();
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+            };
+            if let Some(data) = field("data:") {
+                frames.push((field("id:").unwrap_or_default(), data));
+                if frames.last().unwrap().1 == "[DONE]" || stop(&frames) {
+                    return frames;
+                }
+            }
+        }
+    }
+}
+
+fn sse_text(frames: &[(String, String)]) -> String {
+    frames
+        .iter()
+        .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["token"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Seed 001's `EventSource` door: a reconnect with `Last-Event-ID` gets the rest of the same
+/// answer (the message is not sent again). Seed 000's `/ws/chat`: every event has a cursor;
+/// a new socket's `{type: "resume", conversation_id, cursor}` gets the rest of the answer.
+async fn the_rest_doors_resume_too(b: Backend) {
+    let s = TestServer::start(b).await;
+    let mock = MockLlm::start().await;
+    let u = s.user("wanderer").await;
+    let model = remote_model(&s, &u.access, "mock", &mock.base_url, 8192).await;
+    let chat = new_chat(&s, &u.access, Some(&model), None).await;
+    let expected: String = (0..50).map(|i| format!("w{i} ")).collect();
+
+    mock.push(words(50, Duration::from_millis(15)));
+    let url = s.url(&format!("/api/messages/stream/{chat}?message=Count"));
+    let res = s
+        .http
+        .get(&url)
+        .bearer_auth(&u.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let seen = sse_frames(res, |f| f.len() >= 10).await;
+    let last_id = seen.last().unwrap().0.clone();
+    assert!(!last_id.is_empty(), "{seen:?}");
+    let res = s
+        .http
+        .get(&url)
+        .bearer_auth(&u.access)
+        .header("Last-Event-ID", &last_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let rest = sse_frames(res, |_| false).await;
+    assert_eq!(rest.last().unwrap().1, "[DONE]");
+    assert_eq!(format!("{}{}", sse_text(&seen), sse_text(&rest)), expected);
+    let (_, c) = s
+        .gql(
+            Some(&u.access),
+            "query($c: ID!) { chat(id: $c) { messages(last: 10) { role } } }",
+            json!({"c": chat}),
+        )
+        .await;
+    assert_eq!(
+        c["data"]["chat"]["messages"].as_array().unwrap().len(),
+        2,
+        "sent once: {c}"
+    );
+    let res = s
+        .http
+        .get(&url)
+        .bearer_auth(&u.access)
+        .header("Last-Event-ID", "not-a-cursor")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+
+    // /ws/chat
+    let ws_url = format!(
+        "{}/ws/chat?token={}",
+        s.base.replace("http://", "ws://"),
+        u.access
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    mock.push(words(50, Duration::from_millis(15)));
+    ws_send(
+        &mut ws,
+        json!({"message": "Count", "conversation_id": chat}),
+    )
+    .await;
+    let mut seen = String::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let e = crate::rest_llm::next_ws(&mut ws).await;
+        assert_eq!(e["type"], "token", "{e}");
+        seen.push_str(e["content"].as_str().unwrap());
+        cursor = e["cursor"].as_str().unwrap().to_string();
+    }
+    drop(ws);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    ws_send(
+        &mut ws,
+        json!({"type": "resume", "conversation_id": chat, "cursor": cursor}),
+    )
+    .await;
+    let mut rest = String::new();
+    let stored = loop {
+        let e = crate::rest_llm::next_ws(&mut ws).await;
+        match e["type"].as_str().unwrap() {
+            "token" => rest.push_str(e["content"].as_str().unwrap()),
+            "response" => break e["content"].as_str().unwrap().to_string(),
+            other => panic!("{other}: {e}"),
+        }
+    };
+    assert_eq!(stored, expected);
+    assert_eq!(format!("{seen}{rest}"), stored);
+    ws_send(
+        &mut ws,
+        json!({"type": "resume", "conversation_id": chat, "cursor": "x"}),
+    )
+    .await;
+    assert_eq!(crate::rest_llm::next_ws(&mut ws).await["type"], "error");
 }

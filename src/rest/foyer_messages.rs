@@ -1,10 +1,12 @@
 //! Seed 001 messages: `POST /api/messages` (the stored user and assistant messages) and
-//! `GET /api/messages/stream/{chat_id}?message=` (SSE `{"token", "message_id"}` … `[DONE]`).
+//! `GET /api/messages/stream/{chat_id}?message=` (SSE `{"token", "message_id"}` … `[DONE]`,
+//! each event with an `id:` cursor; an `EventSource` that reconnects sends it back as
+//! `Last-Event-ID` and gets the rest of the same answer instead of sending the message again).
 
 use super::foyer::message_json;
-use super::streaming::{sse, turn_events};
+use super::streaming::{parse_cursor, resumed_turn, sse_with_ids, turn_events};
 use crate::error::AppError;
-use crate::events::turns::TurnEvent;
+use crate::events::turns::{Sequenced, TurnEvent};
 use crate::http::extract::{credential, path_id, AuthCaller, JsonBody};
 use crate::service::turns::{self, SendInput};
 use crate::state::AppState;
@@ -75,39 +77,61 @@ async fn stream(
     // or a link on another site could make a signed-in browser send a message.
     let cred = credential(&headers, true).ok_or_else(AppError::unauthenticated)?;
     let caller = crate::service::auth::authenticate(&state, cred).await?;
+    let chat_id = path_id(&chat_id)?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty());
+    if let Some(raw) = resume {
+        // A reconnecting EventSource: the rest of the answer it was reading.
+        let cursor = parse_cursor("Last-Event-ID", raw)?;
+        let events = resumed_turn(&state, &caller, chat_id, cursor).await?;
+        return Ok(sse_with_ids(&state, &caller, events.flat_map(lines)));
+    }
     let start = turns::send(
         &state,
         &caller,
-        path_id(&chat_id)?,
+        chat_id,
         SendInput {
             content: q.message.unwrap_or_default(),
             ..Default::default()
         },
     )
     .await?;
-    // Each event becomes zero or more `data:` lines; an error is followed by `[DONE]` too,
-    // so clients that wait for it stop reading.
-    let events = turn_events(&state, start).flat_map(|e| {
-        let lines = match &e.event {
-            TurnEvent::Token {
-                delta, message_id, ..
-            } => {
-                vec![json!({ "token": &**delta, "message_id": message_id }).to_string()]
-            }
-            TurnEvent::Response { .. } => vec!["[DONE]".to_string()],
-            TurnEvent::Error {
-                code,
-                message,
-                message_id,
-                ..
-            } => vec![
+    let events = turn_events(&state, start).flat_map(lines);
+    Ok(sse_with_ids(&state, &caller, events))
+}
+
+/// Each event becomes zero or more `data:` lines, the first with the event's cursor as its
+/// `id:`; an error is followed by `[DONE]` too, so clients that wait for it stop reading.
+fn lines(
+    e: std::sync::Arc<Sequenced>,
+) -> futures_util::stream::Iter<std::vec::IntoIter<(Option<String>, String)>> {
+    let id = Some(e.cursor.encode());
+    let lines = match &e.event {
+        TurnEvent::Token {
+            delta, message_id, ..
+        } => {
+            vec![(
+                id,
+                json!({ "token": &**delta, "message_id": message_id }).to_string(),
+            )]
+        }
+        TurnEvent::Response { .. } => vec![(id, "[DONE]".to_string())],
+        TurnEvent::Error {
+            code,
+            message,
+            message_id,
+            ..
+        } => vec![
+            (
+                id,
                 json!({ "error": message, "code": code.as_str(), "message_id": message_id })
                     .to_string(),
-                "[DONE]".to_string(),
-            ],
-            _ => Vec::new(),
-        };
-        futures_util::stream::iter(lines)
-    });
-    Ok(sse(&state, &caller, events))
+            ),
+            (None, "[DONE]".to_string()),
+        ],
+        _ => Vec::new(),
+    };
+    futures_util::stream::iter(lines)
 }

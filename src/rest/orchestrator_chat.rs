@@ -8,7 +8,7 @@ use super::orchestrator::conversation_id;
 use super::streaming::{close_message, sse_with_ids, turn_events};
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
-use crate::events::turns::TurnEvent;
+use crate::events::turns::{Sequenced, TurnEvent};
 use crate::http::extract::{AuthCaller, JsonBody, WsCaller};
 use crate::limits::Rule;
 use crate::service::auth::recheck;
@@ -42,6 +42,35 @@ struct ChatBody {
     conversation_id: Option<Value>,
     #[serde(default)]
     stream: bool,
+}
+
+/// `/ws/chat`'s resume message.
+#[derive(Deserialize)]
+struct ResumeMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    conversation_id: Value,
+    cursor: String,
+}
+
+/// The conversation and the rest of the answer a resume message asks for.
+async fn resume(
+    state: &AppState,
+    caller: &Caller,
+    r: &ResumeMessage,
+) -> Result<
+    (
+        i64,
+        impl futures_util::Stream<Item = std::sync::Arc<Sequenced>> + Send + 'static,
+    ),
+    AppError,
+> {
+    let chat_id = conversation(state, caller, Some(&r.conversation_id))
+        .await?
+        .ok_or_else(|| AppError::validation("conversation_id", "conversation_id is required"))?;
+    let cursor = super::streaming::parse_cursor("cursor", &r.cursor)?;
+    let events = super::streaming::resumed_turn(state, caller, chat_id, cursor).await?;
+    Ok((chat_id, events))
 }
 
 /// The conversation to continue; `None` asks for a new one.
@@ -86,6 +115,13 @@ async fn start(state: &AppState, caller: &Caller, body: ChatBody) -> Result<Turn
 
 fn tokens_json(prompt: Option<i32>, completion: Option<i32>) -> Value {
     json!({ "prompt": prompt.unwrap_or(0), "completion": completion.unwrap_or(0) })
+}
+
+/// One turn event in seed 000's shape, with its `cursor` (what a resume message sends back).
+fn sequenced_json(e: &Sequenced) -> Option<Value> {
+    let mut v = event_json(&e.event)?;
+    v["cursor"] = Value::from(e.cursor.encode());
+    Some(v)
 }
 
 /// One turn event in seed 000's shape.
@@ -207,6 +243,53 @@ async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
                 continue;
             }
         }
+        // `{type: "resume", conversation_id, cursor}`: the rest of the answer a dropped socket
+        // was reading, then the socket goes on as before.
+        if let Ok(r) = serde_json::from_str::<ResumeMessage>(&text) {
+            if r.kind == "resume" {
+                let events = match recheck(&state, &caller).await {
+                    Ok(now) => resume(&state, &now, &r).await,
+                    Err(e) => Err(e),
+                };
+                let events = match events {
+                    Ok(events) => events,
+                    Err(e) => {
+                        if tx
+                            .send(WsMessage::Text(error_json(&e).into()))
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                conversation = Some(events.0);
+                let mut events = Box::pin(events.1);
+                loop {
+                    let e = tokio::select! {
+                        e = events.next() => match e {
+                            Some(e) => e,
+                            None => break,
+                        },
+                        why = &mut end => {
+                            let _ = tx.send(close_message(&why)).await;
+                            return;
+                        },
+                    };
+                    if let Some(v) = sequenced_json(&e) {
+                        if tx
+                            .send(WsMessage::Text(v.to_string().into()))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+                continue;
+            }
+        }
         let mut body: ChatBody = match serde_json::from_str(&text) {
             Ok(b) => b,
             Err(e) => {
@@ -259,7 +342,7 @@ async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
                     return;
                 },
             };
-            if let Some(v) = event_json(&e.event) {
+            if let Some(v) = sequenced_json(&e) {
                 if tx
                     .send(WsMessage::Text(v.to_string().into()))
                     .await

@@ -94,6 +94,34 @@ pub fn turn_events(
     }
 }
 
+/// The rest of the turn a client was following when it lost its stream: the events after
+/// `cursor` (exactly those it missed, then live), up to the end of that turn — or of the next
+/// one, when `cursor` is a turn's last event and another has begun since.
+pub async fn resumed_turn(
+    state: &AppState,
+    caller: &Caller,
+    chat_id: i64,
+    cursor: Cursor,
+) -> Result<impl Stream<Item = Arc<Sequenced>> + Send + 'static, AppError> {
+    let events = crate::service::turn_stream::follow(state, caller, chat_id, Some(cursor)).await?;
+    Ok(async_stream::stream! {
+        futures_util::pin_mut!(events);
+        while let Some(e) = events.next().await {
+            let done = e.cursor.done;
+            yield e;
+            if done {
+                break;
+            }
+        }
+    })
+}
+
+/// A resume cursor from a client (`Last-Event-ID`, a resume message).
+pub fn parse_cursor(field: &str, raw: &str) -> Result<Cursor, AppError> {
+    Cursor::parse(raw)
+        .ok_or_else(|| AppError::validation(field, format!("{field} is not a chat event cursor")))
+}
+
 /// One item of a stateless generation as a transport sees it.
 pub enum Gen {
     /// A text piece.
