@@ -114,10 +114,11 @@ impl App {
         if recovered > 0 {
             tracing::warn!(
                 recovered,
-                "answers interrupted by the last stop were kept as `error`"
+                "answers interrupted by the last stop were kept as `interrupted`, with their last checkpoint"
             );
         }
         service::turns::spawn_cancel_relay(state);
+        service::turn_stream::start_relay(state);
         let repaired = rag::ingest::repair(state).await?;
         if repaired > 0 {
             tracing::warn!(

@@ -473,3 +473,56 @@ async fn the_rest_doors_resume_too(b: Backend) {
     .await;
     assert_eq!(crate::rest_llm::next_ws(&mut ws).await["type"], "error");
 }
+
+/// Two servers on one PostgreSQL database: a subscriber on the server that does not run the
+/// turn sees the answer at each checkpoint and its end; a client that read part of it on one
+/// server resumes on the other with its cursor — every time the whole answer, nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_resumes_on_another_server() {
+    let a = TestServer::start(Backend::Postgres).await;
+    let url = a.state.config.database_url();
+    let b = TestServer::start_with(Backend::Postgres, |c| c.database_url = Some(url)).await;
+    let mock = MockLlm::start().await;
+    let u = a.user("traveller").await;
+    remote_model(&a, &u.access, "mock", &mock.base_url, 8192).await;
+    let chat = new_chat(&a, &u.access, Some("mock"), None).await;
+    let expected: String = (0..80).map(|i| format!("w{i} ")).collect();
+
+    // Live on the other server.
+    mock.push(words(80, Duration::from_millis(30)));
+    let mut far = subscribe(&b.base, &u.access, &chat, None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send(&a, &u.access, &chat).await;
+    let events = until_end(&mut far).await;
+    assert_eq!(events[0]["type"], "STARTED", "{events:?}");
+    assert!(
+        events.iter().filter(|e| e["type"] == "TOKEN").count() >= 2,
+        "checkpoints arrive while the answer runs: {events:?}"
+    );
+    assert_eq!(text_of(&events), expected);
+    assert_eq!(
+        events.last().unwrap()["message"]["content"],
+        expected.as_str()
+    );
+
+    // Half read on the server running the turn, the rest on the other.
+    mock.push(words(80, Duration::from_millis(30)));
+    let mut near = subscribe(&a.base, &u.access, &chat, None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send(&a, &u.access, &chat).await;
+    let mut seen = Vec::new();
+    while seen
+        .iter()
+        .filter(|e: &&Value| e["type"] == "TOKEN")
+        .count()
+        < 10
+    {
+        seen.push(next_event(&mut near).await);
+    }
+    drop(near);
+    let cursor = seen.last().unwrap()["cursor"].as_str().unwrap().to_string();
+    let mut moved = subscribe(&b.base, &u.access, &chat, Some(&cursor)).await;
+    let rest = until_end(&mut moved).await;
+    assert_eq!(format!("{}{}", text_of(&seen), text_of(&rest)), expected);
+    assert_eq!(rest.last().unwrap()["type"], "RESPONSE");
+}

@@ -168,6 +168,19 @@ pub enum Event {
         /// The plugin's data (JSON text).
         data: String,
     },
+    /// An answer being written moved on (a checkpoint was stored) or ended, on the process
+    /// that runs its turn. Other processes relay it to their listeners of the chat, from the
+    /// database (PostgreSQL only: a SQLite instance is one process).
+    AnswerProgress {
+        /// The turn hub that runs the turn ([`turns::TurnHub::origin`]).
+        origin: u64,
+        /// Chat.
+        chat_id: i64,
+        /// The answer.
+        message_id: i64,
+        /// The answer is stored for good.
+        done: bool,
+    },
     /// A backup was restored: every table was replaced. Processes drop their vector indexes
     /// (rebuilt from the restored vectors) and converge their plugins; streams re-check who
     /// they serve (every session ended).

@@ -209,11 +209,23 @@ type Sender = Arc<broadcast::Sender<Arc<Sequenced>>>;
 type SharedLog = Arc<Mutex<TurnLog>>;
 
 /// Per-chat channels, replay logs and running turns of this process.
-#[derive(Default)]
 pub struct TurnHub {
     channels: Mutex<HashMap<i64, Sender>>,
     logs: Mutex<HashMap<i64, SharedLog>>,
     running: Mutex<HashMap<i64, Running>>,
+    /// Tells this hub's [`super::Event::AnswerProgress`] from other processes'.
+    pub origin: u64,
+}
+
+impl Default for TurnHub {
+    fn default() -> Self {
+        TurnHub {
+            channels: Mutex::default(),
+            logs: Mutex::default(),
+            running: Mutex::default(),
+            origin: rand::random(),
+        }
+    }
 }
 
 /// A chat's channel, held by a turn while it runs; dropping it lets the hub forget the chat
@@ -340,6 +352,29 @@ impl TurnHub {
             chat_id,
             tx: Some(self.sender(chat_id)),
             log,
+        }
+    }
+
+    /// Whether anyone in this process listens to the chat.
+    pub fn has_listeners(&self, chat_id: i64) -> bool {
+        self.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&chat_id)
+            .is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
+    /// Sends an event of a turn running on another process to this process's listeners of
+    /// the chat (nothing is logged: resumes read the database for such turns).
+    pub fn relay(&self, chat_id: i64, event: Arc<Sequenced>) {
+        let tx = self
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&chat_id)
+            .cloned();
+        if let Some(tx) = tx {
+            let _ = tx.send(event);
         }
     }
 

@@ -20,19 +20,65 @@ use futures_util::Stream;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
-/// Where a subscriber stands: what it received last.
+/// Where a subscriber stands: what it received last. Text is tracked by offset (a token
+/// relayed from another process is numbered there, not here), other events by number.
 #[derive(Clone, Copy)]
 struct Delivered(Option<Cursor>);
 
 impl Delivered {
-    /// Whether `c` is news to the subscriber.
-    fn wants(&self, c: &Cursor) -> bool {
-        match self.0 {
-            None => true,
-            Some(d) => {
-                c.message_id > d.message_id || (c.message_id == d.message_id && c.seq > d.seq)
+    /// `e` as the subscriber still needs it: `None` when it has it already, a token cut to
+    /// its unseen part when it has some of its text.
+    fn take(&mut self, e: Arc<Sequenced>) -> Option<Arc<Sequenced>> {
+        let c = e.cursor;
+        let Some(d) = self.0 else {
+            self.0 = Some(c);
+            return Some(e);
+        };
+        if c.message_id != d.message_id {
+            if c.message_id < d.message_id {
+                return None;
             }
+            self.0 = Some(c);
+            return Some(e);
         }
+        if d.done {
+            return None;
+        }
+        let out = match &e.event {
+            TurnEvent::Token {
+                chat_id,
+                message_id,
+                delta,
+            } => {
+                if c.offset <= d.offset {
+                    return None;
+                }
+                let start = c.offset - delta.len();
+                if start >= d.offset {
+                    e.clone()
+                } else {
+                    let rest = delta.get(d.offset - start..)?;
+                    Arc::new(Sequenced {
+                        cursor: c,
+                        event: TurnEvent::Token {
+                            chat_id: *chat_id,
+                            message_id: *message_id,
+                            delta: Arc::from(rest),
+                        },
+                    })
+                }
+            }
+            TurnEvent::Response { .. } | TurnEvent::Error { .. } => e.clone(),
+            TurnEvent::Started { .. } | TurnEvent::Step { .. } if c.seq > d.seq => e.clone(),
+            _ => return None,
+        };
+        self.0 = Some(Cursor {
+            message_id: c.message_id,
+            seq: c.seq.max(d.seq),
+            offset: c.offset.max(d.offset),
+            done: c.done,
+        });
+        Some(out)
     }
 }
 
@@ -60,16 +106,14 @@ pub async fn follow(
     Ok(async_stream::stream! {
         let mut delivered = Delivered(after);
         for e in backlog {
-            if delivered.wants(&e.cursor) {
-                delivered = Delivered(Some(e.cursor));
+            if let Some(e) = delivered.take(e) {
                 yield e;
             }
         }
         loop {
             match listener.rx.recv().await {
                 Ok(e) => {
-                    if delivered.wants(&e.cursor) {
-                        delivered = Delivered(Some(e.cursor));
+                    if let Some(e) = delivered.take(e) {
                         yield e;
                     }
                 }
@@ -79,8 +123,7 @@ pub async fn follow(
                     match missed(&state, chat_id, from).await {
                         Ok(events) => {
                             for e in events {
-                                if delivered.wants(&e.cursor) {
-                                    delivered = Delivered(Some(e.cursor));
+                                if let Some(e) = delivered.take(e) {
                                     yield e;
                                 }
                             }
@@ -186,9 +229,18 @@ pub(crate) async fn missed(
                 &mut seq,
             );
         }
-        let rest = m.content.get(offset..).ok_or_else(|| {
-            AppError::validation("after", "this cursor does not match the stored answer")
-        })?;
+        let rest = match m.content.get(offset..) {
+            Some(rest) => rest,
+            // Still being written elsewhere, and the client is ahead of its last checkpoint:
+            // the rest comes with the next ones.
+            None if m.status == MessageStatus::Streaming => "",
+            None => {
+                return Err(AppError::validation(
+                    "after",
+                    "this cursor does not match the stored answer",
+                ))
+            }
+        };
         if !rest.is_empty() {
             push(
                 TurnEvent::Token {
@@ -202,52 +254,8 @@ pub(crate) async fn missed(
             );
         }
         let end = m.content.len();
-        match m.status {
-            MessageStatus::Streaming => {
-                // Running on another process (or left by a crash not yet recovered): what
-                // its last checkpoint holds; the rest follows with the stored answer.
-                continue;
-            }
-            MessageStatus::Complete | MessageStatus::Cancelled => {
-                let usage = Usage {
-                    prompt_tokens: m.prompt_tokens.unwrap_or(0).max(0) as u32,
-                    completion_tokens: m.completion_tokens.unwrap_or(0).max(0) as u32,
-                };
-                push(
-                    TurnEvent::Response {
-                        chat_id,
-                        message: Arc::new(m),
-                        usage,
-                    },
-                    end,
-                    true,
-                    &mut seq,
-                );
-            }
-            MessageStatus::Error | MessageStatus::Interrupted => {
-                let (code, text) = if m.status == MessageStatus::Interrupted {
-                    (
-                        ErrorCode::Unavailable,
-                        "the answer was interrupted (the server stopped); it keeps what was written",
-                    )
-                } else {
-                    (
-                        ErrorCode::LlmUnavailable,
-                        "the answer failed; it keeps what was written",
-                    )
-                };
-                push(
-                    TurnEvent::Error {
-                        chat_id,
-                        message_id: Some(m.id),
-                        code,
-                        message: text.into(),
-                    },
-                    end,
-                    true,
-                    &mut seq,
-                );
-            }
+        if let Some(event) = ending(chat_id, m) {
+            push(event, end, true, &mut seq);
         }
     }
     if let Some((message_id, text, last_seq, events)) = running {
@@ -279,4 +287,169 @@ pub(crate) async fn missed(
         }
     }
     Ok(out)
+}
+
+/// The last event of a stored answer: `RESPONSE` (complete, cancelled) or `ERROR` (failed,
+/// interrupted, with what was written); `None` while it is still being written.
+fn ending(chat_id: i64, m: Message) -> Option<TurnEvent> {
+    Some(match m.status {
+        MessageStatus::Streaming => return None,
+        MessageStatus::Complete | MessageStatus::Cancelled => TurnEvent::Response {
+            chat_id,
+            usage: Usage {
+                prompt_tokens: m.prompt_tokens.unwrap_or(0).max(0) as u32,
+                completion_tokens: m.completion_tokens.unwrap_or(0).max(0) as u32,
+            },
+            message: Arc::new(m),
+        },
+        MessageStatus::Error | MessageStatus::Interrupted => {
+            let (code, text) = if m.status == MessageStatus::Interrupted {
+                (
+                    ErrorCode::Unavailable,
+                    "the answer was interrupted (the server stopped); it keeps what was written",
+                )
+            } else {
+                (
+                    ErrorCode::LlmUnavailable,
+                    "the answer failed; it keeps what was written",
+                )
+            };
+            TurnEvent::Error {
+                chat_id,
+                message_id: Some(m.id),
+                code,
+                message: text.into(),
+            }
+        }
+    })
+}
+
+/// What this process relayed of an answer running on another process.
+struct Relayed {
+    message_id: i64,
+    seq: u64,
+    offset: usize,
+}
+
+/// Relays answers running on other processes to this process's listeners of their chats:
+/// at each of their checkpoints the new text (read from the database) as one `TOKEN`, at
+/// their end the rest and the stored answer. PostgreSQL only.
+pub fn start_relay(state: &AppState) {
+    if state.db.backend() != crate::db::Backend::Postgres {
+        return;
+    }
+    let s = state.clone();
+    let mut bus = state.events.subscribe();
+    state.background.spawn_service(async move {
+        let mut relayed: std::collections::HashMap<i64, Relayed> = Default::default();
+        let stop = s.background.stopping().clone();
+        loop {
+            let event = tokio::select! {
+                _ = stop.cancelled() => break,
+                e = bus.recv() => e,
+            };
+            match event {
+                Ok(crate::events::Event::AnswerProgress {
+                    origin,
+                    chat_id,
+                    message_id,
+                    done,
+                }) if origin != s.turns.origin => {
+                    if !s.turns.has_listeners(chat_id) {
+                        relayed.remove(&chat_id);
+                        continue;
+                    }
+                    if let Err(e) = relay(&s, &mut relayed, chat_id, message_id, done).await {
+                        tracing::debug!(error = %e.message, chat_id, "answer relay failed");
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+async fn relay(
+    state: &AppState,
+    relayed: &mut std::collections::HashMap<i64, Relayed>,
+    chat_id: i64,
+    message_id: i64,
+    done: bool,
+) -> AppResult<()> {
+    let db = &state.db;
+    let rows: Vec<Message> = db_run!(db, read, |conn| messages::table
+        .filter(messages::chat_id.eq(chat_id))
+        .filter(messages::id.le(message_id))
+        .order(messages::id.desc())
+        .limit(2)
+        .select(Message::as_select())
+        .load(conn)
+        .await
+        .map_err(AppError::from))?;
+    let mut rows = rows.into_iter();
+    let Some(m) = rows.next().filter(|m| m.id == message_id) else {
+        return Ok(());
+    };
+    let user_message_id = rows
+        .next()
+        .filter(|u| u.role == MessageRole::User)
+        .map_or(0, |u| u.id);
+    let send = |r: &mut Relayed, event: TurnEvent, done: bool| {
+        r.seq += 1;
+        state.turns.relay(
+            chat_id,
+            Arc::new(Sequenced {
+                cursor: Cursor {
+                    message_id,
+                    seq: r.seq,
+                    offset: r.offset,
+                    done,
+                },
+                event,
+            }),
+        );
+    };
+    let r = relayed.entry(chat_id).or_insert(Relayed {
+        message_id,
+        seq: 0,
+        offset: 0,
+    });
+    if r.message_id != message_id || r.seq == 0 {
+        *r = Relayed {
+            message_id,
+            seq: 0,
+            offset: 0,
+        };
+        send(
+            r,
+            TurnEvent::Started {
+                chat_id,
+                user_message_id,
+                message_id,
+                model: m.model.clone().unwrap_or_default(),
+            },
+            false,
+        );
+    }
+    if let Some(rest) = m.content.get(r.offset..).filter(|t| !t.is_empty()) {
+        let delta: Arc<str> = Arc::from(rest);
+        r.offset = m.content.len();
+        send(
+            r,
+            TurnEvent::Token {
+                chat_id,
+                message_id,
+                delta,
+            },
+            false,
+        );
+    }
+    if done {
+        if let Some(end) = ending(chat_id, m) {
+            send(r, end, true);
+        }
+        relayed.remove(&chat_id);
+    }
+    Ok(())
 }

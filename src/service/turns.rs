@@ -391,6 +391,7 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The checkpoints of one running answer.
 struct Checkpoint {
+    chat_id: i64,
     message_id: i64,
     tick: tokio::time::Interval,
     saved: usize,
@@ -398,13 +399,14 @@ struct Checkpoint {
 }
 
 impl Checkpoint {
-    fn new(message_id: i64) -> Self {
+    fn new(chat_id: i64, message_id: i64) -> Self {
         let mut tick = tokio::time::interval_at(
             tokio::time::Instant::now() + CHECKPOINT_EVERY,
             CHECKPOINT_EVERY,
         );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Checkpoint {
+            chat_id,
             message_id,
             tick,
             saved: 0,
@@ -422,6 +424,7 @@ impl Checkpoint {
     fn save(&mut self, state: &AppState, text: &str) {
         self.saved = text.len();
         let (state, id, text) = (state.clone(), self.message_id, text.to_string());
+        let chat_id = self.chat_id;
         self.writing = Some(tokio::spawn(async move {
             let db = &state.db;
             let written: AppResult<usize> = async {
@@ -436,10 +439,27 @@ impl Checkpoint {
                 .map_err(AppError::from))
             }
             .await;
-            if let Err(e) = written {
-                tracing::debug!(error = %e.message, message_id = id, "answer checkpoint failed");
+            match written {
+                Ok(1) => progress(&state, chat_id, id, false),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e.message, message_id = id, "answer checkpoint failed")
+                }
             }
         }));
+    }
+}
+
+/// Tells the other processes that an answer moved on or ended (they relay it to their
+/// listeners of the chat); nothing to tell on SQLite, where this is the only process.
+fn progress(state: &AppState, chat_id: i64, message_id: i64, done: bool) {
+    if state.db.backend() == crate::db::Backend::Postgres {
+        state.events.publish(Event::AnswerProgress {
+            origin: state.turns.origin,
+            chat_id,
+            message_id,
+            done,
+        });
     }
 }
 
@@ -473,7 +493,7 @@ impl Run {
         let mut used: Vec<ToolUse> = Vec::new();
         let mut prompt = self.prompt.clone();
         let mut rounds = 0usize;
-        let mut checkpoint = Checkpoint::new(message_id);
+        let mut checkpoint = Checkpoint::new(chat_id, message_id);
         let (status, error) = loop {
             let mut said = String::new();
             let generation = loop {
@@ -579,6 +599,7 @@ impl Run {
                 usage,
             }),
         }
+        progress(&self.state, chat_id, message_id, true);
         self.state.events.publish(Event::ChatUpserted {
             user_id: self.user_id,
             chat_id,
