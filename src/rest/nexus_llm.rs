@@ -261,21 +261,19 @@ async fn agent_chat(
     let chat = start.chat.clone();
     let session_id = chat.id.to_string();
     if body.stream {
+        // Each event's cursor is its SSE `id:` (resume through `chatEvents(after:)`).
         let events = turn_events(&state, start).filter_map(|e| async move {
-            match &e.event {
-                TurnEvent::Token { delta, .. } => Some(json!({ "delta": &**delta, "finish_reason": null }).to_string()),
-                TurnEvent::Response { message, .. } => Some(
-                    json!({ "delta": "", "finish_reason": if message.status == MessageStatus::Cancelled { "cancelled" } else { "stop" },
+            let data = match &e.event {
+                TurnEvent::Token { delta, .. } => json!({ "delta": &**delta, "finish_reason": null }).to_string(),
+                TurnEvent::Response { message, .. } => json!({ "delta": "", "finish_reason": if message.status == MessageStatus::Cancelled { "cancelled" } else { "stop" },
                             "message_id": message.id }).to_string(),
-                ),
-                TurnEvent::Error { code, message, .. } => Some(
-                    json!({ "delta": "", "finish_reason": "error",
+                TurnEvent::Error { code, message, .. } => json!({ "delta": "", "finish_reason": "error",
                             "error": { "code": code.as_str().to_uppercase(), "message": message } }).to_string(),
-                ),
-                _ => None,
-            }
+                _ => return None,
+            };
+            Some((Some(e.cursor.encode()), data))
         });
-        return Ok(super::streaming::sse(&state, &caller, events));
+        return Ok(super::streaming::sse_with_ids(&state, &caller, events));
     }
     let model = start.model.clone();
     let outcome = start.finish().await?;
