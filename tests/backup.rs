@@ -544,25 +544,7 @@ async fn backup_doors_refuse_what_they_must(b: Backend) {
 
 /// `hearth --data-dir D --database-url U backup ARGS…`, as a separate process.
 async fn hearth_backup(data: &std::path::Path, url: &str, args: &[&str]) -> (bool, String) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HEARTH_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd
-        .args(["--data-dir", data.to_str().unwrap(), "--database-url", url])
-        .arg("backup")
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    crate::retrieval::hearth_cli(data, url, &[&["backup"], args].concat()).await
 }
 
 #[derive(diesel::QueryableByName)]

@@ -701,6 +701,41 @@ pub(crate) async fn serve(data: &std::path::Path, db_url: &str) -> Served {
     Served { child, base }
 }
 
+/// Creates the admin `root` (password `correct-horse`) with `hearth user create`.
+pub(crate) fn create_root(data: &std::path::Path, db_url: &str) {
+    let out = hearth_cmd(data, db_url)
+        .args([
+            "user",
+            "create",
+            "--email",
+            "root@example.com",
+            "--username",
+            "root",
+        ])
+        .args(["--password", "correct-horse", "--admin"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `root`'s access token on the server at `base`.
+pub(crate) async fn login_root(base: &str) -> String {
+    let login: Value = reqwest::Client::new()
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": "root", "password": "correct-horse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["access_token"].as_str().unwrap().to_string()
+}
+
 pub(crate) async fn call(
     base: &str,
     token: &str,
@@ -730,35 +765,10 @@ async fn a_killed_server_retries_the_run_once(b: Backend) {
         Backend::Sqlite => format!("sqlite://{}", data.join("hearth.db").display()),
         Backend::Postgres => crate::support::pg_database().await,
     };
-    let out = hearth_cmd(&data, &db_url)
-        .args([
-            "user",
-            "create",
-            "--email",
-            "root@example.com",
-            "--username",
-            "root",
-        ])
-        .args(["--password", "correct-horse", "--admin"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    create_root(&data, &db_url);
     let mock = MockLlm::start().await;
     let mut first = serve(&data, &db_url).await;
-    let login: Value = reqwest::Client::new()
-        .post(format!("{}/api/auth/login", first.base))
-        .json(&json!({"username": "root", "password": "correct-horse"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_string();
+    let token = login_root(&first.base).await;
     let gql = |q: &str, v: Value| json!({"query": q, "variables": v});
     let base = first.base.clone();
     call(&base, &token, reqwest::Method::POST, "/graphql", gql(

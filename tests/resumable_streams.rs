@@ -5,7 +5,7 @@
 
 use crate::both_backends;
 use crate::chat_turns::{new_chat, remote_model};
-use crate::jobs::{call, hearth_cmd, serve};
+use crate::jobs::{call, create_root, login_root, serve};
 use crate::mock_llm::{MockLlm, Script};
 use crate::support::{caller_of, next_json, ws_connect_base, ws_send, Backend, TestServer, Ws};
 use futures_util::StreamExt;
@@ -219,35 +219,10 @@ async fn a_crash_keeps_what_was_streamed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let db_url = format!("sqlite://{}", data.join("hearth.db").display());
-    let out = hearth_cmd(&data, &db_url)
-        .args([
-            "user",
-            "create",
-            "--email",
-            "root@example.com",
-            "--username",
-            "root",
-        ])
-        .args(["--password", "correct-horse", "--admin"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    create_root(&data, &db_url);
     let mock = MockLlm::start().await;
     let mut first = serve(&data, &db_url).await;
-    let login: Value = reqwest::Client::new()
-        .post(format!("{}/api/auth/login", first.base))
-        .json(&json!({"username": "root", "password": "correct-horse"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_string();
+    let token = login_root(&first.base).await;
     let gql = |q: &str, v: Value| json!({"query": q, "variables": v});
     call(&first.base, &token, reqwest::Method::POST, "/graphql", gql(
         "mutation($i: ModelInput!) { registerModel(input: $i) { key } }",
@@ -264,37 +239,20 @@ async fn a_crash_keeps_what_was_streamed() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let mut body = res.bytes_stream();
-    let (mut buf, mut seen, mut cursor, mut chat, mut tokens) = (
-        String::new(),
-        String::new(),
-        String::new(),
-        String::new(),
-        0,
-    );
-    while tokens < 20 {
-        let chunk = body.next().await.expect("stream open").unwrap();
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(i) = buf.find("\n\n") {
-            let frame: String = buf.drain(..i + 2).collect();
-            let id = frame
-                .lines()
-                .find_map(|l| l.strip_prefix("id:"))
-                .map(str::trim);
-            let data = frame
-                .lines()
-                .find_map(|l| l.strip_prefix("data:"))
-                .map(str::trim);
-            if let (Some(id), Some(data)) = (id, data) {
-                let e: Value = serde_json::from_str(data).unwrap();
-                if e["type"] == "token" {
-                    seen.push_str(e["content"].as_str().unwrap());
-                    tokens += 1;
-                    cursor = id.to_string();
-                }
-            }
-        }
-    }
+    let is_token = |d: &str| serde_json::from_str::<Value>(d).is_ok_and(|e| e["type"] == "token");
+    let frames = sse_frames(res, |f| f.iter().filter(|(_, d)| is_token(d)).count() >= 20).await;
+    let tokens: Vec<&(String, String)> = frames.iter().filter(|(_, d)| is_token(d)).collect();
+    let seen: String = tokens
+        .iter()
+        .map(|(_, d)| {
+            serde_json::from_str::<Value>(d).unwrap()["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let cursor = tokens.last().unwrap().0.clone();
+    let mut chat = String::new();
     // Past a checkpoint, then no chance to store anything.
     tokio::time::sleep(Duration::from_millis(1300)).await;
     first.child.kill().unwrap();

@@ -316,6 +316,12 @@ async fn watched_folders_are_indexed_for_everyone(backend: Backend) {
 
 /// `hearth --data-dir D [--database-url U] ingest ARGS…`, as a separate process.
 async fn hearth_ingest(data: &std::path::Path, url: &str, args: &[&str]) -> (bool, String) {
+    hearth_cli(data, url, &[&["ingest"], args].concat()).await
+}
+
+/// `hearth --data-dir D --database-url U ARGS…`, as a separate process (no `HEARTH_*`
+/// variable of the test's environment leaks in): whether it succeeded, and what it printed.
+pub(crate) async fn hearth_cli(data: &std::path::Path, url: &str, args: &[&str]) -> (bool, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"));
     for (k, _) in std::env::vars() {
         if k.starts_with("HEARTH_") {
@@ -324,7 +330,6 @@ async fn hearth_ingest(data: &std::path::Path, url: &str, args: &[&str]) -> (boo
     }
     let out = cmd
         .args(["--data-dir", data.to_str().unwrap(), "--database-url", url])
-        .arg("ingest")
         .args(args)
         .output()
         .await
@@ -596,41 +601,16 @@ async fn read_counts(db: &hearth::db::Db) -> hearth::error::AppResult<(i64, i64,
 /// A server killed mid-embedding: the next one retries the ingestion once the lease ran out;
 /// the document ends indexed with every chunk exactly once and a vector for each.
 async fn a_killed_server_finishes_the_ingestion(backend: Backend) {
-    use crate::jobs::{call, hearth_cmd, serve};
+    use crate::jobs::{call, create_root, login_root, serve};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let db_url = match backend {
         Backend::Sqlite => format!("sqlite://{}", data.join("hearth.db").display()),
         Backend::Postgres => crate::support::pg_database().await,
     };
-    let out = hearth_cmd(&data, &db_url)
-        .args([
-            "user",
-            "create",
-            "--email",
-            "root@example.com",
-            "--username",
-            "root",
-        ])
-        .args(["--password", "correct-horse", "--admin"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    create_root(&data, &db_url);
     let mut first = serve(&data, &db_url).await;
-    let login: Value = reqwest::Client::new()
-        .post(format!("{}/api/auth/login", first.base))
-        .json(&json!({"username": "root", "password": "correct-horse"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_string();
+    let token = login_root(&first.base).await;
     // Enough text for a few seconds of embedding.
     let text: String = (0..2500)
         .map(|i| format!("Minute {i}: the committee reviewed item {i} and agreed on the budget for phase {}.\n\n", i % 17))

@@ -13,7 +13,7 @@ use crate::http::extract::{AuthCaller, JsonBody, WsCaller};
 use crate::limits::Rule;
 use crate::service::auth::recheck;
 use crate::service::chats::{self, ChatInput};
-use crate::service::streams::stream_end;
+use crate::service::streams::{stream_end, StreamEnd};
 use crate::service::turns::{self, SendInput, TurnStart};
 use crate::state::AppState;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -205,6 +205,37 @@ async fn ws_chat(
         .on_upgrade(move |socket| serve_ws(state, caller, socket))
 }
 
+/// Sends one turn's events on the socket until the turn ends; `false` when the socket is
+/// done (gone, or closed because the caller's streams ended).
+async fn forward<E: std::future::Future<Output = StreamEnd>>(
+    events: impl futures_util::Stream<Item = std::sync::Arc<Sequenced>>,
+    tx: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
+    end: &mut std::pin::Pin<&mut E>,
+) -> bool {
+    let mut events = std::pin::pin!(events);
+    loop {
+        let e = tokio::select! {
+            e = events.next() => match e {
+                Some(e) => e,
+                None => return true,
+            },
+            why = end.as_mut() => {
+                let _ = tx.send(close_message(&why)).await;
+                return false;
+            },
+        };
+        if let Some(v) = sequenced_json(&e) {
+            if tx
+                .send(WsMessage::Text(v.to_string().into()))
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+}
+
 fn error_json(e: &AppError) -> String {
     json!({ "type": "error", "content": e.message, "code": e.code.as_str() }).to_string()
 }
@@ -265,27 +296,8 @@ async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
                     }
                 };
                 conversation = Some(events.0);
-                let mut events = Box::pin(events.1);
-                loop {
-                    let e = tokio::select! {
-                        e = events.next() => match e {
-                            Some(e) => e,
-                            None => break,
-                        },
-                        why = &mut end => {
-                            let _ = tx.send(close_message(&why)).await;
-                            return;
-                        },
-                    };
-                    if let Some(v) = sequenced_json(&e) {
-                        if tx
-                            .send(WsMessage::Text(v.to_string().into()))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
+                if !forward(events.1, &mut tx, &mut end).await {
+                    return;
                 }
                 continue;
             }
@@ -329,28 +341,9 @@ async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
             }
         };
         conversation = Some(start.chat.id);
-        let mut events = Box::pin(turn_events(&state, start));
         // The turn continues (and is stored) even if the socket goes away meanwhile.
-        loop {
-            let e = tokio::select! {
-                e = events.next() => match e {
-                    Some(e) => e,
-                    None => break,
-                },
-                why = &mut end => {
-                    let _ = tx.send(close_message(&why)).await;
-                    return;
-                },
-            };
-            if let Some(v) = sequenced_json(&e) {
-                if tx
-                    .send(WsMessage::Text(v.to_string().into()))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
+        if !forward(turn_events(&state, start), &mut tx, &mut end).await {
+            return;
         }
     }
     let _ = tx.close().await;
