@@ -23,6 +23,25 @@ const EVENTS: &str = "subscription($c: ID!, $after: String) {
     chatEvents(chatId: $c, after: $after) { type cursor delta code message { id content status } }
 }";
 
+/// Subscribes at `base`, sends a message through `s`, reads the answer's first 10 tokens
+/// and drops the subscription: the events read and the last cursor.
+async fn read_part(base: &str, s: &TestServer, token: &str, chat: &str) -> (Vec<Value>, String) {
+    let mut ws = subscribe(base, token, chat, None).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    send(s, token, chat).await;
+    let mut seen = Vec::new();
+    while seen
+        .iter()
+        .filter(|e: &&Value| e["type"] == "TOKEN")
+        .count()
+        < 10
+    {
+        seen.push(next_event(&mut ws).await);
+    }
+    let cursor = seen.last().unwrap()["cursor"].as_str().unwrap().to_string();
+    (seen, cursor)
+}
+
 /// `n` words, `delay` apart.
 fn words(n: usize, delay: Duration) -> Script {
     let tokens: Vec<String> = (0..n).map(|i| format!("w{i} ")).collect();
@@ -106,20 +125,7 @@ async fn a_resumed_subscription_misses_nothing(b: Backend) {
     let chat = new_chat(&s, &u.access, Some("mock"), None).await;
     mock.push(words(60, Duration::from_millis(15)));
 
-    let mut first = subscribe(&s.base, &u.access, &chat, None).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    send(&s, &u.access, &chat).await;
-    let mut seen = Vec::new();
-    while seen
-        .iter()
-        .filter(|e: &&Value| e["type"] == "TOKEN")
-        .count()
-        < 10
-    {
-        seen.push(next_event(&mut first).await);
-    }
-    drop(first);
-    let mid = seen.last().unwrap()["cursor"].as_str().unwrap().to_string();
+    let (seen, mid) = read_part(&s.base, &s, &u.access, &chat).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let mut again = subscribe(&s.base, &u.access, &chat, Some(&mid)).await;
@@ -465,20 +471,7 @@ async fn a_stream_resumes_on_another_server() {
 
     // Half read on the server running the turn, the rest on the other.
     mock.push(words(80, Duration::from_millis(30)));
-    let mut near = subscribe(&a.base, &u.access, &chat, None).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    send(&a, &u.access, &chat).await;
-    let mut seen = Vec::new();
-    while seen
-        .iter()
-        .filter(|e: &&Value| e["type"] == "TOKEN")
-        .count()
-        < 10
-    {
-        seen.push(next_event(&mut near).await);
-    }
-    drop(near);
-    let cursor = seen.last().unwrap()["cursor"].as_str().unwrap().to_string();
+    let (seen, cursor) = read_part(&a.base, &a, &u.access, &chat).await;
     let mut moved = subscribe(&b.base, &u.access, &chat, Some(&cursor)).await;
     let rest = until_end(&mut moved).await;
     assert_eq!(format!("{}{}", text_of(&seen), text_of(&rest)), expected);
