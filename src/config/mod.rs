@@ -401,6 +401,9 @@ pub struct LlmConfig {
     pub queue_depth: usize,
     /// Tokens generated when neither the request nor the agent sets a limit.
     pub default_max_tokens: u32,
+    /// Milliseconds between two checkpoints of a running answer's text (what a crash keeps,
+    /// what other processes relay); 0: none.
+    pub checkpoint_ms: u64,
 }
 
 impl Default for LlmConfig {
@@ -416,6 +419,7 @@ impl Default for LlmConfig {
             idle_timeout_secs: 60,
             queue_depth: 32,
             default_max_tokens: 512,
+            checkpoint_ms: 1000,
         }
     }
 }

@@ -384,26 +384,27 @@ struct Run {
     tools: Vec<serde_json::Value>,
 }
 
-/// How often a running answer's text is written to its message, so a crash keeps what users
-/// already saw (never per token: one write per interval at most, skipped while the previous
-/// one is still running or nothing changed).
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The checkpoints of one running answer.
+/// The checkpoints of one running answer: its text written to its message every
+/// `llm.checkpoint_ms`, so a crash keeps what users already saw (never per token: one write
+/// per interval at most, skipped while the previous one is still running or nothing changed).
 struct Checkpoint {
     chat_id: i64,
     message_id: i64,
     tick: tokio::time::Interval,
     saved: usize,
     writing: Option<tokio::task::JoinHandle<()>>,
+    off: bool,
 }
 
 impl Checkpoint {
-    fn new(chat_id: i64, message_id: i64) -> Self {
-        let mut tick = tokio::time::interval_at(
-            tokio::time::Instant::now() + CHECKPOINT_EVERY,
-            CHECKPOINT_EVERY,
-        );
+    fn new(chat_id: i64, message_id: i64, every_ms: u64) -> Self {
+        // Off: a first tick far away (and `due` never holds).
+        let every = std::time::Duration::from_millis(if every_ms == 0 {
+            86_400_000
+        } else {
+            every_ms
+        });
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Checkpoint {
             chat_id,
@@ -411,12 +412,15 @@ impl Checkpoint {
             tick,
             saved: 0,
             writing: None,
+            off: every_ms == 0,
         }
     }
 
     /// Whether there is new text and no write in flight.
     fn due(&self, text: &str) -> bool {
-        text.len() != self.saved && self.writing.as_ref().is_none_or(|w| w.is_finished())
+        !self.off
+            && text.len() != self.saved
+            && self.writing.as_ref().is_none_or(|w| w.is_finished())
     }
 
     /// Writes the text so far, in the background. Only a message still `streaming` is
@@ -493,7 +497,8 @@ impl Run {
         let mut used: Vec<ToolUse> = Vec::new();
         let mut prompt = self.prompt.clone();
         let mut rounds = 0usize;
-        let mut checkpoint = Checkpoint::new(chat_id, message_id);
+        let mut checkpoint =
+            Checkpoint::new(chat_id, message_id, self.state.config.llm.checkpoint_ms);
         let (status, error) = loop {
             let mut said = String::new();
             let generation = loop {
