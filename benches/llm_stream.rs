@@ -25,7 +25,8 @@
 //! Environment: HEARTH_BENCH_STREAMS (default "1,100,1000"), HEARTH_BENCH_TOKENS,
 //! HEARTH_BENCH_GAP_MS, HEARTH_BENCH_PATHS (default "relay,v1,subscription"),
 //! HEARTH_BENCH_SERVER_CPUS (a `taskset -c` list for Hearth's process, on machines with cores
-//! to spare for the clients), HEARTH_BENCH_DECODE=0 (skip part 2).
+//! to spare for the clients), HEARTH_BENCH_DECODE=0 (skip part 2), HEARTH_BENCH_CHECKPOINT_MS
+//! (`llm.checkpoint_ms` of Hearth's process; 0 turns answer checkpoints off).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -191,9 +192,17 @@ fn serve_child(upstream: String) {
             data_dir: dir.path().to_path_buf(),
             jwt_secret: Some("bench-secret-bench-secret-bench-secret-000".into()),
             login_rate_limit: 0,
+            // A thousand clients from one address would spend the seeds' budgets at once.
+            rate_limits: hearth::config::RateLimitsConfig::off(),
             ..Default::default()
         };
         config.llm.queue_depth = 4096;
+        if let Some(ms) = std::env::var("HEARTH_BENCH_CHECKPOINT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            config.llm.checkpoint_ms = ms;
+        }
         let (_state, app) = hearth::http::app_for(config).await.expect("hearth builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

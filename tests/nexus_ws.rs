@@ -203,6 +203,18 @@ async fn nexus_ws_channels(b: Backend) {
     let e = next_event_of(&mut ws, &channel).await;
     assert_eq!(e["event"], "deleted", "{e}");
 
+    // A message over 16 KiB ends that socket (and only that one).
+    let mut big = signed_in(&s, &alice.access).await;
+    ws_send(
+        &mut big,
+        json!({"type": "subscribe", "channel": "x".repeat(17 * 1024)}),
+    )
+    .await;
+    let code = ws_close_code(&mut big).await;
+    assert!(code.is_none() || code == Some(1009), "{code:?}");
+    let r = ask(&mut ws, "ping", "").await;
+    assert_eq!(r["type"], "pong", "{r}");
+
     // Logging out closes the socket opened with that session.
     let (st, _) = s
         .post("/api/auth/logout", Some(&alice.access), json!({}))
