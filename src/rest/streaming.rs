@@ -68,7 +68,7 @@ pub fn turn_events(
                 Ok(e) => vec![e],
                 Err(RecvError::Lagged(_)) => {
                     let from = last.unwrap_or(Cursor { message_id, ..Cursor::default() });
-                    match crate::service::turn_stream::missed(&state, chat_id, from).await {
+                    match Box::pin(crate::service::turn_stream::missed(&state, chat_id, from)).await {
                         Ok(events) => events,
                         Err(_) => continue,
                     }

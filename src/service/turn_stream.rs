@@ -120,7 +120,9 @@ pub async fn follow(
                 Err(RecvError::Lagged(_)) => {
                     // Catch up from the log or the stored answers, then go on live.
                     let from = delivered.0.unwrap_or_default();
-                    match missed(&state, chat_id, from).await {
+                    // Boxed: an idle subscription's state stays small (this future, with its
+                    // queries, would otherwise be held inline by every stream).
+                    match Box::pin(missed(&state, chat_id, from)).await {
                         Ok(events) => {
                             for e in events {
                                 if let Some(e) = delivered.take(e) {

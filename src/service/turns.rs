@@ -399,11 +399,8 @@ struct Checkpoint {
 impl Checkpoint {
     fn new(chat_id: i64, message_id: i64, every_ms: u64) -> Self {
         // Off: a first tick far away (and `due` never holds).
-        let every = std::time::Duration::from_millis(if every_ms == 0 {
-            86_400_000
-        } else {
-            every_ms
-        });
+        let every =
+            std::time::Duration::from_millis(if every_ms == 0 { 86_400_000 } else { every_ms });
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Checkpoint {
