@@ -300,9 +300,18 @@ async fn round_trip(from: Backend, to: Backend) {
     let (st, _) = dst.get("/api/auth/me", Some(&root.access)).await;
     assert_eq!(st, StatusCode::OK);
 
+    // A socket open through the restore is closed: its session ended.
+    let mut live = crate::support::ws_subscribed(
+        &dst,
+        &root.access,
+        "c",
+        "subscription { chatChanges { kind } }",
+    )
+    .await;
     let (st, done) = import(&dst, Some(&root.access), archive.clone(), "false").await;
     assert_eq!(st, StatusCode::OK, "{done}");
     assert_eq!(done["dry_run"], false);
+    assert_eq!(crate::support::ws_close_code(&mut live).await, Some(4401));
     // Every session ended; the archive's accounts are the ones that exist now.
     let (st, _) = dst.get("/api/auth/me", Some(&root.access)).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);

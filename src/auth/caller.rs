@@ -88,6 +88,8 @@ impl Caller {
             Event::UserDisabled { user_id } | Event::UserChanged { user_id } => {
                 *user_id == self.user_id()
             }
+            // A restore ended every session and may have replaced every account.
+            Event::Restored => true,
             _ => false,
         }
     }
