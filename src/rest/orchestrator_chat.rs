@@ -21,6 +21,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -205,6 +206,36 @@ async fn ws_chat(
         .on_upgrade(move |socket| serve_ws(state, caller, socket))
 }
 
+/// What one message on `/ws/chat` asks for, as the caller is now (role, rights) or not at
+/// all: a new turn (`{message, model?, conversation_id?}`, the socket's conversation by
+/// default), or the rest of an answer a dropped socket was reading (`{type: "resume",
+/// conversation_id, cursor}`). The chat and its events.
+async fn open(
+    state: &AppState,
+    caller: &Caller,
+    text: &str,
+    conversation: Option<i64>,
+) -> Result<(i64, BoxStream<'static, std::sync::Arc<Sequenced>>), AppError> {
+    let now = recheck(state, caller).await?;
+    if let Ok(r) = serde_json::from_str::<ResumeMessage>(text) {
+        if r.kind == "resume" {
+            let (chat_id, events) = resume(state, &now, &r).await?;
+            return Ok((chat_id, events.boxed()));
+        }
+    }
+    let mut body: ChatBody = serde_json::from_str(text).map_err(|e| {
+        AppError::new(
+            ErrorCode::InvalidJson,
+            format!("message is not a valid chat request: {e}"),
+        )
+    })?;
+    if body.conversation_id.is_none() {
+        body.conversation_id = conversation.map(|c| json!(c));
+    }
+    let start = start(state, &now, body).await?;
+    Ok((start.chat.id, turn_events(state, start).boxed()))
+}
+
 /// Sends one turn's events on the socket until the turn ends; `false` when the socket is
 /// done (gone, or closed because the caller's streams ended).
 async fn forward<E: std::future::Future<Output = StreamEnd>>(
@@ -274,61 +305,8 @@ async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
                 continue;
             }
         }
-        // `{type: "resume", conversation_id, cursor}`: the rest of the answer a dropped socket
-        // was reading, then the socket goes on as before.
-        if let Ok(r) = serde_json::from_str::<ResumeMessage>(&text) {
-            if r.kind == "resume" {
-                let events = match recheck(&state, &caller).await {
-                    Ok(now) => resume(&state, &now, &r).await,
-                    Err(e) => Err(e),
-                };
-                let events = match events {
-                    Ok(events) => events,
-                    Err(e) => {
-                        if tx
-                            .send(WsMessage::Text(error_json(&e).into()))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                        continue;
-                    }
-                };
-                conversation = Some(events.0);
-                if !forward(events.1, &mut tx, &mut end).await {
-                    return;
-                }
-                continue;
-            }
-        }
-        let mut body: ChatBody = match serde_json::from_str(&text) {
-            Ok(b) => b,
-            Err(e) => {
-                let err = AppError::new(
-                    ErrorCode::InvalidJson,
-                    format!("message is not a valid chat request: {e}"),
-                );
-                if tx
-                    .send(WsMessage::Text(error_json(&err).into()))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-                continue;
-            }
-        };
-        if body.conversation_id.is_none() {
-            body.conversation_id = conversation.map(|c| json!(c));
-        }
-        // Each message acts as the caller is now (role, rights), or not at all.
-        let start = match recheck(&state, &caller).await {
-            Ok(now) => start(&state, &now, body).await,
-            Err(e) => Err(e),
-        };
-        let start = match start {
-            Ok(s) => s,
+        let (chat_id, events) = match open(&state, &caller, &text, conversation).await {
+            Ok(opened) => opened,
             Err(e) => {
                 if tx
                     .send(WsMessage::Text(error_json(&e).into()))
@@ -340,9 +318,9 @@ async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
                 continue;
             }
         };
-        conversation = Some(start.chat.id);
-        // The turn continues (and is stored) even if the socket goes away meanwhile.
-        if !forward(turn_events(&state, start), &mut tx, &mut end).await {
+        conversation = Some(chat_id);
+        // A turn continues (and is stored) even if the socket goes away meanwhile.
+        if !forward(events, &mut tx, &mut end).await {
             return;
         }
     }

@@ -65,7 +65,7 @@ pub async fn import_from(state: &AppState, archive: &Path, dry_run: bool) -> App
     let plan = archive_in::plan(&state.db, &staged).await?;
     if !dry_run {
         archive_in::apply(&state.db, &staged).await?;
-        after_restore(state).await;
+        after_restore(state);
         tracing::warn!(
             from = %staged.manifest.created_at,
             backend = %staged.manifest.backend,
@@ -79,13 +79,12 @@ pub async fn import_from(state: &AppState, archive: &Path, dry_run: bool) -> App
     }))
 }
 
-/// What every process does once the tables were replaced; this one at once (so the next
-/// request already sees it), the others on the bus.
-async fn after_restore(state: &AppState) {
+/// Once the tables were replaced: this process forgets its vector indexes at once (the next
+/// search must not use an index of the data replaced); then every process, this one
+/// included, rebuilds them, converges its plugins and ends its streams on the bus's
+/// `Restored`.
+fn after_restore(state: &AppState) {
     state.rag.vectors.drop_all();
-    if let Err(e) = state.plugins.converge(state, None).await {
-        tracing::warn!(error = %e.message, "plugin convergence after a restore failed");
-    }
     state.events.publish(Event::Restored);
 }
 
