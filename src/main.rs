@@ -45,6 +45,8 @@ enum Command {
     Migrate,
     /// Prints the GraphQL schema (SDL).
     Schema,
+    /// Prints the OpenAPI 3.1 document of the REST doors (JSON).
+    Openapi,
     /// Manages users.
     User {
         #[command(subcommand)]
@@ -240,6 +242,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Schema => {
             print!("{}", hearth::graphql::sdl());
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", hearth::rest::openapi::json());
             Ok(())
         }
         Command::Migrate => {

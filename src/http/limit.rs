@@ -168,5 +168,5 @@ pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) ->
     }
     let mut res = decision.error("requests").into_response();
     set_headers(res.headers_mut(), &decision);
-    (door.shape)(res)
+    door.errors.render(res)
 }

@@ -2,6 +2,7 @@
 //! limits, request ids and uniform error bodies, request metrics; graceful shutdown drains
 //! in-flight work.
 
+pub mod apidocs;
 pub mod errors;
 pub mod extract;
 pub mod limit;
@@ -29,21 +30,24 @@ pub fn router(state: AppState, schema: HearthSchema) -> Router {
     let upload_limit = (state.config.max_upload_bytes() as usize)
         .saturating_add(UPLOAD_OVERHEAD)
         .max(limit);
+    let rest_routers = crate::rest::routers();
     let uploads = Router::new()
         .route(
             "/graphql",
             get(graphql::transport::get).post(graphql::transport::post),
         )
-        .merge(crate::rest::upload_router())
+        .merge(Router::from(rest_routers.uploads))
         .layer(RequestBodyLimitLayer::new(upload_limit));
     let restore_limit = usize::try_from(state.config.backup.max_import_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(UPLOAD_OVERHEAD);
-    let restore = crate::rest::backup_router().layer(RequestBodyLimitLayer::new(restore_limit));
+    let restore =
+        Router::from(rest_routers.backup).layer(RequestBodyLimitLayer::new(restore_limit));
     let rest = Router::new()
         .route("/graphql/ws", get(graphql::socket::ws))
-        .merge(crate::rest::router())
+        .merge(Router::from(rest_routers.rest))
         .merge(web::router())
+        .merge(apidocs::router())
         .layer(RequestBodyLimitLayer::new(limit));
     uploads
         .merge(restore)

@@ -14,12 +14,33 @@ pub struct Door {
     pub rule: Option<Rule>,
     /// Counted per client address even for signed-in callers.
     pub per_address: bool,
-    /// Renders a table error in the door's API shape.
-    pub shape: fn(Response) -> Response,
+    /// The API whose error body the door answers with.
+    pub errors: ErrorShape,
 }
 
-fn unchanged(res: Response) -> Response {
-    res
+/// The error bodies of the documented APIs (also named in the OpenAPI document).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// Hearth's default body: seeds 000, 001 and 003 (`detail`, `code`, `status`, …).
+    Default,
+    /// Seed 002: `{error: {code, message, details}, request_id}`.
+    Nexus,
+    /// OpenAI's `{error: {message, type, param, code}}`.
+    OpenAi,
+    /// Seed 004: the default body plus `error`.
+    Runner,
+}
+
+impl ErrorShape {
+    /// Renders a table error response in this shape (other responses pass unchanged).
+    pub fn render(self, res: Response) -> Response {
+        match self {
+            ErrorShape::Default => res,
+            ErrorShape::Nexus => super::nexus::nexus_shape(res),
+            ErrorShape::OpenAi => super::openai::openai_shape(res),
+            ErrorShape::Runner => super::runner::runner_shape(res),
+        }
+    }
 }
 
 /// Seed 001's doors (the auth doors it shares with seed 000 count as seed 000's).
@@ -52,10 +73,10 @@ const RUNNER: &[&str] = &[
 
 /// The door a matched route template belongs to.
 pub fn door(route: &str) -> Door {
-    let door = |rule, per_address, shape| Door {
+    let door = |rule, per_address, errors| Door {
         rule,
         per_address,
-        shape,
+        errors,
     };
     if let Some(path) = route.strip_prefix("/api/v1/") {
         let rule = match path {
@@ -66,16 +87,16 @@ pub fn door(route: &str) -> Door {
             p if p.starts_with("video/") => Some(Rule::NexusVideo),
             _ => None,
         };
-        return door(rule, false, super::nexus::nexus_shape);
+        return door(rule, false, ErrorShape::Nexus);
     }
     if route.starts_with("/v1/") {
-        return door(None, false, super::openai::openai_shape);
+        return door(None, false, ErrorShape::OpenAi);
     }
     if RUNNER.contains(&route) {
-        return door(Some(Rule::Runner), true, super::runner::runner_shape);
+        return door(Some(Rule::Runner), true, ErrorShape::Runner);
     }
     if FOYER.contains(&route) {
-        return door(Some(Rule::Foyer), true, unchanged);
+        return door(Some(Rule::Foyer), true, ErrorShape::Default);
     }
     let rule = match route {
         "/api/auth/login" => Some(Rule::Login),
@@ -83,7 +104,7 @@ pub fn door(route: &str) -> Door {
         r if r.starts_with("/api/") => Some(Rule::Api),
         _ => None,
     };
-    door(rule, false, unchanged)
+    door(rule, false, ErrorShape::Default)
 }
 
 #[cfg(test)]
@@ -113,5 +134,9 @@ mod tests {
         assert_eq!(rule("/v1/chat/completions"), None);
         assert_eq!(rule("/plugins"), None);
         assert_eq!(rule("/graphql"), None);
+        assert_eq!(door("/api/v1/keys").errors, ErrorShape::Nexus);
+        assert_eq!(door("/v1/models").errors, ErrorShape::OpenAi);
+        assert_eq!(door("/api/config").errors, ErrorShape::Runner);
+        assert_eq!(door("/plugins").errors, ErrorShape::Default);
     }
 }

@@ -16,6 +16,7 @@ pub mod nexus_rag;
 pub mod nexus_socket;
 pub mod openai;
 pub mod openai_embeddings;
+pub mod openapi;
 pub mod orchestrator;
 pub mod orchestrator_chat;
 pub mod orchestrator_memory;
@@ -32,53 +33,81 @@ pub mod runner_monitoring;
 pub mod streaming;
 
 use crate::state::AppState;
-use axum::Router;
 use chrono::NaiveDateTime;
+use utoipa_axum::router::OpenApiRouter;
 
-/// The REST doors that take files: their bodies may be as large as an upload.
-pub fn upload_router() -> Router<AppState> {
-    Router::new()
-        .merge(foyer_documents::upload_router())
-        .merge(orchestrator_memory::upload_router())
-        .nest("/api/v1", nexus_rag::upload_router())
-        .merge(plugin_host_plugins::upload_router())
+/// A router whose doors are documented: built with `routes!` from `#[utoipa::path]` handlers.
+pub type DocRouter = OpenApiRouter<AppState>;
+
+/// Every REST door, in three routers by the body size they accept, each carrying the OpenAPI
+/// paths of its doors.
+pub struct Routers {
+    /// The doors that take files: their bodies may be as large as an upload.
+    pub uploads: DocRouter,
+    /// The restore door: its body may be as large as a backup archive
+    /// (`backup.max_import_bytes`).
+    pub backup: DocRouter,
+    /// Every other REST door.
+    pub rest: DocRouter,
 }
 
-/// The restore door: its body may be as large as a backup archive (`backup.max_import_bytes`).
-pub fn backup_router() -> Router<AppState> {
-    plugin_host_backup::import_router()
+impl Routers {
+    /// The OpenAPI paths of all three, on the common skeleton (`openapi::base`).
+    pub fn document(&self) -> utoipa::openapi::OpenApi {
+        let mut api = openapi::base();
+        for r in [&self.uploads, &self.backup, &self.rest] {
+            api.merge(r.get_openapi().clone());
+        }
+        api
+    }
 }
 
-/// Every other REST door.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .merge(health::router())
-        .merge(plugin_host_plugins::router())
-        .merge(orchestrator_tools::router())
-        .merge(foyer_documents::router())
-        .merge(plugin_host_rag::router())
-        .merge(orchestrator_memory::router())
-        .merge(api_auth::router())
-        .merge(orchestrator::router())
-        .merge(orchestrator_chat::router())
-        .merge(foyer::router())
-        .merge(foyer_messages::router())
+/// Builds the REST routers.
+pub fn routers() -> Routers {
+    Routers {
+        uploads: upload_router(),
+        backup: plugin_host_backup::import_router().into(),
+        rest: router(),
+    }
+}
+
+fn upload_router() -> DocRouter {
+    DocRouter::new()
+        .merge(foyer_documents::upload_router().into())
+        .merge(orchestrator_memory::upload_router().into())
+        .nest("/api/v1", nexus_rag::upload_router().into())
+        .merge(plugin_host_plugins::upload_router().into())
+}
+
+fn router() -> DocRouter {
+    DocRouter::new()
+        .merge(health::router().into())
+        .merge(plugin_host_plugins::router().into())
+        .merge(orchestrator_tools::router().into())
+        .merge(foyer_documents::router().into())
+        .merge(plugin_host_rag::router().into())
+        .merge(orchestrator_memory::router().into())
+        .merge(api_auth::router().into())
+        .merge(orchestrator::router().into())
+        .merge(orchestrator_chat::router().into())
+        .merge(foyer::router().into())
+        .merge(foyer_messages::router().into())
         .nest(
             "/api/v1",
             nexus::router()
-                .merge(nexus_llm::router())
-                .merge(nexus_providers::router())
-                .merge(nexus_rag::router()),
+                .merge(nexus_llm::router().into())
+                .merge(nexus_providers::router().into())
+                .merge(nexus_rag::router().into()),
         )
-        .merge(plugin_host::router())
-        .merge(plugin_host_history::router())
-        .merge(plugin_host_backup::router())
-        .merge(plugin_host_llm::router())
-        .merge(plugin_host_jobs::router())
-        .merge(runner::router())
-        .merge(runner_monitoring::router())
-        .merge(openai::router())
-        .merge(nexus_socket::router())
+        .merge(plugin_host::router().into())
+        .merge(plugin_host_history::router().into())
+        .merge(plugin_host_backup::router().into())
+        .merge(plugin_host_llm::router().into())
+        .merge(plugin_host_jobs::router().into())
+        .merge(runner::router().into())
+        .merge(runner_monitoring::router().into())
+        .merge(openai::router().into())
+        .merge(nexus_socket::router().into())
 }
 
 /// Timestamps as the seeds write them: RFC 3339, UTC, `Z`.

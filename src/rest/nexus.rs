@@ -1,6 +1,8 @@
 //! Seed 002 (RAG-DZ / Nexus), mounted under `/api/v1`: auth, users, API keys, projects.
 //! Its error body is `{error: {code, message, details}, request_id}`; ids are strings.
 
+use super::openapi::NEXUS;
+use super::DocRouter;
 use super::{ts, ts_opt};
 use crate::db::models::{ApiKey, Project, User};
 use crate::error::AppError;
@@ -15,22 +17,23 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 
 /// Routes (relative to `/api/v1`), with the seed's error shape.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/register", post(register))
-        .route("/auth/refresh", post(refresh))
-        .route("/users/me", get(me).patch(update_me))
-        .route("/keys", post(create_key).get(list_keys))
-        .route("/keys/{key_id}", delete(revoke_key))
-        .route("/projects", post(create_project).get(list_projects))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(register))
+        .routes(routes!(refresh))
+        .routes(routes!(me, update_me))
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
+        .routes(routes!(create_project, list_projects))
         .layer(middleware::from_fn(nexus_errors))
 }
 
@@ -78,13 +81,17 @@ fn token_json(p: &TokenPair) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginBody {
     email: Option<String>,
     username: Option<String>,
     password: String,
 }
 
+/// Logs in with email (or username) and password.
+#[utoipa::path(post, path = "/auth/login", tag = NEXUS, security(()),
+    request_body = LoginBody,
+    responses((status = 200, description = "Tokens and the user", body = Object)))]
 async fn login(
     State(state): State<AppState>,
     Client(client): Client,
@@ -99,7 +106,7 @@ async fn login(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterBody {
     email: String,
     password: String,
@@ -108,6 +115,9 @@ struct RegisterBody {
     setup_token: Option<String>,
 }
 
+#[utoipa::path(post, path = "/auth/register", tag = NEXUS, security(()),
+    request_body = RegisterBody,
+    responses((status = 201, description = "Tokens and the new user", body = Object)))]
 /// Registers and logs in, answering like login with 201.
 async fn register(
     State(state): State<AppState>,
@@ -130,11 +140,15 @@ async fn register(
     Ok((StatusCode::CREATED, Json(token_json(&pair))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RefreshBody {
     refresh_token: String,
 }
 
+/// Exchanges a refresh token for a new pair.
+#[utoipa::path(post, path = "/auth/refresh", tag = NEXUS, security(()),
+    request_body = RefreshBody,
+    responses((status = 200, description = "Tokens and the user", body = Object)))]
 async fn refresh(
     State(state): State<AppState>,
     JsonBody(b): JsonBody<RefreshBody>,
@@ -144,6 +158,9 @@ async fn refresh(
     )))
 }
 
+/// The caller's profile.
+#[utoipa::path(get, path = "/users/me", tag = NEXUS,
+    responses((status = 200, description = "The user", body = Object)))]
 async fn me(AuthCaller(caller): AuthCaller) -> Json<Value> {
     Json(user_json(&caller.user))
 }
@@ -154,13 +171,16 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ProfileBody {
     name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     avatar_url: Option<Option<String>>,
 }
 
+/// Changes the caller's name or avatar.
+#[utoipa::path(patch, path = "/users/me", tag = NEXUS, request_body = ProfileBody,
+    responses((status = 200, description = "The user", body = Object)))]
 async fn update_me(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -192,7 +212,7 @@ fn key_json(k: &ApiKey) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct KeyBody {
     name: String,
     permissions: Option<Vec<String>>,
@@ -200,6 +220,9 @@ struct KeyBody {
     expires_at: Option<DateTime<Utc>>,
 }
 
+/// Creates an API key; the secret is shown once.
+#[utoipa::path(post, path = "/keys", tag = NEXUS, request_body = KeyBody,
+    responses((status = 201, description = "The key, with `api_key` (the secret)", body = Object)))]
 async fn create_key(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -221,6 +244,9 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+/// The caller's API keys.
+#[utoipa::path(get, path = "/keys", tag = NEXUS,
+    responses((status = 200, description = "`{keys}`", body = Object)))]
 async fn list_keys(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -231,6 +257,10 @@ async fn list_keys(
     ))
 }
 
+/// Revokes one of the caller's API keys.
+#[utoipa::path(delete, path = "/keys/{key_id}", tag = NEXUS,
+    params(("key_id" = String, Path, description = "The key's id (`key-` prefix optional)")),
+    responses((status = 200, description = "The revoked key", body = Object)))]
 async fn revoke_key(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -257,7 +287,7 @@ pub(crate) fn project_json(p: &Project) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ProjectBody {
     name: String,
     description: Option<String>,
@@ -265,6 +295,9 @@ struct ProjectBody {
     kind: Option<String>,
 }
 
+/// Creates a project.
+#[utoipa::path(post, path = "/projects", tag = NEXUS, request_body = ProjectBody,
+    responses((status = 201, description = "The project", body = Object)))]
 async fn create_project(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -281,12 +314,16 @@ async fn create_project(
     Ok((StatusCode::CREATED, Json(project_json(&p))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ProjectQuery {
     page: Option<i64>,
     limit: Option<i64>,
 }
 
+/// The caller's projects, a page at a time.
+#[utoipa::path(get, path = "/projects", tag = NEXUS, params(ProjectQuery),
+    responses((status = 200, description = "`{projects, total, page, limit}`", body = Object)))]
 async fn list_projects(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,

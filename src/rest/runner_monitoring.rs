@@ -37,8 +37,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/monitoring", get(current))
         .route("/api/monitoring/history", get(history))
         .route("/api/websocket", get(socket))
-        .layer(middleware::from_fn(super::runner::runner_errors))
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn(super::runner::runner_errors))
 }
 
 fn status_json(s: &Status) -> Value {
