@@ -1,5 +1,5 @@
 # Two entry points for a newcomer: `make run` and `make test`. Both set up what is missing.
-.PHONY: setup setup-test run test schema bench fmt lint
+.PHONY: setup setup-test run test schema openapi bench fmt lint
 
 setup:
 	./scripts/setup.sh
@@ -15,6 +15,9 @@ test: setup-test
 
 schema:
 	cargo run --quiet --bin hearth -- schema > schema.graphql
+
+openapi:
+	cargo run --quiet --bin hearth -- openapi > openapi.json
 
 bench:
 	./scripts/setup.sh --with-bench --with-postgres

@@ -24,6 +24,7 @@ mod grounded;
 mod hardening;
 mod jobs;
 mod nexus_ws;
+mod openapi;
 mod operations;
 mod ownership;
 mod plugins;

@@ -2,7 +2,9 @@
 //! 001 (FoyerGPT: `email` login, register with `trigramme`). Login accepts either field and
 //! answers the union of both documented bodies.
 
+use super::openapi::{FOYER, ORCHESTRATOR};
 use super::ts;
+use super::DocRouter;
 use crate::db::models::User;
 use crate::error::AppError;
 use crate::http::extract::{AuthCaller, Client, JsonBody};
@@ -10,19 +12,20 @@ use crate::service::auth::{self, RegisterInput, TokenPair};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/register", post(register))
-        .route("/api/auth/refresh", post(refresh))
-        .route("/api/auth/logout", post(logout))
-        .route("/api/auth/me", get(me))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(register))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
 }
 
 /// Seed 001's user object (`trigramme` is the username), extended with seed 000's fields.
@@ -53,13 +56,22 @@ pub fn token_json(p: &TokenPair) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ApiAuthLoginBody)]
 struct LoginBody {
+    /// Seed 000's identifier (a username or an email); takes precedence over `email`.
     username: Option<String>,
+    /// Seed 001's identifier; one of `username` and `email` is required.
     email: Option<String>,
     password: String,
 }
 
+/// Logs in with a username or email and password.
+///
+/// Answers seed 000's token fields and seed 001's `user` together.
+#[utoipa::path(post, path = "/api/auth/login", tags = [ORCHESTRATOR, FOYER], security(()),
+    request_body = LoginBody,
+    responses((status = 200, description = "`{access_token, refresh_token, token_type, expires_in, session_id, user}`", body = Object)))]
 async fn login(
     State(state): State<AppState>,
     Client(client): Client,
@@ -73,17 +85,26 @@ async fn login(
     Ok(Json(token_json(&pair)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ApiAuthRegisterBody)]
 struct RegisterBody {
     email: String,
     password: String,
+    /// Seed 001's username (takes precedence over `username`).
     trigramme: Option<String>,
     username: Option<String>,
+    /// Display name.
     name: Option<String>,
     /// Hearth's one-time setup token (see docs/auth.md), to claim an instance remotely.
     setup_token: Option<String>,
 }
 
+/// Creates an account (seed 001), answering the new user.
+///
+/// Does not log in: the caller logs in next.
+#[utoipa::path(post, path = "/api/auth/register", tags = [ORCHESTRATOR, FOYER], security(()),
+    request_body = RegisterBody,
+    responses((status = 201, description = "The new user: `{id, email, trigramme, username, name, role, is_active, is_admin, avatar_url, created_at}`", body = Object)))]
 async fn register(
     State(state): State<AppState>,
     Client(client): Client,
@@ -106,11 +127,16 @@ async fn register(
     Ok((StatusCode::CREATED, Json(user_json(&user))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ApiAuthRefreshBody)]
 struct RefreshBody {
     refresh_token: String,
 }
 
+/// Exchanges a refresh token for a new token pair.
+#[utoipa::path(post, path = "/api/auth/refresh", tags = [ORCHESTRATOR, FOYER], security(()),
+    request_body = RefreshBody,
+    responses((status = 200, description = "`{access_token, refresh_token, token_type, expires_in, session_id, user}`", body = Object)))]
 async fn refresh(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<RefreshBody>,
@@ -120,13 +146,22 @@ async fn refresh(
     )))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = ApiAuthLogoutBody)]
 struct LogoutBody {
+    /// A refresh token to revoke; enough on its own without a credential.
     refresh_token: Option<String>,
 }
 
+/// Logs out: ends the session of the credential sent, or of a refresh token.
+///
 /// Revokes the Bearer token's session; a `refresh_token` in the body (seed 000: "invalidates
-/// the refresh token") is revoked too, and suffices on its own.
+/// the refresh token") is revoked too, and suffices on its own (then no credential is needed).
+/// The body may be empty.
+#[utoipa::path(post, path = "/api/auth/logout", tags = [ORCHESTRATOR, FOYER],
+    security((), ("bearer" = []), ("api_key" = []), ("cookie" = [])),
+    request_body(content = Option<LogoutBody>, description = "Optional `{refresh_token}`: the refresh token to revoke too"),
+    responses((status = 200, description = "`{message, status: \"success\"}`", body = Object)))]
 async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -161,6 +196,9 @@ async fn logout(
     ))
 }
 
+/// The caller's profile.
+#[utoipa::path(get, path = "/api/auth/me", tags = [ORCHESTRATOR, FOYER],
+    responses((status = 200, description = "The user: `{id, email, trigramme, username, name, role, is_active, is_admin, avatar_url, created_at}`", body = Object)))]
 async fn me(AuthCaller(caller): AuthCaller) -> Json<Value> {
     Json(user_json(&caller.user))
 }

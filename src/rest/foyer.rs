@@ -1,6 +1,8 @@
 //! Seed 001 (FoyerGPT): `/api/agents`, `/api/chats`, `/api/sessions/current`.
 //! Ids are integers; errors use the default body (which includes 001's `detail`/`status`).
 
+use super::openapi::FOYER;
+use super::DocRouter;
 use super::{ts, ts_opt};
 use crate::auth::Caller;
 use crate::db::enums::MessageRole;
@@ -13,27 +15,22 @@ use crate::service::{auth, users, validate};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/agents", get(list_public).post(create_agent))
-        .route("/api/agents/my", get(list_mine))
-        .route(
-            "/api/agents/{id}",
-            get(get_agent).put(update_agent).delete(delete_agent),
-        )
-        .route("/api/chats", get(list_chats).post(create_chat))
-        .route(
-            "/api/chats/{id}",
-            get(get_chat).put(rename_chat).delete(delete_chat),
-        )
-        .route("/api/sessions/current", get(current_session))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(list_public, create_agent))
+        .routes(routes!(list_mine))
+        .routes(routes!(get_agent, update_agent, delete_agent))
+        .routes(routes!(list_chats, create_chat))
+        .routes(routes!(get_chat, rename_chat, delete_chat))
+        .routes(routes!(current_session))
 }
 
 fn agent_json(a: &Agent) -> Value {
@@ -76,12 +73,18 @@ async fn owners_of(state: &AppState, agents: &[Agent]) -> Result<HashMap<i64, Us
         .collect())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Paging {
+    /// Items per page (default 20).
     limit: Option<i64>,
+    /// Items to skip (default 0).
     offset: Option<i64>,
 }
 
+/// The public agents, a page at a time, each with its owner.
+#[utoipa::path(get, path = "/api/agents", tag = FOYER, security(()), params(Paging),
+    responses((status = 200, description = "`{agents, total, limit, offset}`; each agent has `owner: {id, trigramme}`", body = Object)))]
 async fn list_public(
     State(state): State<AppState>,
     Query(p): Query<Paging>,
@@ -96,6 +99,9 @@ async fn list_public(
     ))
 }
 
+/// The caller's own agents.
+#[utoipa::path(get, path = "/api/agents/my", tag = FOYER,
+    responses((status = 200, description = "`{agents}`", body = Object)))]
 async fn list_mine(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -113,21 +119,29 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = FoyerAgentBody)]
 struct AgentBody {
     name: String,
     description: Option<String>,
     system_prompt: Option<String>,
+    /// Whether the agent learns from its conversations.
     learn_from_interaction: Option<bool>,
+    /// Whether every user can see and use the agent.
     is_public: Option<bool>,
+    /// The model's key (default: the configured default model).
     model: Option<String>,
     temperature: Option<f64>,
     max_tokens: Option<i64>,
     avatar_url: Option<String>,
     capabilities: Option<Vec<String>>,
+    /// Names of the tools the agent may call.
     tools: Option<Vec<String>>,
 }
 
+/// Creates an agent owned by the caller.
+#[utoipa::path(post, path = "/api/agents", tag = FOYER, request_body = AgentBody,
+    responses((status = 201, description = "The agent", body = Object)))]
 async fn create_agent(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -154,6 +168,11 @@ async fn create_agent(
     Ok((StatusCode::CREATED, Json(agent_json(&agent))))
 }
 
+/// One agent: a public one for anyone, a private one for its owner or an admin.
+#[utoipa::path(get, path = "/api/agents/{id}", tag = FOYER,
+    security((), ("bearer" = []), ("api_key" = []), ("cookie" = [])),
+    params(("id" = i64, Path, description = "The agent's id")),
+    responses((status = 200, description = "The agent, with `owner: {id, trigramme}`", body = Object)))]
 async fn get_agent(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
@@ -164,7 +183,10 @@ async fn get_agent(
     Ok(Json(agent_with_owner(&agent, &owners)))
 }
 
-#[derive(Deserialize)]
+/// Fields not sent are left as they are; `model`, `max_tokens` and `avatar_url` may be
+/// `null` to clear them.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = FoyerAgentPatchBody)]
 struct AgentPatchBody {
     name: Option<String>,
     description: Option<String>,
@@ -181,6 +203,10 @@ struct AgentPatchBody {
     tools: Option<Vec<String>>,
 }
 
+/// Changes an agent (its owner or an admin).
+#[utoipa::path(put, path = "/api/agents/{id}", tag = FOYER, request_body = AgentPatchBody,
+    params(("id" = i64, Path, description = "The agent's id")),
+    responses((status = 200, description = "The agent", body = Object)))]
 async fn update_agent(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -203,6 +229,10 @@ async fn update_agent(
     Ok(Json(agent_json(&agent)))
 }
 
+/// Deletes an agent (its owner or an admin).
+#[utoipa::path(delete, path = "/api/agents/{id}", tag = FOYER,
+    params(("id" = i64, Path, description = "The agent's id")),
+    responses((status = 200, description = "`{message, id, status: \"success\"}`", body = Object)))]
 async fn delete_agent(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -232,6 +262,9 @@ async fn agent_summary(
         .collect())
 }
 
+/// The caller's chats, a page at a time, each with its agent's `{id, name}`.
+#[utoipa::path(get, path = "/api/chats", tag = FOYER, params(Paging),
+    responses((status = 200, description = "`{chats, total, limit, offset}`; each chat is `{id, title, agent, agent_id, last_message_at, created_at}`", body = Object)))]
 async fn list_chats(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -264,8 +297,10 @@ async fn list_chats(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = FoyerChatBody)]
 struct ChatBody {
+    /// The agent the chat talks to (none: the plain model).
     agent_id: Option<i64>,
     title: Option<String>,
     model: Option<String>,
@@ -283,6 +318,9 @@ fn chat_json(c: &Chat) -> Value {
     })
 }
 
+/// Starts a chat, with an agent or the plain model.
+#[utoipa::path(post, path = "/api/chats", tag = FOYER, request_body = ChatBody,
+    responses((status = 201, description = "The chat", body = Object)))]
 async fn create_chat(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -319,6 +357,10 @@ pub(crate) fn message_json(m: &Message) -> Value {
     v
 }
 
+/// One of the caller's chats with its agent and its messages.
+#[utoipa::path(get, path = "/api/chats/{id}", tag = FOYER,
+    params(("id" = i64, Path, description = "The chat's id")),
+    responses((status = 200, description = "The chat, with `agent: {id, name, avatar_url}` and `messages`", body = Object)))]
 async fn get_chat(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -338,11 +380,16 @@ async fn get_chat(
     Ok(Json(body))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = FoyerRenameBody)]
 struct RenameBody {
     title: String,
 }
 
+/// Renames one of the caller's chats.
+#[utoipa::path(put, path = "/api/chats/{id}", tag = FOYER, request_body = RenameBody,
+    params(("id" = i64, Path, description = "The chat's id")),
+    responses((status = 200, description = "The chat", body = Object)))]
 async fn rename_chat(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -353,6 +400,10 @@ async fn rename_chat(
     Ok(Json(chat_json(&chat)))
 }
 
+/// Deletes one of the caller's chats.
+#[utoipa::path(delete, path = "/api/chats/{id}", tag = FOYER,
+    params(("id" = i64, Path, description = "The chat's id")),
+    responses((status = 200, description = "`{message, id, status: \"success\"}`", body = Object)))]
 async fn delete_chat(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -366,6 +417,9 @@ async fn delete_chat(
 }
 
 /// The session named by `X-Session-ID` (default: the one the token belongs to).
+#[utoipa::path(get, path = "/api/sessions/current", tag = FOYER,
+    params(("X-Session-ID" = Option<String>, Header, description = "The session to read; required for API-key callers (default: the session of the access token)")),
+    responses((status = 200, description = "`{id, user_id, created_at, expires_at, last_activity, active, metadata: {user_agent, ip_address}}`", body = Object)))]
 async fn current_session(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,

@@ -1,7 +1,9 @@
 //! Seed 001 (FoyerGPT) documents: upload to an agent or a chat, download, delete. The seed
 //! answers an unsupported file type with 400 (the table's 415 becomes 400 here).
 
+use super::openapi::FOYER;
 use super::ts;
+use super::DocRouter;
 use crate::db::models::{Collection, Document};
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{path_id, AuthCaller};
@@ -11,18 +13,18 @@ use axum::body::Body;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
+use utoipa_axum::routes;
 
 /// The upload door (bodies up to the upload size).
-pub fn upload_router() -> Router<AppState> {
-    Router::new().route("/api/documents/upload", post(upload))
+pub fn upload_router() -> DocRouter {
+    DocRouter::new().routes(routes!(upload))
 }
 
 /// The other document doors.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/documents/{id}", get(download).delete(delete))
+pub fn router() -> DocRouter {
+    DocRouter::new().routes(routes!(download, delete))
 }
 
 /// A multipart upload's fields: the file (name, bytes) and the text fields.
@@ -113,6 +115,13 @@ fn document_json(d: &Document, c: &Collection) -> Value {
     })
 }
 
+/// Uploads a document to an agent or a chat; it is indexed for retrieval in the background.
+#[utoipa::path(post, path = "/api/documents/upload", tag = FOYER,
+    request_body(content = super::openapi::FileUpload, content_type = "multipart/form-data",
+        description = "field `file`: the document; other form fields: `entity_type` (`agent` or `chat`), `entity_id` (the agent's or chat's id)"),
+    responses(
+        (status = 201, description = "The new document: `{id, filename, file_size, mime_type, entity_type, entity_id, status, uploaded_at}`", body = Object),
+        (status = 200, description = "The same bytes were already in that agent's or chat's documents: that document, in the same shape", body = Object)))]
 async fn upload(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -185,6 +194,10 @@ pub fn disposition(filename: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
+/// Downloads a document the caller can read, always as an attachment.
+#[utoipa::path(get, path = "/api/documents/{id}", tag = FOYER,
+    params(("id" = i64, Path, description = "The document's id")),
+    responses((status = 200, description = "The file's bytes, with its stored MIME type as `Content-Type` and `Content-Disposition: attachment`", content_type = "application/octet-stream", body = super::openapi::FileBytes)))]
 async fn download(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -206,6 +219,10 @@ async fn download(
     Ok(res)
 }
 
+/// Deletes a document and its indexed chunks.
+#[utoipa::path(delete, path = "/api/documents/{id}", tag = FOYER,
+    params(("id" = i64, Path, description = "The document's id")),
+    responses((status = 200, description = "`{message, id, status: \"success\"}`", body = Object)))]
 async fn delete(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,

@@ -4,7 +4,9 @@
 //! `Last-Event-ID` and gets the rest of the same answer instead of sending the message again).
 
 use super::foyer::message_json;
+use super::openapi::FOYER;
 use super::streaming::{parse_cursor, resumed_turn, sse_with_ids, turn_events};
+use super::DocRouter;
 use crate::error::AppError;
 use crate::events::turns::{Sequenced, TurnEvent};
 use crate::http::extract::{credential, path_id, AuthCaller, JsonBody};
@@ -13,27 +15,35 @@ use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/messages", post(send))
-        .route("/api/messages/stream/{chat_id}", get(stream))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(send))
+        .routes(routes!(stream))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = FoyerMessagesSendBody)]
 struct SendBody {
+    /// The caller's chat.
     chat_id: i64,
+    /// The user's message (at most 4000 characters).
     content: String,
+    /// Ids of the caller's documents to attach to the message.
     #[serde(default)]
     files: Vec<i64>,
 }
 
+/// Sends a message to a chat and answers once the assistant's reply is complete.
+#[utoipa::path(post, path = "/api/messages", tag = FOYER, request_body = SendBody,
+    responses((status = 201, description = "`{user_message, assistant_message}`; the assistant's adds `llm_model`, `status`, `prompt_tokens`, `completion_tokens`", body = Object)))]
 async fn send(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -62,11 +72,27 @@ async fn send(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StreamQuery {
+    /// The user's message to send (ignored when resuming with `Last-Event-ID`).
     message: Option<String>,
 }
 
+/// Sends a message to a chat and streams the reply as server-sent events.
+///
+/// Each event is `data: {"token", "message_id"}` with an `id:` cursor, then `data: [DONE]`;
+/// an error is `{"error", "code", "message_id"}` followed by `[DONE]`. A reconnecting
+/// `EventSource` sends its last cursor as `Last-Event-ID` and gets the rest of the same
+/// answer instead of sending the message again. A caller signed in by cookie sends its CSRF
+/// token in `X-CSRF-Token`, as this GET sends a message.
+#[utoipa::path(get, path = "/api/messages/stream/{chat_id}", tag = FOYER,
+    params(
+        ("chat_id" = i64, Path, description = "The caller's chat"),
+        StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "The cursor of the last event read: resumes the same answer after it"),
+    ),
+    responses((status = 200, description = "`data: {\"token\", \"message_id\"}` events, each with an `id:` cursor, ending with `data: [DONE]`", content_type = "text/event-stream", body = String)))]
 async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,

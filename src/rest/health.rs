@@ -2,19 +2,27 @@
 //! measured now. Subsystems that are not part of this build report themselves as such
 //! instead of claiming to be connected; `ollama` reports Hearth's own model backends.
 
+use super::openapi::OPERATIONS;
+use super::DocRouter;
 use crate::service::health;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health))
+pub fn router() -> DocRouter {
+    DocRouter::new().routes(routes!(health))
 }
 
+/// Whether this instance is healthy, with every subsystem measured now.
+///
+/// 200 while the database answers, 503 (same body, `status: "unhealthy"`) when it does not.
+/// Subsystems not part of this build say so (`chromadb: "not_configured"`).
+#[utoipa::path(get, path = "/health", tag = OPERATIONS, security(()),
+    responses((status = 200, description = "`{status, version, time, uptime_seconds, database, db_ok, ollama, default_model, models_available, chromadb, faiss_ok, gpu, tools_count, plugins_count}`", body = Object)))]
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let h = health::report(&state).await;
     let db_ok = h.db_ok;

@@ -66,48 +66,48 @@ impl Routers {
 pub fn routers() -> Routers {
     Routers {
         uploads: upload_router(),
-        backup: plugin_host_backup::import_router().into(),
+        backup: plugin_host_backup::import_router(),
         rest: router(),
     }
 }
 
 fn upload_router() -> DocRouter {
     DocRouter::new()
-        .merge(foyer_documents::upload_router().into())
-        .merge(orchestrator_memory::upload_router().into())
-        .nest("/api/v1", nexus_rag::upload_router().into())
-        .merge(plugin_host_plugins::upload_router().into())
+        .merge(foyer_documents::upload_router())
+        .merge(orchestrator_memory::upload_router())
+        .nest("/api/v1", nexus_rag::upload_router())
+        .merge(plugin_host_plugins::upload_router())
 }
 
 fn router() -> DocRouter {
     DocRouter::new()
-        .merge(health::router().into())
-        .merge(plugin_host_plugins::router().into())
-        .merge(orchestrator_tools::router().into())
-        .merge(foyer_documents::router().into())
-        .merge(plugin_host_rag::router().into())
-        .merge(orchestrator_memory::router().into())
-        .merge(api_auth::router().into())
-        .merge(orchestrator::router().into())
-        .merge(orchestrator_chat::router().into())
-        .merge(foyer::router().into())
-        .merge(foyer_messages::router().into())
+        .merge(health::router())
+        .merge(plugin_host_plugins::router())
+        .merge(orchestrator_tools::router())
+        .merge(foyer_documents::router())
+        .merge(plugin_host_rag::router())
+        .merge(orchestrator_memory::router())
+        .merge(api_auth::router())
+        .merge(orchestrator::router())
+        .merge(orchestrator_chat::router())
+        .merge(foyer::router())
+        .merge(foyer_messages::router())
         .nest(
             "/api/v1",
             nexus::router()
-                .merge(nexus_llm::router().into())
-                .merge(nexus_providers::router().into())
-                .merge(nexus_rag::router().into()),
+                .merge(nexus_llm::router())
+                .merge(nexus_providers::router())
+                .merge(nexus_rag::router()),
         )
-        .merge(plugin_host::router().into())
-        .merge(plugin_host_history::router().into())
-        .merge(plugin_host_backup::router().into())
-        .merge(plugin_host_llm::router().into())
-        .merge(plugin_host_jobs::router().into())
-        .merge(runner::router().into())
-        .merge(runner_monitoring::router().into())
-        .merge(openai::router().into())
-        .merge(nexus_socket::router().into())
+        .merge(plugin_host::router())
+        .merge(plugin_host_history::router())
+        .merge(plugin_host_backup::router())
+        .merge(plugin_host_llm::router())
+        .merge(plugin_host_jobs::router())
+        .merge(runner::router())
+        .merge(runner_monitoring::router())
+        .merge(openai::router())
+        .merge(nexus_socket::router())
 }
 
 /// Timestamps as the seeds write them: RFC 3339, UTC, `Z`.

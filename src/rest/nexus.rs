@@ -82,6 +82,7 @@ fn token_json(p: &TokenPair) -> Value {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = NexusLoginBody)]
 struct LoginBody {
     email: Option<String>,
     username: Option<String>,
@@ -107,6 +108,7 @@ async fn login(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = NexusRegisterBody)]
 struct RegisterBody {
     email: String,
     password: String,
@@ -141,6 +143,7 @@ async fn register(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = NexusRefreshBody)]
 struct RefreshBody {
     refresh_token: String,
 }
@@ -172,6 +175,7 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = NexusProfileBody)]
 struct ProfileBody {
     name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -213,6 +217,7 @@ fn key_json(k: &ApiKey) -> Value {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = NexusKeyBody)]
 struct KeyBody {
     name: String,
     permissions: Option<Vec<String>>,
@@ -288,6 +293,7 @@ pub(crate) fn project_json(p: &Project) -> Value {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(as = NexusProjectBody)]
 struct ProjectBody {
     name: String,
     description: Option<String>,

@@ -3,7 +3,9 @@
 //! `/agents/{agent_type}/invoke` (stateless) and `/agents/{agent_type}/chat` (a chat, whose
 //! id is the `session_id`). An agent type is the slug of an agent the caller can see.
 
+use super::openapi::NEXUS;
 use super::streaming::{generation, sse, turn_events, Gen};
+use super::DocRouter;
 use crate::db::enums::MessageStatus;
 use crate::db::models::Agent;
 use crate::error::AppError;
@@ -18,29 +20,35 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// Routes (relative to `/api/v1`), with the seed's error shape.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/llm/chat", post(llm_chat))
-        .route("/llm/models", get(llm_models))
-        .route("/agents", get(list_agents))
-        .route("/agents/{agent_type}/invoke", post(invoke))
-        .route("/agents/{agent_type}/chat", post(agent_chat))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(llm_chat))
+        .routes(routes!(llm_models))
+        .routes(routes!(list_agents))
+        .routes(routes!(invoke))
+        .routes(routes!(agent_chat))
         .layer(middleware::from_fn(super::nexus::nexus_errors))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NexusLlmChatBody)]
 struct LlmChatBody {
+    /// The conversation: `{role, content}` messages (`system`, `user`, `assistant`).
+    #[schema(value_type = Vec<Object>)]
     messages: Vec<PromptMessage>,
+    /// The model's id (default: the configured default model).
     model: Option<String>,
     temperature: Option<f64>,
     max_tokens: Option<i64>,
+    /// Answer as server-sent events instead of one JSON body.
     #[serde(default)]
     stream: bool,
 }
@@ -56,6 +64,11 @@ fn delta_stream(s: crate::llm::ChunkStream) -> impl futures_util::Stream<Item = 
     })
 }
 
+/// Completes a conversation with a model, without storing it.
+#[utoipa::path(post, path = "/llm/chat", tag = NEXUS, request_body = LlmChatBody,
+    responses((status = 200,
+        description = "`{id, model, choices: [{index, message: {role, content}, finish_reason}], usage: {prompt_tokens, completion_tokens, total_tokens}}`; with `stream: true`, server-sent events `{delta, finish_reason}` (the last has the `finish_reason`, or `error: {code, message}`)",
+        content((Object = "application/json"), (String = "text/event-stream")))))]
 async fn llm_chat(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -89,9 +102,12 @@ async fn llm_chat(
     .into_response())
 }
 
+/// The configured models, with their costs and status.
+#[utoipa::path(get, path = "/llm/models", tag = NEXUS,
+    responses((status = 200, description = "`{models}`; each is `{id, name, provider, context_length, cost_per_1k_input, cost_per_1k_output, status}`", body = Object)))]
 async fn llm_models(
     State(state): State<AppState>,
-    AuthCaller(_): AuthCaller,
+    AuthCaller(_caller): AuthCaller,
 ) -> Result<Json<Value>, AppError> {
     let rows = models::list(&state).await?;
     let items: Vec<Value> = rows
@@ -115,6 +131,9 @@ fn capabilities(a: &Agent) -> Value {
     json!(a.capabilities.0)
 }
 
+/// The agents the caller can see; an agent's `type` (its slug) names it in the agent doors.
+#[utoipa::path(get, path = "/agents", tag = NEXUS,
+    responses((status = 200, description = "`{agents}`; each is `{type, id, name, description, status, capabilities, model}`", body = Object)))]
 async fn list_agents(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -138,16 +157,21 @@ pub(crate) fn agent_type_json(a: &Agent) -> Value {
     })
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = NexusLlmInvokeOptions)]
 struct InvokeOptions {
+    /// The model's id (default: the agent's, else the configured default).
     model: Option<String>,
     temperature: Option<f64>,
     max_tokens: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NexusLlmInvokeBody)]
 struct InvokeBody {
+    /// The request to the agent.
     input: String,
+    /// Any JSON the agent is given as context (at most 20,000 characters serialized).
     context: Option<Value>,
     #[serde(default)]
     options: Option<InvokeOptions>,
@@ -166,6 +190,10 @@ fn metadata(
     })
 }
 
+/// Asks an agent once, without storing a conversation.
+#[utoipa::path(post, path = "/agents/{agent_type}/invoke", tag = NEXUS, request_body = InvokeBody,
+    params(("agent_type" = String, Path, description = "The agent's slug (`type` in the agent list)")),
+    responses((status = 200, description = "`{agent_type, response, metadata: {model, tokens_used, latency_ms, cost_usd}}`", body = Object)))]
 async fn invoke(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -208,14 +236,25 @@ async fn invoke(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NexusLlmAgentChatBody)]
 struct AgentChatBody {
+    /// The user's message.
     message: String,
+    /// The conversation to continue (a chat with this agent; `sess-` prefix optional);
+    /// none starts a new one.
     session_id: Option<String>,
+    /// Answer as server-sent events instead of one JSON body.
     #[serde(default)]
     stream: bool,
 }
 
+/// Talks with an agent in a stored conversation, new or continued.
+#[utoipa::path(post, path = "/agents/{agent_type}/chat", tag = NEXUS, request_body = AgentChatBody,
+    params(("agent_type" = String, Path, description = "The agent's slug (`type` in the agent list)")),
+    responses((status = 200,
+        description = "`{agent_type, session_id, response, message_id, metadata: {model, tokens_used, latency_ms, cost_usd}}`; with `stream: true`, server-sent events `{delta, finish_reason}`, each with an `id:` cursor (the last has `message_id`, or `error: {code, message}`)",
+        content((Object = "application/json"), (String = "text/event-stream")))))]
 async fn agent_chat(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,

@@ -7,7 +7,9 @@
 //! rankings; there is no separate reranking model, so it changes nothing.
 
 use super::foyer_documents::{read_form, upload_status};
+use super::openapi::NEXUS;
 use super::ts;
+use super::DocRouter;
 use crate::db::models::Document;
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{path_id, AuthCaller, JsonBody};
@@ -16,28 +18,29 @@ use crate::state::AppState;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::middleware;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// Longest an upload waits for its document to be indexed before answering.
 const UPLOAD_WAIT: Duration = Duration::from_secs(60);
 
 /// The upload door (relative to `/api/v1`; bodies up to the upload size).
-pub fn upload_router() -> Router<AppState> {
-    Router::new()
-        .route("/rag/upload", post(upload))
+pub fn upload_router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(upload))
         .layer(middleware::from_fn(super::nexus::nexus_errors))
 }
 
 /// The other RAG doors (relative to `/api/v1`).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/rag/query", post(query))
-        .route("/rag/collections", get(collections))
-        .route("/rag/documents/{id}", delete(remove))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(query))
+        .routes(routes!(collections))
+        .routes(routes!(remove))
         .layer(middleware::from_fn(super::nexus::nexus_errors))
 }
 
@@ -55,6 +58,15 @@ fn document_json(d: &Document, collection: &str) -> Value {
     })
 }
 
+/// Uploads a document into one of the caller's collections and answers once it is indexed.
+///
+/// The answer comes when indexing ends, or after 60 seconds with the status reached then.
+#[utoipa::path(post, path = "/rag/upload", tag = NEXUS,
+    request_body(content = super::openapi::FileUpload, content_type = "multipart/form-data",
+        description = "field `file`: the document; other form fields: `collection` (the collection's name, created if missing; default `default`), `metadata` (a JSON object stored with the document)"),
+    responses(
+        (status = 201, description = "The new document: `{document_id, filename, pages, chunks, collection, status, error, sha256, created_at}`", body = Object),
+        (status = 200, description = "The same bytes were already in the collection: that document, in the same shape", body = Object)))]
 async fn upload(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -91,25 +103,36 @@ async fn upload(
     Ok((status, Json(document_json(&d, &collection))))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = NexusRagQueryOptions)]
 #[serde(deny_unknown_fields)]
 struct QueryOptions {
+    /// Passages to retrieve at most.
     top_k: Option<usize>,
+    /// Lowest relevance score a passage needs.
     threshold: Option<f32>,
+    /// Accepted and ignored: the ranking is always the fusion of vector and keyword rankings.
     #[allow(dead_code)]
     rerank: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NexusRagQueryBody)]
 #[serde(deny_unknown_fields)]
 struct QueryBody {
+    /// The question.
     query: String,
+    /// The collection's name (default `default`).
     collection: Option<String>,
     #[serde(default)]
     options: QueryOptions,
+    /// The model that answers (default: the configured default model).
     model: Option<String>,
 }
 
+/// Answers a question from a collection's documents, with the passages it used.
+#[utoipa::path(post, path = "/rag/query", tag = NEXUS, request_body = QueryBody,
+    responses((status = 200, description = "`{answer, sources, metadata: {tokens_used, latency_ms, model, conversation_id}}`; each source is `{document_id, chunk_id, content, score, page, filename, start, end, cited}`", body = Object)))]
 async fn query(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -164,6 +187,9 @@ async fn query(
     })))
 }
 
+/// The caller's collections, with their document counts.
+#[utoipa::path(get, path = "/rag/collections", tag = NEXUS,
+    responses((status = 200, description = "`{collections}`; each is `{id, name, documents, embedding_model, created_at}`", body = Object)))]
 async fn collections(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -183,6 +209,10 @@ async fn collections(
     Ok(Json(json!({ "collections": out })))
 }
 
+/// Deletes a document and its indexed chunks.
+#[utoipa::path(delete, path = "/rag/documents/{id}", tag = NEXUS,
+    params(("id" = String, Path, description = "The document's id (`doc-` prefix optional)")),
+    responses((status = 200, description = "`{deleted: true, document_id}`", body = Object)))]
 async fn remove(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,

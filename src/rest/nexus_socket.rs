@@ -12,8 +12,10 @@
 //! the socket closes when its identity ends. The message shapes are in docs/rest.md.
 
 use super::nexus_llm::agent_type_json;
+use super::openapi::NEXUS;
 use super::streaming::close_message;
 use super::ts;
+use super::DocRouter;
 use crate::auth::Caller;
 use crate::db::models::Message;
 use crate::error::{AppError, ErrorCode};
@@ -25,14 +27,13 @@ use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
+use utoipa_axum::routes;
 
 /// How long a client has to authenticate.
 const AUTH_WITHIN: Duration = Duration::from_secs(10);
@@ -42,10 +43,20 @@ const MAX_CHANNELS: usize = 64;
 const MESSAGES_PER_EVENT: i64 = 100;
 
 /// The route (at the root, as the seed's `wss://host/ws`).
-pub fn router() -> Router<AppState> {
-    Router::new().route("/ws", get(socket))
+pub fn router() -> DocRouter {
+    DocRouter::new().routes(routes!(socket))
 }
 
+/// Opens seed 002's WebSocket of live events on chats, agents and projects.
+///
+/// The handshake needs no credential: the first message authenticates
+/// (`{type: "auth", token: "Bearer …"}`, within 10 seconds), answered by `{type: "auth_ok",
+/// user_id}`. Then `{type: "subscribe" | "unsubscribe", channel}` (`chat:{session_id}`,
+/// `agent:{agent_type}`, `project:{project_id}`; 64 at most) and `{type: "ping"}`; events come
+/// as `{type: "event", channel, event, data}` (`message`, `updated`, `deleted`), errors as
+/// `{type: "error", error: {code, message, details}, channel?}`. Shapes in docs/rest.md.
+#[utoipa::path(get, path = "/ws", tag = NEXUS, security(()),
+    responses((status = 101, description = "Switching protocols: JSON text messages; the first authenticates, then channel subscriptions and their events")))]
 async fn socket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     upgrade
         .max_message_size(16 * 1024)

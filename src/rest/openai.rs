@@ -3,7 +3,9 @@
 //! `http://host/v1` as base URL. Stateless: nothing is stored. Errors use OpenAI's
 //! `{error: {message, type, param, code}}`.
 
+use super::openapi::OPENAI;
 use super::streaming::{generation, now_secs, sse, Gen};
+use super::DocRouter;
 use crate::db::enums::Provider;
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{AuthCaller, JsonBody};
@@ -14,18 +16,19 @@ use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/models", get(list_models))
-        .route("/v1/embeddings", post(super::openai_embeddings::embeddings))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(chat_completions))
+        .routes(routes!(list_models))
+        .routes(routes!(super::openai_embeddings::embeddings))
         .layer(middleware::from_fn(openai_errors))
 }
 
@@ -74,9 +77,12 @@ pub fn openai_shape(res: Response) -> Response {
 }
 
 /// A message whose content is a string or a list of parts (`{type: "text", text}`).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = OpenaiInMessage)]
 struct InMessage {
+    /// `system`, `developer` (read as `system`), `user` or `assistant`.
     role: String,
+    /// A string, or a list of text parts `{type: "text", text}` (other parts are refused).
     #[serde(default)]
     content: Value,
 }
@@ -121,22 +127,30 @@ impl InMessage {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = OpenaiStreamOptions)]
 struct StreamOptions {
+    /// Send a last chunk with `usage` (and no choices) before `[DONE]`.
     #[serde(default)]
     include_usage: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = OpenaiCompletionBody)]
 struct CompletionBody {
+    /// A Hearth model key (`GET /v1/models`); absent: the default model.
     model: Option<String>,
     messages: Vec<InMessage>,
     temperature: Option<f64>,
+    /// Most tokens to generate (`max_completion_tokens` wins when both are sent).
     max_tokens: Option<i64>,
+    /// Most tokens to generate.
     max_completion_tokens: Option<i64>,
+    /// `true`: answer as server-sent `chat.completion.chunk` events ending with `[DONE]`.
     #[serde(default)]
     stream: bool,
     stream_options: Option<StreamOptions>,
+    /// Only 1 is supported.
     n: Option<i64>,
 }
 
@@ -148,6 +162,15 @@ fn usage_json(u: crate::llm::Usage) -> Value {
     })
 }
 
+/// Creates a chat completion, whole or streamed, as OpenAI's API does.
+///
+/// Stateless: nothing is stored. With `stream: true` the answer is server-sent
+/// `chat.completion.chunk` events ending with `data: [DONE]`; a failure after the stream
+/// started arrives as an `{error}` event.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = OPENAI, request_body = CompletionBody,
+    responses((status = 200,
+        description = "JSON: a `chat.completion` `{id, object, created, model, choices: [{index, message: {role, content}, finish_reason}], usage}`; with `stream: true`, an event stream of `chat.completion.chunk` objects, then `[DONE]`",
+        content((Object = "application/json"), (String = "text/event-stream")))))]
 async fn chat_completions(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -224,9 +247,12 @@ async fn chat_completions(
     ))
 }
 
+/// Lists the enabled models, as OpenAI's API does.
+#[utoipa::path(get, path = "/v1/models", tag = OPENAI,
+    responses((status = 200, description = "`{object: \"list\", data}`; each model `{id, object: \"model\", created, owned_by}`", body = Object)))]
 async fn list_models(
     State(state): State<AppState>,
-    AuthCaller(_): AuthCaller,
+    AuthCaller(_caller): AuthCaller,
 ) -> Result<Json<Value>, AppError> {
     let rows = models::list(&state).await?;
     let data: Vec<Value> = rows

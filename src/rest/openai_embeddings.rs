@@ -3,6 +3,7 @@
 //! `base64` (little-endian f32, as the OpenAI SDKs request by default), `dimensions` only
 //! as the model's own width. Errors in OpenAI's shape (the `/v1` layer).
 
+use super::openapi::OPENAI;
 use crate::error::AppError;
 use crate::http::extract::{AuthCaller, JsonBody};
 use crate::service::embeddings;
@@ -12,14 +13,21 @@ use axum::Json;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = OpenaiEmbeddingsBody)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EmbeddingsBody {
+    /// A string or a list of strings (token arrays are refused).
     input: Value,
+    /// Must name the configured embedding model when given.
     model: Option<String>,
+    /// `float` (default) or `base64` (little-endian f32).
     encoding_format: Option<String>,
+    /// Only the model's own width is accepted.
     dimensions: Option<u32>,
+    /// Accepted and ignored.
     user: Option<String>,
 }
 
@@ -43,6 +51,9 @@ fn inputs(v: Value) -> Result<Vec<String>, AppError> {
     }
 }
 
+/// Embeds one text or a list of texts, as OpenAI's API does.
+#[utoipa::path(post, path = "/v1/embeddings", tag = OPENAI, request_body = EmbeddingsBody,
+    responses((status = 200, description = "`{object: \"list\", data, model, usage: {prompt_tokens, total_tokens}}`; each item `{object: \"embedding\", index, embedding}` (a list of floats, or a base64 string)", body = Object)))]
 pub(super) async fn embeddings(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,

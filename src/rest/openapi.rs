@@ -9,8 +9,7 @@
 use super::limits::{door, ErrorShape};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
-use utoipa::openapi::path::Operation;
-use utoipa::openapi::{OpenApi, RefOr, Response, Schema};
+use utoipa::openapi::OpenApi;
 use utoipa::{Modify, OpenApi as _, ToSchema};
 
 /// Tag of seed 000 (AI Orchestrator v5.2).
@@ -52,30 +51,30 @@ pub const OPERATIONS: &str = "operations";
 )]
 struct ApiDoc;
 
-/// The skeleton every router's paths are added to: info, tags, security schemes and the
-/// error schemas.
+/// The skeleton every router's paths are added to: info, tags, security schemes.
 pub fn base() -> OpenApi {
     ApiDoc::openapi()
 }
 
-/// The whole document, built once from the server's own routers.
+/// The whole document, built once from the server's own routers. (Serializing utoipa's
+/// types cannot fail; were it to, the document would be `null` and its tests would say so.)
 pub fn document() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
     DOC.get_or_init(|| {
-        let mut api = super::routers().document();
-        finish(&mut api);
-        serde_json::to_value(&api).expect("the OpenAPI document serializes")
+        let mut doc = serde_json::to_value(super::routers().document()).unwrap_or_default();
+        finish(&mut doc);
+        doc
     })
 }
 
 /// The document as committed in `openapi.json` (pretty, newline-terminated).
 pub fn json() -> String {
-    let mut s = serde_json::to_string_pretty(document()).expect("a JSON value serializes");
+    let mut s = serde_json::to_string_pretty(document()).unwrap_or_default();
     s.push('\n');
     s
 }
 
-/// Security schemes and the error bodies, added to the skeleton.
+/// Security schemes, added to the skeleton.
 struct Common;
 
 impl Modify for Common {
@@ -90,7 +89,7 @@ impl Modify for Common {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "`Authorization: Bearer` with an access token from a login door or an \
-                         API key (`hk_…`).",
+                         API key (`sk-hearth-…`).",
                     ))
                     .build(),
             ),
@@ -110,9 +109,6 @@ impl Modify for Common {
                  also send its CSRF token in `X-CSRF-Token`.",
             ))),
         );
-        for (name, schema) in error_schemas() {
-            c.schemas.insert(name.to_string(), RefOr::T(schema));
-        }
         api.security = Some(
             ["bearer", "api_key", "cookie"]
                 .into_iter()
@@ -133,7 +129,7 @@ fn error_schema(shape: ErrorShape) -> &'static str {
 }
 
 /// The four error bodies, as `http::errors` and the APIs' shape functions write them.
-fn error_schemas() -> Vec<(&'static str, Schema)> {
+fn error_schemas() -> Vec<(&'static str, Value)> {
     let default_props = json!({
         "detail": {"type": "string", "description": "What went wrong, for a person."},
         "code": {"type": "string", "description": "Stable error code (docs/rest.md has the table)."},
@@ -208,35 +204,37 @@ fn error_schemas() -> Vec<(&'static str, Schema)> {
     ];
     schemas
         .into_iter()
-        .map(|(shape, v)| {
-            let schema = serde_json::from_value(v).expect("error schemas are valid");
-            (error_schema(shape), schema)
-        })
+        .map(|(shape, v)| (error_schema(shape), v))
         .collect()
 }
 
 /// Adds what every operation shares: a unique id from its method and path, its API's error
-/// body as the `default` response, and the 429 of a door that spends a rate budget.
-fn finish(api: &mut OpenApi) {
-    for (path, item) in api.paths.paths.iter_mut() {
+/// body as the `default` response, and the 429 of a door that spends a rate budget; and the
+/// error schemas those responses name.
+fn finish(doc: &mut Value) {
+    for (name, schema) in error_schemas() {
+        doc["components"]["schemas"][name] = schema;
+    }
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
         let door = door(path);
-        let ops = [
-            ("get", item.get.as_mut()),
-            ("post", item.post.as_mut()),
-            ("put", item.put.as_mut()),
-            ("patch", item.patch.as_mut()),
-            ("delete", item.delete.as_mut()),
-        ];
-        for (method, op) in ops {
-            let Some(op) = op else { continue };
-            op.operation_id = Some(operation_id(method, path));
-            add_response(
-                op,
-                "default",
-                error_response(door.errors, "An error, in this API's body."),
-            );
+        for method in ["get", "post", "put", "patch", "delete"] {
+            let Some(op) = item.get_mut(method) else {
+                continue;
+            };
+            op["operationId"] = json!(operation_id(method, path));
+            let Some(responses) = op["responses"].as_object_mut() else {
+                continue;
+            };
+            responses
+                .entry("default")
+                .or_insert_with(|| error_response(door.errors, "An error, in this API's body."));
             if door.rule.is_some() {
-                add_response(op, "429", rate_limited(door.errors));
+                responses
+                    .entry("429")
+                    .or_insert_with(|| rate_limited(door.errors));
             }
         }
     }
@@ -258,56 +256,42 @@ fn operation_id(method: &str, path: &str) -> String {
     id
 }
 
-fn add_response(op: &mut Operation, status: &str, response: Response) {
-    op.responses
-        .responses
-        .entry(status.to_string())
-        .or_insert(RefOr::T(response));
-}
-
-fn error_response(shape: ErrorShape, description: &str) -> Response {
-    serde_json::from_value(json!({
+fn error_response(shape: ErrorShape, description: &str) -> Value {
+    json!({
         "description": description,
         "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", error_schema(shape))}}},
-    }))
-    .expect("an error response is valid")
+    })
 }
 
 /// The refusal of a spent budget, with the headers every limited response carries.
-fn rate_limited(shape: ErrorShape) -> Response {
+fn rate_limited(shape: ErrorShape) -> Value {
     let mut r = error_response(
         shape,
         "The door's rate budget (or the API key's own) is spent; retry after `Retry-After` seconds.",
     );
-    let header = |description: &str| {
-        serde_json::from_value(json!({"description": description, "schema": {"type": "integer"}}))
-            .expect("a header is valid")
-    };
-    r.headers.insert(
-        "Retry-After".into(),
-        header("Seconds until the budget allows a request."),
-    );
-    r.headers.insert(
-        "X-RateLimit-Limit".into(),
-        header("Requests the budget allows per window (also on allowed responses)."),
-    );
-    r.headers.insert(
-        "X-RateLimit-Remaining".into(),
-        header("Requests left in the window."),
-    );
-    r.headers.insert(
-        "X-RateLimit-Reset".into(),
-        header("When the budget is whole again, in seconds since the epoch."),
-    );
+    let header =
+        |description: &str| json!({"description": description, "schema": {"type": "integer"}});
+    r["headers"] = json!({
+        "Retry-After": header("Seconds until the budget allows a request."),
+        "X-RateLimit-Limit": header("Requests the budget allows per window (also on allowed responses)."),
+        "X-RateLimit-Remaining": header("Requests left in the window."),
+        "X-RateLimit-Reset": header("When the budget is whole again, in seconds since the epoch."),
+    });
     r
 }
+
+/// A file's bytes, as a download's body.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // describes a body the handlers stream
+pub struct FileBytes(Vec<u8>);
 
 /// A multipart upload's body: the file and the door's form fields (described per door).
 #[derive(ToSchema)]
 #[allow(dead_code)] // describes a multipart form; the handlers read it field by field
 pub struct FileUpload {
     /// The file.
-    #[schema(content_media_type = "application/octet-stream")]
+    #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
     pub file: Vec<u8>,
 }
 

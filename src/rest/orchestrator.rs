@@ -3,6 +3,8 @@
 //! The seed documents the query parameters but not the bodies; Hearth answers with the
 //! chat's fields under the names that API uses elsewhere (`conversation_id`, `model_used`).
 
+use super::openapi::ORCHESTRATOR;
+use super::DocRouter;
 use super::{ts, ts_opt};
 use crate::db::models::{Chat, Message};
 use crate::error::AppError;
@@ -10,19 +12,23 @@ use crate::http::extract::{path_id, AuthCaller};
 use crate::service::{chats, validate};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::IntoParams;
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/conversations", get(list))
-        .route("/api/conversations/{id}", get(detail).delete(remove))
-        .route("/api/stats", get(stats))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(detail, remove))
+        .routes(routes!(stats))
 }
 
+/// Usage figures: the caller's own, or the whole instance's for an admin.
+#[utoipa::path(get, path = "/api/stats", tag = ORCHESTRATOR,
+    responses((status = 200, description = "`{uptime, uptime_seconds, conversations, messages, tools_count, memory_entries, models_available, tokens_today, tokens_this_month}`", body = Object)))]
 async fn stats(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -67,13 +73,20 @@ fn message_json(m: &Message) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Page size, 1 to 100 (default 20).
     limit: Option<i64>,
+    /// Conversations to skip (default 0).
     offset: Option<i64>,
+    /// Only conversations whose title or any message contains this text (case-insensitive).
     search: Option<String>,
 }
 
+/// The caller's conversations, newest first, one page at a time.
+#[utoipa::path(get, path = "/api/conversations", tag = ORCHESTRATOR, params(ListQuery),
+    responses((status = 200, description = "`{conversations, total, limit, offset}`; each conversation `{id, conversation_id, title, agent_id, model, message_count, created_at, updated_at, last_message_at}`", body = Object)))]
 async fn list(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -99,6 +112,10 @@ pub(crate) fn conversation_id(raw: &str) -> Result<i64, AppError> {
     path_id(raw.strip_prefix("conv-").unwrap_or(raw))
 }
 
+/// One conversation with its messages.
+#[utoipa::path(get, path = "/api/conversations/{id}", tag = ORCHESTRATOR,
+    params(("id" = String, Path, description = "The conversation: `123` or `conv-123`")),
+    responses((status = 200, description = "The conversation's fields plus `messages`, oldest first (up to 1000), each `{id, role, content, model, status, tokens: {prompt, completion}, created_at}`", body = Object)))]
 async fn detail(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -112,6 +129,10 @@ async fn detail(
     Ok(Json(body))
 }
 
+/// Deletes a conversation and its messages.
+#[utoipa::path(delete, path = "/api/conversations/{id}", tag = ORCHESTRATOR,
+    params(("id" = String, Path, description = "The conversation: `123` or `conv-123`")),
+    responses((status = 200, description = "`{deleted: true, conversation_id}`", body = Object)))]
 async fn remove(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,

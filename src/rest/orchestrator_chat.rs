@@ -4,8 +4,10 @@
 //! piece of the answer). Without `conversation_id` a new conversation starts; on the
 //! WebSocket, later messages continue the connection's conversation.
 
+use super::openapi::ORCHESTRATOR;
 use super::orchestrator::conversation_id;
 use super::streaming::{close_message, sse_with_ids, turn_events};
+use super::DocRouter;
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
 use crate::events::turns::{Sequenced, TurnEvent};
@@ -19,28 +21,34 @@ use crate::state::AppState;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/chat", post(chat))
-        .route("/ws/chat", get(ws_chat))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(chat))
+        .routes(routes!(ws_chat))
 }
 
 /// Body of `POST /api/chat` and of each `/ws/chat` message.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = OrchestratorChatBody)]
 struct ChatBody {
+    /// The user's message.
     message: String,
+    /// The model to answer with; `auto` or absent: the default model.
     model: Option<String>,
-    /// `"conv-123"`, `"123"` or `123`.
+    /// The conversation to continue: `"conv-123"`, `"123"` or `123`; absent, null or
+    /// empty: a new conversation.
     conversation_id: Option<Value>,
+    /// `true`: answer as server-sent events instead of one JSON body.
     #[serde(default)]
     stream: bool,
 }
@@ -161,6 +169,15 @@ fn event_json(e: &TurnEvent) -> Option<Value> {
     })
 }
 
+/// Sends a message and answers with the agent's reply, whole or streamed.
+///
+/// Without `conversation_id` a new conversation starts. With `stream: true` the answer is a
+/// server-sent event stream of seed 000's event objects (`think`, `plan`, `action`,
+/// `result`, `token`, `response`, `error`), each event's `id` a cursor.
+#[utoipa::path(post, path = "/api/chat", tag = ORCHESTRATOR, request_body = ChatBody,
+    responses((status = 200,
+        description = "JSON: `{response, conversation_id, message_id, model_used, tools_used, tokens: {prompt, completion}}`; with `stream: true`, an event stream of `{type, content, ...}` objects ending with `response` (or `error`)",
+        content((Object = "application/json"), (String = "text/event-stream")))))]
 async fn chat(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -194,6 +211,14 @@ async fn chat(
 /// How often `/ws/chat` sends `{"type": "ping"}`.
 const PING_EVERY: Duration = Duration::from_secs(30);
 
+/// Opens the real-time chat socket.
+///
+/// Each text message is a turn `{message, model?, conversation_id?}` (later turns continue
+/// the socket's conversation) or `{type: "resume", conversation_id, cursor}` to read the
+/// rest of an answer a dropped socket missed.
+#[utoipa::path(get, path = "/ws/chat", tag = ORCHESTRATOR,
+    params(("token" = Option<String>, Query, description = "An access token or API key, for clients that cannot send an `Authorization` header")),
+    responses((status = 101, description = "Switching protocols: a WebSocket of JSON text messages; the server sends seed 000's event objects (`think`, `plan`, `action`, `result`, `token`, `response`, `error`, each with its `cursor`) and `{\"type\": \"ping\"}` every 30 s")))]
 async fn ws_chat(
     State(state): State<AppState>,
     WsCaller(caller): WsCaller,

@@ -2,20 +2,22 @@
 //! running plugins the caller may call. `parameters` is the seed's short form
 //! (`{"title": "string (required)"}`); `input_schema` carries the full JSON schema.
 
+use super::openapi::ORCHESTRATOR;
+use super::DocRouter;
 use crate::error::AppError;
 use crate::http::extract::AuthCaller;
 use crate::service::plugins::{self, ToolView};
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Map, Value};
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/tools", get(list))
-        .route("/tools/{name}", get(detail))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(detail))
 }
 
 /// The seed's parameter summary of a JSON schema: `name: "type"` or `"type (required)"`.
@@ -60,6 +62,9 @@ pub fn tool_json(t: &ToolView) -> Value {
     })
 }
 
+/// The tools the caller may call, from the running plugins.
+#[utoipa::path(get, path = "/tools", tag = ORCHESTRATOR,
+    responses((status = 200, description = "`{count, tools}`; each tool `{name, description, parameters, category, plugin, input_schema}`", body = Object)))]
 async fn list(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -71,6 +76,13 @@ async fn list(
     })))
 }
 
+/// One tool the caller may call, with its parameters.
+///
+/// `parameters` is the short form (`{"title": "string (required)"}`); `input_schema` the
+/// full JSON schema.
+#[utoipa::path(get, path = "/tools/{name}", tag = ORCHESTRATOR,
+    params(("name" = String, Path, description = "The tool's name")),
+    responses((status = 200, description = "`{name, description, parameters, category, plugin, input_schema}`", body = Object)))]
 async fn detail(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,

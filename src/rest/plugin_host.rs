@@ -2,31 +2,38 @@
 //! HttpOnly `access_token` cookie plus a CSRF token to echo in `X-CSRF-Token` on every
 //! POST/PUT/PATCH/DELETE.
 
+use super::openapi::PLUGIN_HOST;
+use super::DocRouter;
 use crate::error::AppError;
 use crate::http::extract::{AuthCaller, Client, JsonBody, ACCESS_COOKIE};
 use crate::service::auth;
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/sessions", get(list))
-        .route("/sessions/{id}/terminate", post(terminate))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(list))
+        .routes(routes!(terminate))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PluginHostLoginBody)]
 struct LoginBody {
+    /// The username or email (one of `user`, `username`, `email` is required).
     user: Option<String>,
+    /// Same as `user`.
     username: Option<String>,
+    /// Same as `user`.
     email: Option<String>,
     password: String,
 }
@@ -41,6 +48,15 @@ fn access_cookie(state: &AppState, value: String, max_age_secs: i64) -> Cookie<'
         .build()
 }
 
+/// Logs in and sets the HttpOnly `access_token` session cookie.
+///
+/// The answer carries the CSRF token to send in `X-CSRF-Token` on every POST, PUT, PATCH and
+/// DELETE of the session.
+#[utoipa::path(post, path = "/auth/login", tag = PLUGIN_HOST, security(()),
+    request_body = LoginBody,
+    responses((status = 200,
+        description = "`{csrf_token, session_id, expires_in}`, with the `access_token` cookie in `Set-Cookie`",
+        body = Object)))]
 async fn login(
     State(state): State<AppState>,
     jar: CookieJar,
@@ -65,6 +81,9 @@ async fn login(
     ))
 }
 
+/// Logs out: ends the session and clears the cookie.
+#[utoipa::path(post, path = "/auth/logout", tag = PLUGIN_HOST,
+    responses((status = 200, description = "`{ok: true}`, with the cookie cleared", body = Object)))]
 async fn logout(
     State(state): State<AppState>,
     jar: CookieJar,
@@ -86,6 +105,11 @@ fn session_json(s: &crate::db::models::Session) -> Value {
     })
 }
 
+/// The caller's sessions, newest first.
+#[utoipa::path(get, path = "/sessions", tag = PLUGIN_HOST,
+    responses((status = 200,
+        description = "`{sessions: [{id, client, user_agent, start_ts, last_activity, active}]}` (times in seconds since the epoch; the latest 200)",
+        body = Object)))]
 async fn list(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -96,6 +120,12 @@ async fn list(
     ))
 }
 
+/// Ends one of the caller's sessions (admins: anyone's).
+#[utoipa::path(post, path = "/sessions/{id}/terminate", tag = PLUGIN_HOST,
+    params(("id" = String, Path, description = "The session's id")),
+    responses((status = 200,
+        description = "The session: `{id, client, user_agent, start_ts, last_activity, active}`",
+        body = Object)))]
 async fn terminate(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,

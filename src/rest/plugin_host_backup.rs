@@ -2,6 +2,8 @@
 //! `POST /backup/import?dry_run=true|false` (multipart field `file`) answering
 //! `{version, plan, dry_run}`. Admins only; cookie sessions echo the CSRF token on the import.
 
+use super::openapi::{FileUpload, PLUGIN_HOST};
+use super::DocRouter;
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::AuthCaller;
 use crate::service::backup;
@@ -11,26 +13,35 @@ use axum::extract::{Multipart, Query, State};
 use axum::http::{header, StatusCode};
 use axum::middleware;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
+use utoipa::IntoParams;
+use utoipa_axum::routes;
 
 /// The import door (bodies up to `backup.max_import_bytes`).
-pub fn import_router() -> Router<AppState> {
-    Router::new()
-        .route("/backup/import", post(import))
+pub fn import_router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(import))
         .layer(middleware::from_fn(
             super::plugin_host_jobs::bad_request_status,
         ))
 }
 
 /// The export door.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/backup/export", get(export))
+pub fn router() -> DocRouter {
+    DocRouter::new().routes(routes!(export))
 }
 
+/// Downloads a backup of the whole deployment as a ZIP (admins).
+///
+/// The archive holds every table (read in one snapshot), the scrubbed configuration, recent
+/// logs and the manifest that lists them; `Content-Disposition` names it
+/// `hearth-backup-<UTC time>.zip`.
+#[utoipa::path(get, path = "/backup/export", tag = PLUGIN_HOST,
+    responses((status = 200, description = "The backup archive", content_type = "application/zip",
+        body = super::openapi::FileBytes)))]
 async fn export(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -57,11 +68,22 @@ async fn export(
         .map_err(AppError::internal)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ImportQuery {
+    /// `true` (or `1`, the default) only plans the restore; `false` (or `0`) replaces every
+    /// table and ends every session.
     dry_run: Option<String>,
 }
 
+/// Restores a backup archive (admins), or only plans the restore with `dry_run`.
+#[utoipa::path(post, path = "/backup/import", tag = PLUGIN_HOST, params(ImportQuery),
+    request_body(content = FileUpload, content_type = "multipart/form-data",
+        description = "field `file`: a backup ZIP from `GET /backup/export`, at most \
+            `backup.max_import_bytes`; no other form fields"),
+    responses((status = 200,
+        description = "`{version, plan, dry_run}`: the archive's version and what the restore changes (or changed)",
+        body = Object)))]
 async fn import(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,

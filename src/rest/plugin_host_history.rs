@@ -8,30 +8,37 @@
 //! chat's subscriptions), or 200 with `replayed` and `status: "complete"` (or `"stopped"` and
 //! `error` when a turn could not start) with `wait`. Invalid requests are 400 (seed 003).
 
+use super::openapi::PLUGIN_HOST;
 use super::plugin_host_jobs::bad_request_status;
+use super::DocRouter;
 use crate::error::AppError;
 use crate::http::extract::{AuthCaller, JsonBody};
 use crate::service::replay::{self, ReplayInput};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{middleware, Json, Router};
+use axum::{middleware, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/history/replay", post(replay_chat))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(replay_chat))
         .layer(middleware::from_fn(bad_request_status))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PluginHostReplayBody)]
 #[serde(deny_unknown_fields)]
 struct ReplayBody {
+    /// The chat to replay: `12`, `"12"` or `"conv-12"`.
     chat_id: Value,
+    /// A model key (default: the chat's, or its agent's).
     model: Option<String>,
+    /// Answer once every turn is stored (default false: answer 202 at once).
     #[serde(default)]
     wait: bool,
 }
@@ -49,6 +56,18 @@ fn chat_id(v: &Value) -> Result<i64, AppError> {
     }
 }
 
+/// Replays the user messages of one of the caller's chats, in order, into a new chat.
+///
+/// Without `wait` the answer is 202 with `status: "replaying"` and the turns go on in the
+/// background (visible on the new chat's subscriptions); with `wait` it is 200 once every
+/// turn is stored.
+#[utoipa::path(post, path = "/history/replay", tag = PLUGIN_HOST, request_body = ReplayBody,
+    responses(
+        (status = 200, description = "With `wait`: `{chat_id, source_chat_id, turns, replayed, status, error}`, \
+            `status` `complete`, or `stopped` with `error: {code, message}` when a turn could not start",
+            body = Object),
+        (status = 202, description = "`{chat_id, source_chat_id, turns, replayed: null, status: \"replaying\", error: null}`",
+            body = Object)))]
 async fn replay_chat(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,

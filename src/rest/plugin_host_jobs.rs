@@ -5,6 +5,8 @@
 //! Besides the documented doors: `GET /jobs/{id}/runs`, `POST /jobs/{id}/pause` and
 //! `POST /jobs/{id}/resume`.
 
+use super::openapi::PLUGIN_HOST;
+use super::DocRouter;
 use crate::db::enums::JobState;
 use crate::db::models::{Job, JobRun};
 use crate::error::AppError;
@@ -18,25 +20,26 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use utoipa::IntoParams;
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/jobs", get(list))
-        .route("/jobs/add", post(add))
-        .route("/jobs/{id}", get(detail).delete(remove))
-        .route("/jobs/{id}/runs", get(runs))
-        .route("/jobs/{id}/run-now", post(run_now))
-        .route("/jobs/{id}/update", post(update))
-        .route("/jobs/{id}/cancel", post(cancel))
-        .route("/jobs/{id}/pause", post(pause))
-        .route("/jobs/{id}/resume", post(resume))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(add))
+        .routes(routes!(detail, remove))
+        .routes(routes!(runs))
+        .routes(routes!(run_now))
+        .routes(routes!(update))
+        .routes(routes!(cancel))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
         .layer(middleware::from_fn(bad_request_status))
 }
 
@@ -183,14 +186,22 @@ async fn with_last_run(state: &AppState, job: &Job) -> Result<Value, AppError> {
     Ok(job_json(job, last.as_ref()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only jobs in this state.
     state: Option<String>,
+    /// Only jobs of this kind.
     kind: Option<String>,
+    /// Jobs per page (default 50).
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     after: Option<String>,
 }
 
+/// The caller's jobs, a page at a time, each with its latest run.
+#[utoipa::path(get, path = "/jobs", tag = PLUGIN_HOST, params(ListQuery),
+    responses((status = 200, description = "`{jobs, next_cursor}` (`next_cursor` null on the last page)", body = Object)))]
 async fn list(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -233,6 +244,12 @@ async fn list(
     })))
 }
 
+/// Creates a job.
+#[utoipa::path(post, path = "/jobs/add", tag = PLUGIN_HOST,
+    request_body(content = Object, description = "`{name, kind, schedule, payload?, max_attempts?, timeout_secs?, priority?, paused?}`: \
+        `payload` any JSON (default `{}`); `schedule` exactly one of `{once}` (RFC 3339 time or seconds since the epoch), \
+        `{every_secs}` or `{cron, timezone?}`; unknown keys are refused"),
+    responses((status = 200, description = "`{id, job}`", body = Object)))]
 async fn add(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -263,6 +280,10 @@ async fn add(
     Ok(Json(json!({ "id": job.id, "job": job_json(&job, None) })))
 }
 
+/// One job, with its latest run and `cancel_requested`.
+#[utoipa::path(get, path = "/jobs/{id}", tag = PLUGIN_HOST,
+    params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "The job (with `last_run`)", body = Object)))]
 async fn detail(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -272,11 +293,17 @@ async fn detail(
     Ok(Json(with_last_run(&state, &job).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RunsQuery {
+    /// Runs to show (default 20).
     limit: Option<i64>,
 }
 
+/// A job's runs, newest first.
+#[utoipa::path(get, path = "/jobs/{id}/runs", tag = PLUGIN_HOST,
+    params(("id" = i64, Path, description = "The job's id"), RunsQuery),
+    responses((status = 200, description = "`{runs}`", body = Object)))]
 async fn runs(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -290,6 +317,12 @@ async fn runs(
     ))
 }
 
+/// Changes a job (its kind cannot change).
+#[utoipa::path(post, path = "/jobs/{id}/update", tag = PLUGIN_HOST,
+    params(("id" = i64, Path, description = "The job's id")),
+    request_body(content = Object, description = "Any of `name`, `payload`, `schedule` (as in `/jobs/add`), `max_attempts`, \
+        `timeout_secs`, `priority`, `paused`; `kind` cannot change and unknown keys are refused"),
+    responses((status = 200, description = "The job (with `last_run`)", body = Object)))]
 async fn update(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -324,6 +357,10 @@ async fn update(
     Ok(Json(with_last_run(&state, &job).await?))
 }
 
+/// Asks for a run of the job now (refused while it is running).
+#[utoipa::path(post, path = "/jobs/{id}/run-now", tag = PLUGIN_HOST,
+    params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "The job (with `last_run`)", body = Object)))]
 async fn run_now(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -333,6 +370,10 @@ async fn run_now(
     Ok(Json(with_last_run(&state, &job).await?))
 }
 
+/// Cancels a job's running run (flagged to stop), or drops its pending run.
+#[utoipa::path(post, path = "/jobs/{id}/cancel", tag = PLUGIN_HOST,
+    params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "The job (with `last_run`)", body = Object)))]
 async fn cancel(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -342,6 +383,10 @@ async fn cancel(
     Ok(Json(with_last_run(&state, &job).await?))
 }
 
+/// Pauses a job: it keeps its schedule but does not run until resumed.
+#[utoipa::path(post, path = "/jobs/{id}/pause", tag = PLUGIN_HOST,
+    params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "The job (with `last_run`)", body = Object)))]
 async fn pause(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -351,6 +396,10 @@ async fn pause(
     Ok(Json(with_last_run(&state, &job).await?))
 }
 
+/// Resumes a paused job; an occurrence that passed meanwhile runs once.
+#[utoipa::path(post, path = "/jobs/{id}/resume", tag = PLUGIN_HOST,
+    params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "The job (with `last_run`)", body = Object)))]
 async fn resume(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -360,6 +409,10 @@ async fn resume(
     Ok(Json(with_last_run(&state, &job).await?))
 }
 
+/// Deletes a job; a running run is told to stop.
+#[utoipa::path(delete, path = "/jobs/{id}", tag = PLUGIN_HOST,
+    params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "`{ok: true}`", body = Object)))]
 async fn remove(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,

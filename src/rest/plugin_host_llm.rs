@@ -4,7 +4,9 @@
 //! `token` (text), then `end` (usage) or an `error`. Requests on one socket run one after
 //! another; both doors are stateless completions.
 
+use super::openapi::PLUGIN_HOST;
 use super::streaming::{close_message, generation, now_ms, Gen};
+use super::DocRouter;
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{AuthCaller, JsonBody, WsCaller};
@@ -16,24 +18,29 @@ use crate::state::AppState;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/llm/infer", post(infer))
-        .route("/llm/stream", get(stream))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(infer))
+        .routes(routes!(stream))
 }
 
 /// The prompt of `/llm/infer` and of a stream request's `payload`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PluginHostInferBody)]
 struct InferBody {
+    /// The user's prompt.
     prompt: String,
+    /// A system prompt, sent before it.
     system: Option<String>,
+    /// A model key (default: the default model, else the first healthy one).
     model: Option<String>,
     max_tokens: Option<i64>,
     temperature: Option<f64>,
@@ -56,6 +63,11 @@ impl InferBody {
     }
 }
 
+/// Completes a prompt in one answer (no streaming, no chat stored).
+#[utoipa::path(post, path = "/llm/infer", tag = PLUGIN_HOST, request_body = InferBody,
+    responses((status = 200,
+        description = "`{text, model, usage: {prompt_tokens, completion_tokens}, finish_reason}`",
+        body = Object)))]
 async fn infer(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -70,6 +82,16 @@ async fn infer(
     })))
 }
 
+/// Streams completions over a WebSocket, one request after another.
+///
+/// Each request `{type: "request", req_id, source, event: "start", payload: {prompt, system?,
+/// model?, max_tokens?, temperature?}, ts}` is answered with `{type, req_id, source, event,
+/// payload, ts}` messages: `status` (started, with the model), `token` (text), then `end`
+/// (`finish_reason`, `usage`) or an `error`.
+#[utoipa::path(get, path = "/llm/stream", tag = PLUGIN_HOST,
+    responses((status = 101,
+        description = "Switching protocols: JSON messages, requests `{type: \"request\", event: \"start\", payload: {prompt, …}}` \
+            answered by `status`, `token` and `end` (or `error`) events")))]
 async fn stream(
     State(state): State<AppState>,
     WsCaller(caller): WsCaller,

@@ -2,6 +2,8 @@
 //! `POST /rag/query` searches everything the caller may read. Invalid requests are 400, as
 //! on the seed's other doors.
 
+use super::openapi::PLUGIN_HOST;
+use super::DocRouter;
 use crate::error::AppError;
 use crate::http::extract::{AuthCaller, JsonBody};
 use crate::rag::search::Mode;
@@ -10,27 +12,34 @@ use crate::service::documents as docs;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::middleware;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/rag/reindex", post(reindex))
-        .route("/rag/query", post(query))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(reindex))
+        .routes(routes!(query))
         .layer(middleware::from_fn(
             super::plugin_host_jobs::bad_request_status,
         ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
+#[schema(as = PluginHostReindexBody)]
 #[serde(deny_unknown_fields)]
 struct ReindexBody {
+    /// Ingest every file again (default true); false only new and changed files.
     full: Option<bool>,
 }
 
+/// Indexes the watched folders (admins).
+#[utoipa::path(post, path = "/rag/reindex", tag = PLUGIN_HOST,
+    request_body(content = Option<ReindexBody>, description = "Optional: `{full}` (default true)"),
+    responses((status = 200, description = "`{indexed, unchanged, skipped, removed}`: files queued for ingestion, left as they were, skipped (unsupported, too large, unreadable), and documents whose file is gone", body = Object)))]
 async fn reindex(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -58,13 +67,21 @@ async fn reindex(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PluginHostQueryBody)]
 #[serde(deny_unknown_fields)]
 struct QueryBody {
+    /// What to search for.
     query: String,
+    /// How many passages to return (default `rag.default_top_k`, at most `rag.max_top_k`).
     top_k: Option<i64>,
 }
 
+/// Searches every document the caller may read (hybrid search).
+#[utoipa::path(post, path = "/rag/query", tag = PLUGIN_HOST, request_body = QueryBody,
+    responses((status = 200,
+        description = "`{results: [{text, score, similarity, source: {path, sha256, chunk_id, document_id, start, end, page}}]}`",
+        body = Object)))]
 async fn query(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,

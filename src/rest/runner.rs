@@ -3,6 +3,8 @@
 //! Errors add seed 004's `error` field to the default body (`detail`, `code`, …).
 //! Reading needs any signed-in caller; changing needs an admin.
 
+use super::openapi::{ORCHESTRATOR, RUNNER};
+use super::DocRouter;
 use crate::db::models::ModelRow;
 use crate::error::AppError;
 use crate::http::extract::{AuthCaller, JsonBody};
@@ -12,20 +14,21 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/models", get(list).post(register))
-        .route("/api/models/discover", post(discover))
-        .route("/api/config", get(config).post(update_config))
-        .route("/api/parameters", get(categories))
-        .route("/api/parameters/{category}", get(category))
-        .route("/api/parameters/category/{param}", get(parameter))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(list, register))
+        .routes(routes!(discover))
+        .routes(routes!(config, update_config))
+        .routes(routes!(categories))
+        .routes(routes!(category))
+        .routes(routes!(parameter))
         .layer(middleware::from_fn(runner_errors))
 }
 
@@ -76,9 +79,15 @@ fn model_json(state: &AppState, m: &ModelRow) -> Value {
     })
 }
 
+/// The registered models, after the automatic choice (`auto`).
+///
+/// Each model has seed 000's fields (`key`, `name`, `type`, `size`, `provider`) and seed 004's
+/// (`name`, `description`, `status`, `version`).
+#[utoipa::path(get, path = "/api/models", tags = [RUNNER, ORCHESTRATOR],
+    responses((status = 200, description = "`{count, models}`; a model: `key`, `name`, `type`, `size`, `size_bytes`, `provider`, `family`, `description`, `status`, `version`, `context_length`, `max_concurrent`, `enabled`", body = Object)))]
 async fn list(
     State(state): State<AppState>,
-    AuthCaller(_): AuthCaller,
+    AuthCaller(_caller): AuthCaller,
 ) -> Result<Json<Value>, AppError> {
     let rows = models::list(&state).await?;
     let mut items = vec![json!({
@@ -92,23 +101,36 @@ async fn list(
     Ok(Json(json!({ "count": items.len(), "models": items })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = RunnerRegisterItem)]
 struct RegisterItem {
+    /// The model's display name.
     name: String,
     description: Option<String>,
+    /// A local GGUF file (the model is then `local`).
     path: Option<String>,
+    /// The model's key (default: the name, slugified).
     key: Option<String>,
+    /// Without `path`: an OpenAI-compatible server's base URL, up to `/v1`.
     base_url: Option<String>,
+    /// Bearer key for that server.
     api_key: Option<String>,
+    /// Context window, in tokens.
     context_length: Option<i32>,
+    /// Generations the model runs at once.
     max_concurrent: Option<i32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = RunnerRegisterBody)]
 struct RegisterBody {
+    /// Between 1 and 100 models.
     models: Vec<RegisterItem>,
 }
 
+/// Registers models (admins).
+#[utoipa::path(post, path = "/api/models", tag = RUNNER, request_body = RegisterBody,
+    responses((status = 201, description = "`{message, registered, models}`: the count and the registered models", body = Object)))]
 async fn register(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -154,11 +176,18 @@ async fn register(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = RunnerDiscoverBody)]
 struct DiscoverBody {
+    /// Between 1 and 32 files or folders to scan (folders walked a few levels deep).
     paths: Vec<String>,
 }
 
+/// Scans files and folders for `.gguf` models and registers the new ones (admins).
+#[utoipa::path(post, path = "/api/models/discover", tag = RUNNER, request_body = DiscoverBody,
+    responses((status = 200,
+        description = "`{discovered: [{key, name, description, version, path, family, size, context_length, newly_registered}], scannedPaths, totalFound}`",
+        body = Object)))]
 async fn discover(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -207,26 +236,35 @@ async fn config_json(state: &AppState) -> Result<Value, AppError> {
     }))
 }
 
+/// The application's configuration: name, version, port and the default model.
+#[utoipa::path(get, path = "/api/config", tag = RUNNER,
+    responses((status = 200, description = "`{app: {name, version, port}, models: {defaultModel, maxConcurrent, queueDepth}}`", body = Object)))]
 async fn config(
     State(state): State<AppState>,
-    AuthCaller(_): AuthCaller,
+    AuthCaller(_caller): AuthCaller,
 ) -> Result<Json<Value>, AppError> {
     Ok(Json(config_json(&state).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = RunnerModelsConfig)]
 #[serde(rename_all = "camelCase")]
 struct ModelsConfig {
+    /// The key of the new default model.
     default_model: Option<String>,
+    /// Generations the default model runs at once.
     max_concurrent: Option<i32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = RunnerConfigBody)]
 struct ConfigBody {
     models: ModelsConfig,
 }
 
-/// Sets the default model and, with `maxConcurrent`, the default model's concurrency.
+/// Sets the default model and, with `maxConcurrent`, the default model's concurrency (admins).
+#[utoipa::path(post, path = "/api/config", tag = RUNNER, request_body = ConfigBody,
+    responses((status = 200, description = "The configuration after the change: `{app: {name, version, port}, models: {defaultModel, maxConcurrent, queueDepth}}`", body = Object)))]
 async fn update_config(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -347,14 +385,23 @@ fn parameters(state: &AppState) -> Vec<(&'static str, Vec<(&'static str, Value)>
     ]
 }
 
-async fn categories(State(state): State<AppState>, AuthCaller(_): AuthCaller) -> Json<Value> {
+/// The parameter categories.
+#[utoipa::path(get, path = "/api/parameters", tag = RUNNER,
+    responses((status = 200, description = "`{categories}`: `model`, `system`, `performance`", body = Object)))]
+async fn categories(State(state): State<AppState>, AuthCaller(_caller): AuthCaller) -> Json<Value> {
     let names: Vec<&str> = parameters(&state).iter().map(|(c, _)| *c).collect();
     Json(json!({ "categories": names }))
 }
 
+/// A category's parameters: effective values, with their bounds.
+#[utoipa::path(get, path = "/api/parameters/{category}", tag = RUNNER,
+    params(("category" = String, Path, description = "`model`, `system` or `performance`")),
+    responses((status = 200,
+        description = "`{category, parameters}`: each parameter `{value, min, max, description}`",
+        body = Object)))]
 async fn category(
     State(state): State<AppState>,
-    AuthCaller(_): AuthCaller,
+    AuthCaller(_caller): AuthCaller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, AppError> {
     let (cat, params) = parameters(&state)
@@ -368,9 +415,13 @@ async fn category(
     Ok(Json(json!({ "category": cat, "parameters": map })))
 }
 
+/// One parameter's effective value, by name.
+#[utoipa::path(get, path = "/api/parameters/category/{param}", tag = RUNNER,
+    params(("param" = String, Path, description = "The parameter's name, e.g. `temperature`, `maxTokens`, `queueDepth`")),
+    responses((status = 200, description = "`{parameter, value, category}`", body = Object)))]
 async fn parameter(
     State(state): State<AppState>,
-    AuthCaller(_): AuthCaller,
+    AuthCaller(_caller): AuthCaller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, AppError> {
     for (cat, params) in parameters(&state) {

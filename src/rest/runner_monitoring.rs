@@ -3,6 +3,8 @@
 //! `logs` batches and `error` messages from the live log feed). Any signed-in caller reads
 //! them; errors carry seed 004's `error` field. `GET /metrics` (Prometheus) lives here too.
 
+use super::openapi::{OPERATIONS, RUNNER};
+use super::DocRouter;
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::{client_ip, AuthCaller, MaybeCaller, WsCaller};
@@ -17,14 +19,15 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
+use utoipa::IntoParams;
+use utoipa_axum::routes;
 
 /// Log records held for one batch at most (a flood is summarised, not queued).
 const MAX_BATCH: usize = 200;
@@ -32,12 +35,12 @@ const MAX_BATCH: usize = 200;
 const LOG_FLUSH: Duration = Duration::from_secs(1);
 
 /// Routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/monitoring", get(current))
-        .route("/api/monitoring/history", get(history))
-        .route("/api/websocket", get(socket))
-        .route("/metrics", get(metrics))
+pub fn router() -> DocRouter {
+    DocRouter::new()
+        .routes(routes!(current))
+        .routes(routes!(history))
+        .routes(routes!(socket))
+        .routes(routes!(metrics))
         .layer(middleware::from_fn(super::runner::runner_errors))
 }
 
@@ -64,15 +67,26 @@ fn socket_status(s: &Status) -> Value {
     v
 }
 
+/// The live figures: CPU, memory, models, requests and uptime.
+#[utoipa::path(get, path = "/api/monitoring", tag = RUNNER,
+    responses((status = 200, description = "`cpu`, `memory`, `activeModels`, `totalRequests`, `uptime`, `loadedModels`, `processCpu`, `processMemory`, `cpus`, `node`", body = Object)))]
 async fn current(State(state): State<AppState>, AuthCaller(caller): AuthCaller) -> Json<Value> {
     Json(status_json(&monitoring::status(&state, &caller)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HistoryQuery {
+    /// How far back, in hours (default 24; above 0, at most 8784).
+    #[param(value_type = Option<f64>)]
     hours: Option<String>,
 }
 
+/// The recorded samples of the last hours, oldest first.
+#[utoipa::path(get, path = "/api/monitoring/history", tag = RUNNER, params(HistoryQuery),
+    responses((status = 200,
+        description = "`{history: [{timestamp, cpu, memory, requests, processMemory, node}]}`",
+        body = Object)))]
 async fn history(
     State(state): State<AppState>,
     AuthCaller(caller): AuthCaller,
@@ -102,6 +116,14 @@ async fn history(
     Ok(Json(json!({ "history": history })))
 }
 
+/// The Prometheus metrics, in the text exposition format.
+///
+/// Readable without credentials from the addresses in `monitoring.scrape_addresses`, otherwise
+/// with an admin's credential.
+#[utoipa::path(get, path = "/metrics", tag = OPERATIONS,
+    security((), ("bearer" = []), ("api_key" = []), ("cookie" = [])),
+    responses((status = 200, description = "The metrics",
+        content_type = "text/plain; version=0.0.4", body = String)))]
 async fn metrics(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
@@ -120,6 +142,16 @@ async fn metrics(
         .into_response())
 }
 
+/// The live monitoring socket: `status` pushes and, for admins, the log feed.
+///
+/// The server sends `{type: "status", data}` at once and every `monitoring.status_secs`
+/// (the figures of `/api/monitoring` plus `cpuUsage` and `memoryUsage`); admins also get
+/// `{type: "logs", data: [records]}` batches every second and an `{type: "error", data:
+/// {message, code, details}}` per error record. The one message it takes is
+/// `{type: "ping"}`, answered `{type: "pong"}`.
+#[utoipa::path(get, path = "/api/websocket", tag = RUNNER,
+    responses((status = 101,
+        description = "Switching protocols: JSON messages `{type, data}` (`status`, `logs`, `error`; `pong` to a `ping`)")))]
 async fn socket(
     State(state): State<AppState>,
     WsCaller(caller): WsCaller,
