@@ -52,18 +52,18 @@ pub fn router(state: AppState, schema: HearthSchema) -> Router {
     uploads
         .merge(restore)
         .merge(rest)
+        // Rate limits, and the matched route for the metrics.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             limit::enforce,
         ))
-        .route_layer(middleware::from_fn(observe::mark_route))
         .layer(Extension(schema))
-        .layer(middleware::from_fn(errors::normalize))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Metrics, around the request id and error bodies (`errors::normalize`).
         .layer(middleware::from_fn_with_state(
             state.clone(),
             observe::observe,
         ))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         // Seed 001's socket.io answers `/ws/socket.io` before routing.
         .layer(crate::rest::foyer_socket::layer(state.clone()))
         .with_state(state)

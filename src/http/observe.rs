@@ -9,28 +9,26 @@ use axum::middleware::Next;
 use axum::response::Response;
 use std::time::Instant;
 
-/// The route template a request matched, handed from [`mark_route`] (inside routing) to
-/// [`observe`] (outside it) on the response (a shared string: no copy per request).
+/// The route template a request matched, handed from inside routing ([`mark`], called by
+/// the route layer `limit::enforce`) to [`observe`] (outside it) on the response (a shared
+/// string: no copy per request).
 #[derive(Clone)]
 struct Route(MatchedPath);
 
-/// Inner layer (`route_layer`): notes the matched route on the response.
-pub async fn mark_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let mut res = next.run(req).await;
-    if let Some(r) = route {
-        res.extensions_mut().insert(Route(r));
-    }
-    res
+/// Notes the matched route on a response, for [`observe`].
+pub fn mark(res: &mut Response, route: MatchedPath) {
+    res.extensions_mut().insert(Route(route));
 }
 
-/// Outer layer: counts, times and, when slow, reports every request.
+/// Outer layer: counts, times and, when slow, reports every request. The request's id and
+/// error bodies (`errors::normalize`) are given inside it, in the same layer: one
+/// middleware per request instead of two.
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     // A cheap clone (shared bytes); the path is read only for a slow request's warning.
     let uri = req.uri().clone();
-    let res = next.run(req).await;
+    let res = crate::http::errors::normalize(req, next).await;
     let elapsed = start.elapsed();
     state.ops.count_request();
     let route = res

@@ -237,7 +237,9 @@ impl RateLimits {
         }
         let cost = cost.max(1);
         let decision = match &self.shared {
-            Some(store) => match store.check(rule, budget, principal, cost).await {
+            // Boxed: the shared store's query future is large, and inline it would make
+            // every request's limiter future (memory-only ones too) as large.
+            Some(store) => match Box::pin(store.check(rule, budget, principal, cost)).await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = %e, rule = rule.name(), "shared rate limit unavailable; admitting");
