@@ -309,10 +309,7 @@ fn main() {
         gql.rps, gql.p50_ms, gql.p99_ms
     );
     for (name, r) in [
-        (
-            "hello-world behind request ids and route marking only",
-            &plain,
-        ),
+        ("hello-world behind the request id layer only", &plain),
         (
             "hello-world behind Hearth's request layers (+ rate limit, metrics)",
             &observed,
