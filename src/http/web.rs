@@ -39,12 +39,22 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; conn
                    form-action 'self'";
 
 fn file(body: &'static str, content_type: &'static str) -> Response {
+    file_under(body, content_type, CSP)
+}
+
+/// A compiled-in file with its type, a content security policy and the headers that keep it
+/// from being sniffed or framed.
+pub(crate) fn file_under(
+    body: &'static str,
+    content_type: &'static str,
+    csp: &'static str,
+) -> Response {
     let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(csp),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
