@@ -1,7 +1,8 @@
 //! Seed 001's socket.io endpoint driven by the python-socketio client
 //! (`tests/clients/socketio_chat.py`): a bad token is refused at connect, `typing` reaches the
 //! chat's other socket, each stored message arrives as `new_message` in seed 001's shape, and
-//! someone else's chat cannot be joined. On PostgreSQL the sockets are held by one process and
+//! someone else's chat cannot be joined, and a message over the size limit closes only the
+//! socket that sent it. On PostgreSQL the sockets are held by one process and
 //! the message is stored through another.
 
 use crate::both_backends;
@@ -109,4 +110,7 @@ async fn socket_io_chat_events(b: Backend) {
     let errors = of("error");
     assert_eq!(errors.len(), 1, "{seen:?}");
     assert_eq!(errors[0]["code"], "not_found");
+    // Over `max_payload` (64 KiB): that socket is closed; the chat's other socket stays.
+    assert_eq!(of("oversize_closed").len(), 1, "{seen:?}");
+    assert_eq!(of("other_socket"), [&json!(true)], "{seen:?}");
 }

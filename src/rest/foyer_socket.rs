@@ -46,11 +46,18 @@ impl Joined {
 #[derive(Clone)]
 struct Closing(CancellationToken);
 
+/// The largest message a client may send, on either transport; a larger one closes its socket.
+const MAX_MESSAGE: usize = 64 * 1024;
+
 /// The layer serving `/ws/socket.io` (placed around the router).
 pub fn layer(state: AppState) -> SocketIoLayer {
     let (layer, io) = SocketIo::builder()
         .req_path("/ws/socket.io")
-        .max_payload(64 * 1024)
+        // One bound for both transports: `max_payload` covers polling only, and the
+        // WebSocket transport's own defaults are 64 MiB messages and 16 MiB frames.
+        .max_payload(MAX_MESSAGE as u64)
+        .ws_max_message_size(MAX_MESSAGE)
+        .ws_max_frame_size(MAX_MESSAGE)
         .with_state(state)
         .build_layer();
     io.ns("/", connected.with(authenticate));

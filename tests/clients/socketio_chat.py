@@ -3,8 +3,9 @@
 Usage: socketio_chat.py BASE_URL TOKEN CHAT_ID OTHER_CHAT_ID (someone else's). Prints one JSON line per thing seen:
 `refused` (a bad token's connect_error), `ready` (two sockets joined the chat), then
 `user_typing` (socket b sees socket a typing), `new_message` (each message stored in the
-chat, on b), `error` (joining someone else's chat). Exits once it has seen two messages and
-the error, or after 30 s.
+chat, on b), `error` (joining someone else's chat), then `oversize_closed` (a message over
+the server's limit closed socket a) and `other_socket` (whether b is still connected). Exits
+once it has seen two messages and the error (or after 30 s) and the oversize message's end.
 """
 import json
 import sys
@@ -76,6 +77,12 @@ a.emit("typing", {"chat_id": chat, "is_typing": True})
 out("ready")
 b.emit("join_chat", {"chat_id": other})
 done.wait(30)
+# A message over the server's 64 KiB limit closes the socket that sent it, and only it.
+closed = threading.Event()
+a.on("disconnect", lambda *args: closed.set())
+a.emit("typing", {"chat_id": chat, "is_typing": True, "pad": "x" * (100 * 1024)})
+out("oversize_closed" if closed.wait(10) else "oversize_kept")
+out("other_socket", b.connected)
 a.disconnect()
 b.disconnect()
 out("end", {"messages": len(messages), "errors": len(errors)})
