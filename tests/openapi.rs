@@ -89,6 +89,14 @@ async fn the_served_document_describes_every_door() {
     let doc: Value = res.json().await.unwrap();
     assert_eq!(&doc, hearth::rest::openapi::document());
     assert_eq!(doc["openapi"], "3.1.0");
+    let wrong = s
+        .http
+        .post(s.url("/openapi.json"))
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 405, "the document is read-only");
 
     let ops = operations(&doc);
     // Each documented API is there, with doors the seeds name.
@@ -225,9 +233,21 @@ async fn swagger_ui_and_redoc_render_offline() {
         .iter()
         .map(|(_, _, op)| op["tags"].as_array().unwrap().len())
         .sum();
+    s.user("reader").await;
     let b = Browser::start("swagger_ui_and_redoc_render_offline").await;
 
-    b.goto(&s.url("/docs")).await;
+    // From the web UI's navigation, as a person finds it.
+    b.goto(&s.url("/")).await;
+    b.fill("#login-form input[name=user]", "reader").await;
+    b.fill("#login-form input[name=password]", "password123")
+        .await;
+    b.click("#login-form button[type=submit]").await;
+    b.wait_for(
+        "!document.querySelector('#app').hidden",
+        "the app shows after login",
+    )
+    .await;
+    b.click("nav a[href='/docs']").await;
     b.wait_for(
         &format!("document.querySelectorAll('.opblock').length === {listed}"),
         "Swagger UI lists every operation",
