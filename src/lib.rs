@@ -129,7 +129,7 @@ impl App {
         rag::start(state);
         ops::metrics::handle();
         ops::start(state);
-        limits::start(state);
+        limits::start(state).await;
         plugins::start(state).await?;
         jobs::scheduler::start(state).await?;
         Ok(())

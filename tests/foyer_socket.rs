@@ -3,7 +3,7 @@
 //! chat's other socket, each stored message arrives as `new_message` in seed 001's shape, and
 //! someone else's chat cannot be joined, and a message over the size limit closes only the
 //! socket that sent it. On PostgreSQL the sockets are held by one process and
-//! the message is stored through another.
+//! the message is stored through another. Messages spend their own per-address budget.
 
 use crate::both_backends;
 use crate::chat_turns::{new_chat, remote_model};
@@ -13,6 +13,53 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 both_backends!(socket_io_chat_events);
+
+fn script() -> &'static str {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/socketio_chat.py"
+    )
+}
+
+/// Over `foyer_socket` (3 per hour here), messages are answered `rate_limited` and the socket
+/// stays open; seed 001's REST budget is a separate one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_io_messages_spend_their_budget() {
+    let s = TestServer::start_with(Backend::Sqlite, |c| {
+        c.rate_limits.foyer_socket = hearth::config::Budget::new(3, 3600);
+        c.rate_limits.foyer = hearth::config::Budget::new(100, 60);
+    })
+    .await;
+    let alice = s.user("alice").await;
+    let chat = new_chat(&s, &alice.access, None, None).await;
+    let out = tokio::process::Command::new(crate::support::client_python())
+        .args([script(), &s.base, &alice.access, &chat, "0", "flood"])
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("{stdout}"));
+    // The join and two typing notices fit; the other two are refused.
+    assert_eq!(
+        v["data"],
+        json!({"joined": true, "errors": ["rate_limited", "rate_limited"], "connected": true}),
+        "{v}"
+    );
+    let r = s
+        .http
+        .get(format!("{}/api/chats", s.base))
+        .bearer_auth(&alice.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-ratelimit-remaining"], "99");
+}
 
 async fn socket_io_chat_events(b: Backend) {
     let writer = TestServer::start(b).await;
@@ -32,12 +79,8 @@ async fn socket_io_chat_events(b: Backend) {
     let chat = new_chat(&writer, &alice.access, Some("mock"), None).await;
     let admins_chat = new_chat(&writer, &admin.access, Some("mock"), None).await;
 
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/socketio_chat.py"
-    );
     let mut child = tokio::process::Command::new(crate::support::client_python())
-        .args([script, &sockets.base, &alice.access, &chat, &admins_chat])
+        .args([script(), &sockets.base, &alice.access, &chat, &admins_chat])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)

@@ -2,7 +2,8 @@
 //! where the seed says so), answers with `X-RateLimit-*` headers, and refuses with 429 and
 //! `Retry-After` in its own error shape; GraphQL spends one unit per root field on every
 //! transport; `/ws/chat` per message; an API key's own `rate_limit` holds on every door; on
-//! PostgreSQL two processes draw from one budget.
+//! PostgreSQL two processes draw from one budget. An admin's run-time budgets apply at once
+//! on every process and survive a restart.
 
 use crate::both_backends;
 use crate::support::{ws_init, ws_op, ws_send, Backend, TestServer};
@@ -10,7 +11,11 @@ use hearth::config::{Budget, RateLimitsConfig};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-both_backends!(rest_doors_spend_their_budgets, graphql_spends_root_fields);
+both_backends!(
+    rest_doors_spend_their_budgets,
+    graphql_spends_root_fields,
+    an_admin_sets_budgets_at_run_time
+);
 
 /// A request's status, rate-limit headers and body.
 struct Limited {
@@ -320,4 +325,135 @@ async fn two_processes_share_one_budget_on_postgres() {
     assert_eq!(left, [2, 1, 0], "one budget across both processes");
     assert_refused(&send(get(&b, "/api/conversations", &token)).await, 3, 20);
     assert_refused(&send(get(&a, "/api/conversations", &token)).await, 3, 20);
+}
+
+const SET: &str = "mutation($n: String!, $b: String!) { setRateLimit(name: $n, budget: $b) { name budget configured overridden requests periodSeconds } }";
+const RESET: &str =
+    "mutation($n: String!) { resetRateLimit(name: $n) { budget configured overridden } }";
+
+/// The `X-RateLimit-Limit` a door answers with on `s` once it equals `want` (another
+/// process applies a change when the bus delivers it), or the last one seen.
+async fn limit_becomes(s: &TestServer, token: &str, want: Option<u32>) -> Option<u32> {
+    let mut seen = None;
+    for _ in 0..100 {
+        seen = send(get(s, "/api/conversations", token)).await.limit;
+        if seen == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    seen
+}
+
+async fn an_admin_sets_budgets_at_run_time(b: Backend) {
+    let limits = RateLimitsConfig {
+        api: Budget::new(1000, 60),
+        ..RateLimitsConfig::off()
+    };
+    let l2 = limits.clone();
+    let s = TestServer::start_with(b, |c| c.rate_limits = limits.clone()).await;
+    // On PostgreSQL a second process serves the same database.
+    let url = s.state.config.database_url();
+    let other = match b {
+        Backend::Postgres => Some(
+            TestServer::start_with(b, |c| {
+                c.database_url = Some(url.clone());
+                c.rate_limits = l2;
+            })
+            .await,
+        ),
+        Backend::Sqlite => None,
+    };
+    let admin = s.user("admin").await.access;
+    let alice = account(&s, "alice").await;
+    let vars = |n: &str, b: &str| json!({"n": n, "b": b});
+
+    // Who may: admins only; a bad name or budget is a validation error naming the field.
+    let (_, r) = s.gql(None, SET, vars("api", "5/min")).await;
+    assert_eq!(TestServer::gql_code(&r), "unauthenticated", "{r}");
+    let (_, r) = s.gql(Some(&alice), SET, vars("api", "5/min")).await;
+    assert_eq!(TestServer::gql_code(&r), "forbidden", "{r}");
+    let (_, r) = s
+        .gql(Some(&alice), "{ rateLimits { name } }", json!({}))
+        .await;
+    assert_eq!(TestServer::gql_code(&r), "forbidden", "{r}");
+    for (name, budget, field) in [
+        ("api", "lots", "budget"),
+        ("api", "5/fortnight", "budget"),
+        ("api", &"9".repeat(5000), "budget"),
+        ("nope", "5/min", "name"),
+        (&"n".repeat(5000), "5/min", "name"),
+    ] {
+        let (_, r) = s.gql(Some(&admin), SET, vars(name, budget)).await;
+        assert_eq!(TestServer::gql_code(&r), "validation_error", "{r}");
+        assert_eq!(
+            r["errors"][0]["extensions"]["details"]["field"], field,
+            "{r}"
+        );
+    }
+    assert_eq!(limit_becomes(&s, &alice, Some(1000)).await, Some(1000));
+
+    // Set: in force at once here, and on the other process once the bus tells it.
+    let (_, r) = s.gql(Some(&admin), SET, vars("api", "5/min")).await;
+    assert_eq!(
+        r["data"]["setRateLimit"],
+        json!({"name": "api", "budget": "5/min", "configured": "1000/min", "overridden": true, "requests": 5, "periodSeconds": 60}),
+        "{r}"
+    );
+    // In memory the changed budget starts full; a shared one keeps what was spent (a
+    // fraction of a request under the old budget, which rounds the first remainder down).
+    let r = send(get(&s, "/api/conversations", &alice)).await;
+    let left = if b == Backend::Sqlite { 4 } else { 3 };
+    assert_eq!((r.limit, r.remaining), (Some(5), Some(left)));
+    if let Some(o) = &other {
+        assert_eq!(limit_becomes(o, &alice, Some(5)).await, Some(5));
+    }
+    let (_, r) = s
+        .gql(
+            Some(&admin),
+            "{ rateLimits { name budget overridden } }",
+            json!({}),
+        )
+        .await;
+    let api = r["data"]["rateLimits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "api")
+        .cloned();
+    assert_eq!(
+        api,
+        Some(json!({"name": "api", "budget": "5/min", "overridden": true}))
+    );
+
+    // "0" turns the door's budget off everywhere; resetting returns to hearth.toml's.
+    let (_, r) = s.gql(Some(&admin), SET, vars("api", "0")).await;
+    assert_eq!(r["data"]["setRateLimit"]["budget"], "0", "{r}");
+    assert_eq!(limit_becomes(&s, &alice, None).await, None);
+    if let Some(o) = &other {
+        assert_eq!(limit_becomes(o, &alice, None).await, None);
+    }
+    let (_, r) = s.gql(Some(&admin), RESET, json!({"n": "api"})).await;
+    assert_eq!(
+        r["data"]["resetRateLimit"],
+        json!({"budget": "1000/min", "configured": "1000/min", "overridden": false}),
+        "{r}"
+    );
+    assert_eq!(limit_becomes(&s, &alice, Some(1000)).await, Some(1000));
+    if let Some(o) = &other {
+        assert_eq!(limit_becomes(o, &alice, Some(1000)).await, Some(1000));
+    }
+
+    // A budget set at run time is read by a process that starts later.
+    if b == Backend::Postgres {
+        let (_, r) = s.gql(Some(&admin), SET, vars("api", "7/min")).await;
+        assert_eq!(r["data"]["setRateLimit"]["budget"], "7/min", "{r}");
+        let late = TestServer::start_with(b, |c| {
+            c.database_url = Some(url.clone());
+            c.rate_limits = limits.clone();
+        })
+        .await;
+        let r = send(get(&late, "/api/conversations", &alice)).await;
+        assert_eq!(r.limit, Some(7));
+    }
 }

@@ -748,8 +748,40 @@ async fn the_admin_page_monitors_the_server() {
     )
     .await;
     b.wait_for(
-        "document.querySelectorAll('#rate-limits tbody tr').length === 12 && document.querySelector('#rate-limits').textContent.includes('GraphQL, per root field')",
+        "document.querySelectorAll('#rate-limits tbody tr').length === 13 && document.querySelector('#rate-limits').textContent.includes('GraphQL, per root field')",
         "the rate limits are listed",
+    )
+    .await;
+    // An admin changes seed 004's budget in place: the door spends the new one at once.
+    b.fill("#rate-limits tr[data-name='runner'] input", "nonsense")
+        .await;
+    b.click("#rate-limits tr[data-name='runner'] button").await;
+    b.wait_for(
+        "document.querySelector('#rate-limits-error').textContent.includes('<requests>/<period>')",
+        "a bad budget is refused with the reason",
+    )
+    .await;
+    b.fill("#rate-limits tr[data-name='runner'] input", "7/min")
+        .await;
+    b.click("#rate-limits tr[data-name='runner'] button").await;
+    b.wait_for(
+        "document.querySelector('#rate-limits tr[data-name=runner]').classList.contains('overridden') && document.querySelector('#rate-limits tr[data-name=runner] input').value === '7/min' && document.querySelector('#rate-limits-error').textContent === ''",
+        "the budget is saved and marked as set here",
+    )
+    .await;
+    let r = s
+        .http
+        .get(s.url("/api/config"))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-ratelimit-limit"], "7");
+    b.click("#rate-limits tr[data-name='runner'] button.link")
+        .await;
+    b.wait_for(
+        "!document.querySelector('#rate-limits tr[data-name=runner]').classList.contains('overridden') && document.querySelector('#rate-limits tr[data-name=runner] input').value === '0'",
+        "reset returns to hearth.toml's budget",
     )
     .await;
     b.assert_clean().await;

@@ -1,6 +1,7 @@
 // Hearth web UI, admin page's usage and rate limits: tokens spent this month per user and
-// model (the `usage` query), and the budgets every door spends (the `rateLimits` query).
-// Uses app.js's helpers ($, text, gql).
+// model (the `usage` query), and the budgets every door spends (the `rateLimits` query),
+// which an admin changes in place (`setRateLimit`, `resetRateLimit`: every process applies
+// them at once and they outlive restarts). Uses app.js's helpers ($, text, gql, setError).
 "use strict";
 
 const HearthUsage = (() => {
@@ -33,14 +34,52 @@ const HearthUsage = (() => {
       : `No model calls since ${monthStart(today)} (UTC).`;
   }
 
+  const LIMIT_FIELDS = "name budget configured overridden perAddress doors";
+
+  async function saveLimit(name, budget) {
+    setError("#rate-limits-error", "");
+    try {
+      if (budget === null) {
+        await gql("mutation($n: String!) { resetRateLimit(name: $n) { name } }", { n: name });
+      } else {
+        await gql("mutation($n: String!, $b: String!) { setRateLimit(name: $n, budget: $b) { name } }", { n: name, b: budget });
+      }
+      await loadLimits();
+    } catch (err) {
+      setError("#rate-limits-error", err);
+    }
+  }
+
+  function limitRow(l) {
+    const tr = document.createElement("tr");
+    tr.dataset.name = l.name;
+    const input = document.createElement("input");
+    input.value = l.budget;
+    input.size = 10;
+    input.setAttribute("aria-label", `${l.name} budget`);
+    const save = text("button", "Save");
+    save.type = "button";
+    save.addEventListener("click", () => saveLimit(l.name, input.value.trim()));
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") saveLimit(l.name, input.value.trim()); });
+    const allows = document.createElement("td");
+    allows.append(input, " ", save);
+    const configured = text("td", l.configured === "0" ? "off" : l.configured);
+    if (l.overridden) {
+      const reset = text("button", "Reset", "link");
+      reset.type = "button";
+      reset.title = "Return to the budget hearth.toml sets";
+      reset.addEventListener("click", () => saveLimit(l.name, null));
+      configured.append(" ", reset);
+      tr.classList.add("overridden");
+    }
+    tr.append(text("td", l.name), allows, configured,
+      text("td", l.perAddress ? "client address" : "user or API key"), text("td", l.doors));
+    return tr;
+  }
+
   async function loadLimits() {
-    const { rateLimits } = await gql("{ rateLimits { name budget perAddress doors } }");
-    $("#rate-limits tbody").replaceChildren(...rateLimits.map((l) => {
-      const tr = document.createElement("tr");
-      tr.append(text("td", l.name), text("td", l.budget === "0" ? "off" : l.budget),
-        text("td", l.perAddress ? "client address" : "user or API key"), text("td", l.doors));
-      return tr;
-    }));
+    const { rateLimits } = await gql(`{ rateLimits { ${LIMIT_FIELDS} } }`);
+    $("#rate-limits tbody").replaceChildren(...rateLimits.map(limitRow));
   }
 
   async function show() {

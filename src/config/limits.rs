@@ -120,6 +120,9 @@ pub struct RateLimitsConfig {
     pub api: Budget,
     /// Seed 001's doors, per client address.
     pub foyer: Budget,
+    /// Seed 001's socket.io messages (`join_chat`, `leave_chat`, `typing`), per client
+    /// address; a budget of its own so that typing notices do not spend the REST doors'.
+    pub foyer_socket: Budget,
     /// Seed 002 `/api/v1/auth/*`.
     pub nexus_auth: Budget,
     /// Seed 002 `/api/v1/llm/chat`.
@@ -147,6 +150,7 @@ impl Default for RateLimitsConfig {
             ws_chat: Budget::new(60, 60),
             api: Budget::new(100, 60),
             foyer: Budget::new(60, 60),
+            foyer_socket: Budget::new(60, 60),
             nexus_auth: Budget::new(10, 60),
             nexus_llm_chat: Budget::new(60, 60),
             nexus_rag_query: Budget::new(100, 60),
@@ -169,6 +173,7 @@ impl RateLimitsConfig {
             ws_chat: Budget::OFF,
             api: Budget::OFF,
             foyer: Budget::OFF,
+            foyer_socket: Budget::OFF,
             nexus_auth: Budget::OFF,
             nexus_llm_chat: Budget::OFF,
             nexus_rag_query: Budget::OFF,

@@ -185,6 +185,9 @@ pub enum Event {
     /// (rebuilt from the restored vectors) and converge their plugins; streams re-check who
     /// they serve (every session ended).
     Restored,
+    /// An admin changed a rate-limit budget at run time: processes re-read the budgets
+    /// (`service::rate_limits::load`).
+    RateLimitsChanged,
     /// The server is draining: every open stream completes now.
     Shutdown,
 }

@@ -11,6 +11,7 @@ pub mod loaders;
 pub mod metrics;
 pub mod models;
 pub mod plugins;
+pub mod rate_limits;
 pub mod socket;
 pub mod subscription;
 pub mod transport;
@@ -39,6 +40,7 @@ pub struct QueryRoot(
     documents::DocumentQuery,
     plugins::PluginQuery,
     usage::UsageQuery,
+    rate_limits::RateLimitQuery,
 );
 
 /// Mutation root: one part per domain.
@@ -53,6 +55,7 @@ pub struct MutationRoot(
     jobs::JobMutation,
     documents::DocumentMutation,
     plugins::PluginMutation,
+    rate_limits::RateLimitMutation,
 );
 
 /// Subscription root: one part per domain.

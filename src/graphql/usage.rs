@@ -1,7 +1,6 @@
 //! Model usage over GraphQL: tokens per day, user, API key and model.
 
 use super::{parse_id, require_caller};
-use crate::limits::Rule;
 use crate::service::usage::{self, GroupBy, UsageRow};
 use crate::state::AppState;
 use async_graphql::{Context, Enum, Object, Result, SimpleObject, ID};
@@ -71,23 +70,6 @@ impl From<UsageRow> for UsageRowObject {
     }
 }
 
-/// One rate-limit budget as configured.
-#[derive(SimpleObject)]
-pub struct RateLimit {
-    /// Its key in `[rate_limits]`.
-    name: &'static str,
-    /// `"<requests>/<period>"`, `"0"` when off.
-    budget: String,
-    /// Requests in a full budget (0: off).
-    requests: u32,
-    /// Seconds a full budget takes to refill.
-    period_seconds: u64,
-    /// Counted per client address (else per user or API key).
-    per_address: bool,
-    /// The doors that spend it.
-    doors: &'static str,
-}
-
 /// Usage queries.
 #[derive(Default)]
 pub struct UsageQuery;
@@ -110,25 +92,5 @@ impl UsageQuery {
         let groups: Vec<GroupBy> = group_by.into_iter().map(Into::into).collect();
         let rows = usage::report(state, caller, from, to, &groups, user).await?;
         Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    /// The rate-limit budgets of every door (admins).
-    async fn rate_limits(&self, ctx: &Context<'_>) -> Result<Vec<RateLimit>> {
-        require_caller(ctx)?.require_admin()?;
-        let config = &ctx.data::<AppState>()?.config;
-        Ok(Rule::CONFIGURED
-            .iter()
-            .map(|(rule, doors, per_address)| {
-                let b = rule.budget(config);
-                RateLimit {
-                    name: rule.name(),
-                    budget: b.to_string(),
-                    requests: if b.is_on() { b.requests } else { 0 },
-                    period_seconds: b.per_secs,
-                    per_address: *per_address,
-                    doors,
-                }
-            })
-            .collect())
     }
 }

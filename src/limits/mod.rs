@@ -30,6 +30,8 @@ pub enum Rule {
     Api,
     /// Seed 001's doors.
     Foyer,
+    /// Seed 001's socket.io messages (`join_chat`, `leave_chat`, `typing`).
+    FoyerSocket,
     /// Seed 002 `/auth/*`.
     NexusAuth,
     /// Seed 002 `/llm/chat`.
@@ -57,7 +59,7 @@ pub enum Rule {
 impl Rule {
     /// Every budget set in `[rate_limits]`, with the doors that spend it and whether they
     /// count per client address.
-    pub const CONFIGURED: [(Rule, &'static str, bool); 12] = [
+    pub const CONFIGURED: [(Rule, &'static str, bool); 13] = [
         (
             Rule::Login,
             "seed 000 POST /api/auth/login, GraphQL login",
@@ -67,6 +69,7 @@ impl Rule {
         (Rule::WsChat, "seed 000 /ws/chat messages", false),
         (Rule::Api, "seed 000 other /api/*", false),
         (Rule::Foyer, "seed 001", true),
+        (Rule::FoyerSocket, "seed 001 socket.io messages", true),
         (Rule::NexusAuth, "seed 002 /api/v1/auth/*", false),
         (Rule::NexusLlmChat, "seed 002 /api/v1/llm/chat", false),
         (Rule::NexusRagQuery, "seed 002 /api/v1/rag/query", false),
@@ -80,6 +83,14 @@ impl Rule {
         (Rule::Graphql, "GraphQL, per root field", false),
     ];
 
+    /// The configured rule named `name` (its key in `[rate_limits]`).
+    pub fn by_name(name: &str) -> Option<Rule> {
+        Rule::CONFIGURED
+            .iter()
+            .map(|c| c.0)
+            .find(|r| r.name() == name)
+    }
+
     /// The rule's stable name (metrics, shared-budget keys).
     pub fn name(self) -> &'static str {
         match self {
@@ -88,6 +99,7 @@ impl Rule {
             Rule::WsChat => "ws_chat",
             Rule::Api => "api",
             Rule::Foyer => "foyer",
+            Rule::FoyerSocket => "foyer_socket",
             Rule::NexusAuth => "nexus_auth",
             Rule::NexusLlmChat => "nexus_llm_chat",
             Rule::NexusRagQuery => "nexus_rag_query",
@@ -102,7 +114,7 @@ impl Rule {
         }
     }
 
-    /// The budget this rule has under `config`.
+    /// The budget this rule has under `config` (before any run-time setting).
     pub fn budget(self, config: &Config) -> Budget {
         let r = &config.rate_limits;
         let window = config.login_rate_window_secs;
@@ -112,6 +124,7 @@ impl Rule {
             Rule::WsChat => r.ws_chat,
             Rule::Api => r.api,
             Rule::Foyer => r.foyer,
+            Rule::FoyerSocket => r.foyer_socket,
             Rule::NexusAuth => r.nexus_auth,
             Rule::NexusLlmChat => r.nexus_llm_chat,
             Rule::NexusRagQuery => r.nexus_rag_query,
@@ -188,7 +201,10 @@ type Keyed =
 /// Every budget of the process: governor limiters made on first use, or the shared store.
 pub struct RateLimits {
     config: Arc<Config>,
-    memory: RwLock<HashMap<Rule, Arc<Keyed>>>,
+    /// Budgets an admin set at run time (the `settings` table), over the configuration's.
+    set: RwLock<HashMap<Rule, Budget>>,
+    /// Each rule's limiter with the budget it was made for (a new budget makes a new one).
+    memory: RwLock<HashMap<Rule, (Budget, Arc<Keyed>)>>,
     shared: Option<shared::SharedBudgets>,
     /// API keys seen by this process: secret hash → (id, own budget).
     keys: Mutex<HashMap<String, (i64, Option<u32>)>>,
@@ -216,22 +232,49 @@ impl RateLimits {
             .then(|| shared::SharedBudgets::new(db.clone()));
         Self {
             config,
+            set: RwLock::new(HashMap::new()),
             memory: RwLock::new(HashMap::new()),
             shared,
             keys: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Whether `rule` limits anything under this configuration.
+    /// Whether `rule` limits anything now.
     pub fn is_on(&self, rule: Rule) -> bool {
-        rule.budget(&self.config).is_on()
+        self.budget(rule).is_on()
+    }
+
+    /// The budget `rule` has now: the one set at run time, else the configured one.
+    pub fn budget(&self, rule: Rule) -> Budget {
+        let set = self.set.read().unwrap_or_else(|p| p.into_inner());
+        if set.is_empty() {
+            return rule.budget(&self.config);
+        }
+        set.get(&rule)
+            .copied()
+            .unwrap_or_else(|| rule.budget(&self.config))
+    }
+
+    /// Whether `rule`'s budget was set at run time.
+    pub fn is_set(&self, rule: Rule) -> bool {
+        self.set
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&rule)
+    }
+
+    /// Replaces the run-time budgets (`service::rate_limits` reads them from the database).
+    /// A rule whose budget changed starts afresh: its in-memory limiter is made anew on the
+    /// next request; shared budgets keep their state and are read with the new budget.
+    pub fn apply(&self, budgets: HashMap<Rule, Budget>) {
+        *self.set.write().unwrap_or_else(|p| p.into_inner()) = budgets;
     }
 
     /// Counts a request costing `cost` (at least 1) against `rule` for `principal`; `None`
     /// when the rule is off. A shared store that cannot be reached admits the request (the
     /// failure is logged): a database hiccup must not lock every caller out.
     pub async fn check(&self, rule: Rule, principal: &str, cost: u32) -> Option<Decision> {
-        let budget = rule.budget(&self.config);
+        let budget = self.budget(rule);
         if !budget.is_on() {
             return None;
         }
@@ -290,26 +333,33 @@ impl RateLimits {
     }
 
     fn limiter(&self, rule: Rule, budget: Budget) -> Arc<Keyed> {
-        if let Some(l) = self
+        if let Some((made_for, l)) = self
             .memory
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&rule)
         {
-            return l.clone();
+            if *made_for == budget {
+                return l.clone();
+            }
         }
         let mut map = self.memory.write().unwrap_or_else(|p| p.into_inner());
-        map.entry(rule)
-            .or_insert_with(|| {
+        match map.get(&rule) {
+            Some((made_for, l)) if *made_for == budget => l.clone(),
+            _ => {
                 let per_request =
                     Duration::from_secs_f64(interval(budget)).max(Duration::from_nanos(1));
                 let burst = NonZeroU32::new(budget.requests).unwrap_or(NonZeroU32::MIN);
                 let quota = Quota::with_period(per_request)
                     .unwrap_or_else(|| Quota::per_second(burst))
                     .allow_burst(burst);
-                Arc::new(RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>())
-            })
-            .clone()
+                let l = Arc::new(
+                    RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+                );
+                map.insert(rule, (budget, l.clone()));
+                l
+            }
+        }
     }
 
     fn check_memory(&self, rule: Rule, budget: Budget, principal: &str, cost: u32) -> Decision {
@@ -358,7 +408,7 @@ impl RateLimits {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .cloned()
+            .map(|(_, l)| l.clone())
             .collect();
         for l in limiters {
             l.retain_recent();
@@ -372,16 +422,35 @@ impl RateLimits {
     }
 }
 
-/// Sweeps the budgets every minute while the process serves.
-pub fn start(state: &crate::state::AppState) {
+/// Reads the run-time budgets, then sweeps the budgets every minute while the process
+/// serves, and re-reads the run-time budgets whenever the bus says they changed.
+pub async fn start(state: &crate::state::AppState) {
+    if let Err(e) = crate::service::rate_limits::load(state).await {
+        tracing::warn!(error = %e.message, "reading run-time rate limits; using the configured ones");
+    }
     let st = state.clone();
     state.background.spawn_service(async move {
+        let mut events = st.events.subscribe();
+        let mut sweep = tokio::time::interval(Duration::from_secs(60));
+        sweep.tick().await;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            let reload = tokio::select! {
+                _ = sweep.tick() => false,
                 _ = st.background.stopping().cancelled() => break,
+                received = events.recv() => match received {
+                    Ok(crate::events::Event::RateLimitsChanged | crate::events::Event::Restored)
+                    | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+            };
+            if reload {
+                if let Err(e) = crate::service::rate_limits::load(&st).await {
+                    tracing::warn!(error = %e.message, "re-reading run-time rate limits");
+                }
+            } else {
+                st.limits.sweep().await;
             }
-            st.limits.sweep().await;
         }
     });
 }
@@ -395,6 +464,7 @@ mod tests {
         tweak(&mut config);
         RateLimits {
             config: Arc::new(config),
+            set: RwLock::new(HashMap::new()),
             memory: RwLock::new(HashMap::new()),
             shared: None,
             keys: Mutex::new(HashMap::new()),

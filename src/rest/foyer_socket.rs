@@ -7,11 +7,15 @@
 //!
 //! Each socket runs one task that follows the bus for the chats it joined; the caller is
 //! checked again before every push and the socket is disconnected when its identity ends.
+//! Every message a client sends spends the `foyer_socket` budget of its address (seed 001
+//! counts per IP); an over-budget message is answered with an `error` event
+//! `{code: "rate_limited", message, details: {retry_after, …}}` and the socket stays open.
 
 use super::foyer::message_json;
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
 use crate::events::Event;
+use crate::limits::Rule;
 use crate::service::auth::{self, recheck, Credential};
 use crate::service::chats;
 use crate::service::streams::stream_end;
@@ -88,6 +92,13 @@ async fn authenticate(
         .to_string();
     let caller = auth::authenticate(&state, Credential::Bearer(token)).await?;
     s.extensions.insert(caller);
+    let parts = s.req_parts();
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let address = crate::http::limit::address_of(&state, &parts.headers, peer);
+    s.extensions.insert(Address(address));
     Ok(())
 }
 
@@ -111,10 +122,28 @@ fn chat_id(v: &Value) -> Result<i64, AppError> {
 }
 
 fn emit_error(s: &SocketRef, e: &AppError) {
-    let _ = s.emit(
-        "error",
-        &json!({ "code": e.code.as_str(), "message": e.message }),
-    );
+    let mut body = json!({ "code": e.code.as_str(), "message": e.message });
+    if let Some(d) = &e.details {
+        body["details"] = d.clone();
+    }
+    let _ = s.emit("error", &body);
+}
+
+/// The client address a socket's messages are counted against.
+#[derive(Clone)]
+struct Address(String);
+
+/// Spends one message of the socket's address budget; the refusal to answer with.
+async fn spend(state: &AppState, s: &SocketRef) -> Result<(), AppError> {
+    match s.extensions.get::<Address>() {
+        Some(Address(who)) => {
+            state
+                .limits
+                .enforce(Rule::FoyerSocket, &who, "socket.io messages")
+                .await
+        }
+        None => Ok(()),
+    }
 }
 
 /// The socket's caller as it is now, or the error that ends it.
@@ -142,6 +171,7 @@ async fn connected(s: SocketRef, State(state): State<AppState>) {
         async |s: SocketRef, State(state): State<AppState>, Data(d): Data<ChatRef>| {
             let joined = s.extensions.get::<Joined>().unwrap_or_default();
             let outcome = async {
+                spend(&state, &s).await?;
                 let id = chat_id(&d.chat_id)?;
                 let caller = current(&state, &s).await?;
                 if !joined.lock().contains_key(&id) && joined.lock().len() >= MAX_JOINED {
@@ -165,20 +195,28 @@ async fn connected(s: SocketRef, State(state): State<AppState>) {
     );
     s.on(
         "leave_chat",
-        async |s: SocketRef, Data(d): Data<ChatRef>| match chat_id(&d.chat_id) {
-            Ok(id) => {
-                if let Some(joined) = s.extensions.get::<Joined>() {
-                    joined.lock().remove(&id);
-                }
-                let _ = s.emit("left_chat", &json!({ "chat_id": id }));
+        async |s: SocketRef, State(state): State<AppState>, Data(d): Data<ChatRef>| {
+            let outcome = async {
+                spend(&state, &s).await?;
+                chat_id(&d.chat_id)
             }
-            Err(e) => emit_error(&s, &e),
+            .await;
+            match outcome {
+                Ok(id) => {
+                    if let Some(joined) = s.extensions.get::<Joined>() {
+                        joined.lock().remove(&id);
+                    }
+                    let _ = s.emit("left_chat", &json!({ "chat_id": id }));
+                }
+                Err(e) => emit_error(&s, &e),
+            }
         },
     );
     s.on(
         "typing",
         async |s: SocketRef, State(state): State<AppState>, Data(d): Data<Typing>| {
             let outcome = async {
+                spend(&state, &s).await?;
                 let id = chat_id(&d.chat_id)?;
                 let caller = current(&state, &s).await?;
                 let joined = s.extensions.get::<Joined>().unwrap_or_default();

@@ -19,6 +19,7 @@ pub mod monitoring;
 pub mod pagination;
 pub mod plugins;
 pub mod projects;
+pub mod rate_limits;
 pub mod replay;
 pub mod stats;
 pub mod streams;

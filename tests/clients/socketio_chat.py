@@ -1,11 +1,14 @@
 """Seed 001's socket.io doors through the python-socketio client (tests/foyer_socket.rs).
 
-Usage: socketio_chat.py BASE_URL TOKEN CHAT_ID OTHER_CHAT_ID (someone else's). Prints one JSON line per thing seen:
+Usage: socketio_chat.py BASE_URL TOKEN CHAT_ID OTHER_CHAT_ID (someone else's) [flood]. Prints one JSON line per thing seen:
 `refused` (a bad token's connect_error), `ready` (two sockets joined the chat), then
 `user_typing` (socket b sees socket a typing), `new_message` (each message stored in the
 chat, on b), `error` (joining someone else's chat), then `oversize_closed` (a message over
 the server's limit closed socket a) and `other_socket` (whether b is still connected). Exits
 once it has seen two messages and the error (or after 30 s) and the oversize message's end.
+
+With `flood`, one socket joins the chat, then sends four `typing` messages at once and prints
+`flood` with the error codes it was answered (the server's message budget is set low).
 """
 import json
 import sys
@@ -18,6 +21,7 @@ PATH = "ws/socket.io"
 
 
 PRINTING = threading.Lock()
+FLOOD = len(sys.argv) > 5 and sys.argv[5] == "flood"
 
 
 def out(kind, data=None):
@@ -26,6 +30,21 @@ def out(kind, data=None):
         sys.stdout.write(json.dumps({"kind": kind, "data": data}) + "\n")
         sys.stdout.flush()
 
+
+if FLOOD:
+    c, codes = socketio.Client(), []
+    flood_joined = threading.Event()
+    c.on("joined_chat", lambda d: flood_joined.set())
+    c.on("error", lambda d: codes.append(d["code"]))
+    c.connect(base, socketio_path=PATH, auth={"token": token}, wait_timeout=10)
+    c.emit("join_chat", {"chat_id": chat})
+    joined_in_time = flood_joined.wait(10)
+    for _ in range(4):
+        c.emit("typing", {"chat_id": chat, "is_typing": True})
+    c.sleep(2)
+    out("flood", {"joined": joined_in_time, "errors": codes, "connected": c.connected})
+    c.disconnect()
+    sys.exit(0)
 
 bad = socketio.Client()
 try:
