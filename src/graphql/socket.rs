@@ -142,7 +142,7 @@ impl SocketExecutor {
         let slot = Slot(ident.clone());
         let (_, fields) = super::transport::inspect(request, &self.state.config.graphql)?;
         let current = ident.caller.borrow().clone();
-        let address = format!("ip:{}", ident.client.ip.as_deref().unwrap_or("unknown"));
+        let address = crate::limits::Who::address(ident.client.ip.as_deref());
         let principal = crate::http::limit::Principal::of(current.as_ref(), address);
         super::transport::spend_fields(&self.state, &principal, fields).await?;
         if let Some(caller) = current {

@@ -55,7 +55,7 @@ pub(super) async fn spend_fields(
     principal: &Principal,
     fields: RootFields,
 ) -> Result<Option<Decision>, AppError> {
-    let key = principal.key.as_str();
+    let key = principal.key;
     let mut charges = Vec::with_capacity(2);
     if fields.login > 0 {
         charges.push((Rule::Login, key, fields.login));

@@ -72,10 +72,18 @@ pub fn client_info(config: &Config, parts: &Parts, client: &str) -> ClientInfo {
 /// nearest address in `X-Forwarded-For` that is not itself a trusted proxy (the leftmost
 /// entries are whatever the client chose to send, so they are never believed).
 pub fn client_ip(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> String {
-    let trusted = |ip: &IpAddr| config.trusted_proxies.iter().any(|n| n.contains(ip));
+    client_addr(config, headers, peer).to_string()
+}
+
+/// [`client_ip`] as an address (no text built: the rate limiter's per-request path).
+pub fn client_addr(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
     let peer_ip = peer.ip().to_canonical();
+    if config.trusted_proxies.is_empty() {
+        return peer_ip;
+    }
+    let trusted = |ip: &IpAddr| config.trusted_proxies.iter().any(|n| n.contains(ip));
     if !trusted(&peer_ip) {
-        return peer_ip.to_string();
+        return peer_ip;
     }
     let forwarded = headers
         .get_all("x-forwarded-for")
@@ -87,11 +95,11 @@ pub fn client_ip(config: &Config, headers: &HeaderMap, peer: SocketAddr) -> Stri
     for hop in forwarded.iter().rev() {
         match parse_hop(hop) {
             Some(ip) if trusted(&ip) => continue,
-            Some(ip) => return ip.to_string(),
+            Some(ip) => return ip,
             None => break,
         }
     }
-    peer_ip.to_string()
+    peer_ip
 }
 
 /// One `X-Forwarded-For` entry: an address, with or without a port (`1.2.3.4:5678`,

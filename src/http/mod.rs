@@ -53,10 +53,7 @@ pub fn router(state: AppState, schema: HearthSchema) -> Router {
         .merge(restore)
         .merge(rest)
         // Rate limits, and the matched route for the metrics.
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            limit::enforce,
-        ))
+        .route_layer(limit::LimitLayer(state.clone()))
         .layer(Extension(schema))
         // Metrics, around the request id and error bodies (`errors::normalize`).
         .layer(middleware::from_fn_with_state(

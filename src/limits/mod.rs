@@ -13,6 +13,8 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -141,11 +143,56 @@ impl Rule {
     }
 }
 
+/// Who a budget is counted for. A small copyable value, so the in-memory budgets are
+/// looked up without building a string per request; its text (`user:7`, `key:3`,
+/// `ip:10.0.0.1`) names it in the shared store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Who {
+    /// A signed-in user (its sessions).
+    User(i64),
+    /// An API key.
+    Key(i64),
+    /// A client address; `None` when the transport gave none.
+    Address(Option<IpAddr>),
+    /// Anything else named by text (a login name as typed), by the first 8 bytes of its
+    /// SHA-256, stable across processes.
+    Named(u64),
+}
+
+impl Who {
+    /// A client address as written by `http::extract::client_ip` (`"unknown"` or unparsable
+    /// text counts as no address).
+    pub fn address(text: Option<&str>) -> Who {
+        Who::Address(text.and_then(|t| t.parse().ok()))
+    }
+
+    /// A name as typed (the caller lowercases it if case must not matter).
+    pub fn named(text: &str) -> Who {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(text.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        Who::Named(u64::from_be_bytes(first))
+    }
+}
+
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Who::User(id) => write!(f, "user:{id}"),
+            Who::Key(id) => write!(f, "key:{id}"),
+            Who::Address(Some(ip)) => write!(f, "ip:{ip}"),
+            Who::Address(None) => f.write_str("ip:unknown"),
+            Who::Named(h) => write!(f, "name:{h:016x}"),
+        }
+    }
+}
+
 /// The principal an authenticated caller counts as: its API key, else its user.
-pub fn principal_of(caller: &crate::auth::Caller) -> String {
+pub fn principal_of(caller: &crate::auth::Caller) -> Who {
     match caller.api_key_id {
-        Some(id) => format!("key:{id}"),
-        None => format!("user:{}", caller.user_id()),
+        Some(id) => Who::Key(id),
+        None => Who::User(caller.user_id()),
     }
 }
 
@@ -196,18 +243,34 @@ impl Decision {
 }
 
 type Keyed =
-    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+    RateLimiter<Who, DefaultKeyedStateStore<Who>, DefaultClock, StateInformationMiddleware>;
 
 /// Every budget of the process: governor limiters made on first use, or the shared store.
 pub struct RateLimits {
     config: Arc<Config>,
-    /// Budgets an admin set at run time (the `settings` table), over the configuration's.
-    set: RwLock<HashMap<Rule, Budget>>,
-    /// Each rule's limiter with the budget it was made for (a new budget makes a new one).
-    memory: RwLock<HashMap<Rule, (Budget, Arc<Keyed>)>>,
+    /// Run-time budgets and in-memory limiters, behind one lock read per request.
+    table: RwLock<Table>,
     shared: Option<shared::SharedBudgets>,
     /// API keys seen by this process: secret hash → (id, own budget).
     keys: Mutex<HashMap<String, (i64, Option<u32>)>>,
+}
+
+/// What [`RateLimits`] keeps behind its lock.
+#[derive(Default)]
+struct Table {
+    /// Budgets an admin set at run time (the `settings` table), over the configuration's.
+    set: HashMap<Rule, Budget>,
+    /// Each rule's limiter with the budget it was made for (a new budget makes a new one).
+    limiters: HashMap<Rule, (Budget, Arc<Keyed>)>,
+}
+
+impl Table {
+    fn budget(&self, rule: Rule, config: &Config) -> Budget {
+        match self.set.get(&rule) {
+            Some(b) => *b,
+            None => rule.budget(config),
+        }
+    }
 }
 
 /// API keys remembered before the memo is cleared.
@@ -232,8 +295,7 @@ impl RateLimits {
             .then(|| shared::SharedBudgets::new(db.clone()));
         Self {
             config,
-            set: RwLock::new(HashMap::new()),
-            memory: RwLock::new(HashMap::new()),
+            table: RwLock::new(Table::default()),
             shared,
             keys: Mutex::new(HashMap::new()),
         }
@@ -246,63 +308,96 @@ impl RateLimits {
 
     /// The budget `rule` has now: the one set at run time, else the configured one.
     pub fn budget(&self, rule: Rule) -> Budget {
-        let set = self.set.read().unwrap_or_else(|p| p.into_inner());
-        if set.is_empty() {
-            return rule.budget(&self.config);
-        }
-        set.get(&rule)
-            .copied()
-            .unwrap_or_else(|| rule.budget(&self.config))
+        self.read().budget(rule, &self.config)
     }
 
     /// Whether `rule`'s budget was set at run time.
     pub fn is_set(&self, rule: Rule) -> bool {
-        self.set
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&rule)
+        self.read().set.contains_key(&rule)
     }
 
     /// Replaces the run-time budgets (`service::rate_limits` reads them from the database).
     /// A rule whose budget changed starts afresh: its in-memory limiter is made anew on the
     /// next request; shared budgets keep their state and are read with the new budget.
     pub fn apply(&self, budgets: HashMap<Rule, Budget>) {
-        *self.set.write().unwrap_or_else(|p| p.into_inner()) = budgets;
+        self.table.write().unwrap_or_else(|p| p.into_inner()).set = budgets;
     }
 
-    /// Counts a request costing `cost` (at least 1) against `rule` for `principal`; `None`
-    /// when the rule is off. A shared store that cannot be reached admits the request (the
-    /// failure is logged): a database hiccup must not lock every caller out.
-    pub async fn check(&self, rule: Rule, principal: &str, cost: u32) -> Option<Decision> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
+        self.table.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether budgets are kept in the database ([`check`](Self::check) must be awaited);
+    /// otherwise [`check_now`](Self::check_now) answers without waiting.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Counts a request costing `cost` (at least 1) against `rule` for `who`; `None` when the
+    /// rule is off. A shared store that cannot be reached admits the request (the failure is
+    /// logged): a database hiccup must not lock every caller out.
+    pub async fn check(&self, rule: Rule, who: Who, cost: u32) -> Option<Decision> {
+        let Some(store) = &self.shared else {
+            return self.check_now(rule, who, cost);
+        };
         let budget = self.budget(rule);
         if !budget.is_on() {
             return None;
         }
-        let cost = cost.max(1);
-        let decision = match &self.shared {
-            // Boxed: the shared store's query future is large, and inline it would make
-            // every request's limiter future (memory-only ones too) as large.
-            Some(store) => match Box::pin(store.check(rule, budget, principal, cost)).await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, rule = rule.name(), "shared rate limit unavailable; admitting");
-                    return None;
-                }
-            },
-            None => self.check_memory(rule, budget, principal, cost),
+        // Boxed: the shared store's query future is large, and inline it would make every
+        // caller's future as large.
+        let decision = match Box::pin(store.check(rule, budget, who, cost.max(1))).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, rule = rule.name(), "shared rate limit unavailable; admitting");
+                return None;
+            }
         };
-        if !decision.allowed() {
-            crate::ops::metrics::rate_limited(rule.name());
+        refused_metric(rule, &decision);
+        Some(decision)
+    }
+
+    /// [`check`](Self::check) for budgets kept in memory, without waiting (one lock read,
+    /// one GCRA cell); with a shared store it counts nothing and answers `None`, so callers
+    /// ask [`is_shared`](Self::is_shared) first.
+    pub fn check_now(&self, rule: Rule, who: Who, cost: u32) -> Option<Decision> {
+        if self.shared.is_some() {
+            return None;
         }
+        let (budget, limiter) = {
+            let table = self.read();
+            let budget = table.budget(rule, &self.config);
+            if !budget.is_on() {
+                return None;
+            }
+            match table.limiters.get(&rule) {
+                Some((made_for, l)) if *made_for == budget => (budget, l.clone()),
+                _ => {
+                    drop(table);
+                    (budget, self.make_limiter(rule, budget))
+                }
+            }
+        };
+        let decision = memory_decision(&limiter, budget, who, cost.max(1));
+        refused_metric(rule, &decision);
         Some(decision)
     }
 
     /// [`check`](Self::check), turning a refusal into `rate_limited` naming `what`.
-    pub async fn enforce(&self, rule: Rule, principal: &str, what: &str) -> AppResult<()> {
-        match self.check(rule, principal, 1).await {
+    pub async fn enforce(&self, rule: Rule, who: Who, what: &str) -> AppResult<()> {
+        match self.check(rule, who, 1).await {
             Some(d) if !d.allowed() => Err(d.error(what)),
             _ => Ok(()),
         }
+    }
+
+    /// An API key this process already looked up: its id and own budget.
+    pub fn known_api_key(&self, hash: &str) -> Option<(i64, Option<u32>)> {
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
+            .copied()
     }
 
     /// An API key's id and own budget by the hash of its secret, read from the database once
@@ -312,13 +407,8 @@ impl RateLimits {
         state: &crate::state::AppState,
         hash: &str,
     ) -> Option<(i64, Option<u32>)> {
-        if let Some(k) = self
-            .keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(hash)
-        {
-            return Some(*k);
+        if let Some(k) = self.known_api_key(hash) {
+            return Some(k);
         }
         let found = crate::service::api_keys::budget_by_hash(state, hash)
             .await
@@ -332,19 +422,10 @@ impl RateLimits {
         Some(found)
     }
 
-    fn limiter(&self, rule: Rule, budget: Budget) -> Arc<Keyed> {
-        if let Some((made_for, l)) = self
-            .memory
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&rule)
-        {
-            if *made_for == budget {
-                return l.clone();
-            }
-        }
-        let mut map = self.memory.write().unwrap_or_else(|p| p.into_inner());
-        match map.get(&rule) {
+    /// Makes (or finds, if another request just made it) `rule`'s limiter for `budget`.
+    fn make_limiter(&self, rule: Rule, budget: Budget) -> Arc<Keyed> {
+        let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
+        match table.limiters.get(&rule) {
             Some((made_for, l)) if *made_for == budget => l.clone(),
             _ => {
                 let per_request =
@@ -356,47 +437,9 @@ impl RateLimits {
                 let l = Arc::new(
                     RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
                 );
-                map.insert(rule, (budget, l.clone()));
+                table.limiters.insert(rule, (budget, l.clone()));
                 l
             }
-        }
-    }
-
-    fn check_memory(&self, rule: Rule, budget: Budget, principal: &str, cost: u32) -> Decision {
-        let limiter = self.limiter(rule, budget);
-        let limit = budget.requests;
-        let t = interval(budget);
-        let now = wall_now();
-        let n = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
-        match limiter.check_key_n(&principal.to_string(), n) {
-            Ok(Ok(snapshot)) => {
-                let remaining = snapshot.remaining_burst_capacity().min(limit);
-                Decision {
-                    limit,
-                    remaining,
-                    reset_at: (now + f64::from(limit - remaining) * t).ceil() as u64,
-                    retry_after: None,
-                }
-            }
-            Ok(Err(not_until)) => {
-                let wait = not_until
-                    .wait_time_from(limiter.clock().now())
-                    .as_secs_f64();
-                Decision {
-                    limit,
-                    remaining: 0,
-                    reset_at: (now + wait + f64::from(limit.saturating_sub(cost)) * t).ceil()
-                        as u64,
-                    retry_after: Some(wait.ceil().max(1.0) as u64),
-                }
-            }
-            // More than a whole budget at once: it can never pass.
-            Err(_) => Decision {
-                limit,
-                remaining: 0,
-                reset_at: (now + budget.per_secs as f64).ceil() as u64,
-                retry_after: Some(budget.per_secs),
-            },
         }
     }
 
@@ -404,9 +447,8 @@ impl RateLimits {
     /// that are (database), so idle principals cost nothing.
     pub async fn sweep(&self) {
         let limiters: Vec<Arc<Keyed>> = self
-            .memory
             .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .limiters
             .values()
             .map(|(_, l)| l.clone())
             .collect();
@@ -419,6 +461,50 @@ impl RateLimits {
                 tracing::warn!(error = %e, "sweeping shared rate limits");
             }
         }
+    }
+}
+
+/// Counts a refusal in the metrics.
+fn refused_metric(rule: Rule, decision: &Decision) {
+    if !decision.allowed() {
+        crate::ops::metrics::rate_limited(rule.name());
+    }
+}
+
+/// One request of `cost` counted by an in-memory limiter.
+fn memory_decision(limiter: &Keyed, budget: Budget, who: Who, cost: u32) -> Decision {
+    let limit = budget.requests;
+    let t = interval(budget);
+    let now = wall_now();
+    let n = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
+    match limiter.check_key_n(&who, n) {
+        Ok(Ok(snapshot)) => {
+            let remaining = snapshot.remaining_burst_capacity().min(limit);
+            Decision {
+                limit,
+                remaining,
+                reset_at: (now + f64::from(limit - remaining) * t).ceil() as u64,
+                retry_after: None,
+            }
+        }
+        Ok(Err(not_until)) => {
+            let wait = not_until
+                .wait_time_from(limiter.clock().now())
+                .as_secs_f64();
+            Decision {
+                limit,
+                remaining: 0,
+                reset_at: (now + wait + f64::from(limit.saturating_sub(cost)) * t).ceil() as u64,
+                retry_after: Some(wait.ceil().max(1.0) as u64),
+            }
+        }
+        // More than a whole budget at once: it can never pass.
+        Err(_) => Decision {
+            limit,
+            remaining: 0,
+            reset_at: (now + budget.per_secs as f64).ceil() as u64,
+            retry_after: Some(budget.per_secs),
+        },
     }
 }
 
@@ -464,8 +550,7 @@ mod tests {
         tweak(&mut config);
         RateLimits {
             config: Arc::new(config),
-            set: RwLock::new(HashMap::new()),
-            memory: RwLock::new(HashMap::new()),
+            table: RwLock::new(Table::default()),
             shared: None,
             keys: Mutex::new(HashMap::new()),
         }
@@ -476,31 +561,49 @@ mod tests {
         let l = limits(|c| c.rate_limits.chat = Budget::new(3, 60));
         let mut left = Vec::new();
         for _ in 0..3 {
-            let d = l.check(Rule::Chat, "user:1", 1).await.unwrap();
+            let d = l.check(Rule::Chat, Who::User(1), 1).await.unwrap();
             assert!(d.allowed());
             left.push(d.remaining);
         }
         assert_eq!(left, [2, 1, 0]);
-        let refused = l.check(Rule::Chat, "user:1", 1).await.unwrap();
+        let refused = l.check(Rule::Chat, Who::User(1), 1).await.unwrap();
         assert!(!refused.allowed());
         // One request replenishes every 20 s.
         let retry = refused.retry_after.unwrap();
         assert!((19..=20).contains(&retry), "retry after {retry}");
         assert!(refused.reset_at as f64 >= wall_now() + 59.0);
         // Another principal has its own budget; a rule that is off limits nothing.
-        assert!(l.check(Rule::Chat, "user:2", 1).await.unwrap().allowed());
+        assert!(l
+            .check(Rule::Chat, Who::User(2), 1)
+            .await
+            .unwrap()
+            .allowed());
         let off = limits(|c| c.rate_limits.chat = Budget::OFF);
-        assert!(off.check(Rule::Chat, "user:1", 1).await.is_none());
+        assert!(off.check(Rule::Chat, Who::User(1), 1).await.is_none());
     }
 
     #[tokio::test]
     async fn a_cost_spends_several_requests_and_over_the_budget_never_passes() {
         let l = limits(|c| c.rate_limits.graphql = Budget::new(10, 60));
-        let d = l.check(Rule::Graphql, "ip:1", 4).await.unwrap();
+        let d = l
+            .check(Rule::Graphql, Who::Address(Some([10, 0, 0, 1].into())), 4)
+            .await
+            .unwrap();
         assert_eq!(d.remaining, 6);
-        assert!(!l.check(Rule::Graphql, "ip:1", 7).await.unwrap().allowed());
-        assert!(l.check(Rule::Graphql, "ip:1", 6).await.unwrap().allowed());
-        let over = l.check(Rule::Graphql, "ip:2", 11).await.unwrap();
+        assert!(!l
+            .check(Rule::Graphql, Who::Address(Some([10, 0, 0, 1].into())), 7)
+            .await
+            .unwrap()
+            .allowed());
+        assert!(l
+            .check(Rule::Graphql, Who::Address(Some([10, 0, 0, 1].into())), 6)
+            .await
+            .unwrap()
+            .allowed());
+        let over = l
+            .check(Rule::Graphql, Who::Address(Some([10, 0, 0, 2].into())), 11)
+            .await
+            .unwrap();
         assert_eq!(over.retry_after, Some(60));
     }
 }

@@ -4,7 +4,7 @@
 //! cannot both spend the last request. Times are microseconds since the epoch from the
 //! processes' clocks (kept in step by NTP; a skew of `s` seconds moves a budget by `s`).
 
-use super::{Decision, Rule};
+use super::{Decision, Rule, Who};
 use crate::config::Budget;
 use crate::db::Db;
 use crate::error::AppError;
@@ -40,12 +40,12 @@ impl SharedBudgets {
         Self { db }
     }
 
-    /// Counts `cost` requests of `principal` against `rule`'s `budget`.
+    /// Counts `cost` requests of `who` against `rule`'s `budget`.
     pub async fn check(
         &self,
         rule: Rule,
         budget: Budget,
-        principal: &str,
+        who: Who,
         cost: u32,
     ) -> Result<Decision, AppError> {
         let Db::Pg(pool) = &self.db else {
@@ -56,7 +56,7 @@ impl SharedBudgets {
         let t = window / i64::from(limit);
         let weight = t * i64::from(cost);
         let now = now_micros();
-        let key = format!("{}:{principal}", rule.name());
+        let key = format!("{}:{who}", rule.name());
         if cost > limit {
             return Ok(Decision {
                 limit,

@@ -15,7 +15,7 @@ use super::foyer::message_json;
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
 use crate::events::Event;
-use crate::limits::Rule;
+use crate::limits::{Rule, Who};
 use crate::service::auth::{self, recheck, Credential};
 use crate::service::chats;
 use crate::service::streams::stream_end;
@@ -97,8 +97,11 @@ async fn authenticate(
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
-    let address = crate::http::limit::address_of(&state, &parts.headers, peer);
-    s.extensions.insert(Address(address));
+    s.extensions.insert(Address(crate::http::limit::address_of(
+        &state,
+        &parts.headers,
+        peer,
+    )));
     Ok(())
 }
 
@@ -130,8 +133,8 @@ fn emit_error(s: &SocketRef, e: &AppError) {
 }
 
 /// The client address a socket's messages are counted against.
-#[derive(Clone)]
-struct Address(String);
+#[derive(Clone, Copy)]
+struct Address(Who);
 
 /// Spends one message of the socket's address budget; the refusal to answer with.
 async fn spend(state: &AppState, s: &SocketRef) -> Result<(), AppError> {
@@ -139,7 +142,7 @@ async fn spend(state: &AppState, s: &SocketRef) -> Result<(), AppError> {
         Some(Address(who)) => {
             state
                 .limits
-                .enforce(Rule::FoyerSocket, &who, "socket.io messages")
+                .enforce(Rule::FoyerSocket, who, "socket.io messages")
                 .await
         }
         None => Ok(()),

@@ -321,7 +321,7 @@ async fn serve_ws(state: AppState, caller: Caller, socket: WebSocket) {
             Some(Ok(_)) => continue,
         };
         let who = crate::limits::principal_of(&caller);
-        if let Some(d) = state.limits.check(Rule::WsChat, &who, 1).await {
+        if let Some(d) = state.limits.check(Rule::WsChat, who, 1).await {
             if !d.allowed() {
                 let refusal = error_json(&d.error("messages"));
                 if tx.send(WsMessage::Text(refusal.into())).await.is_err() {

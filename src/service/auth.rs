@@ -12,7 +12,7 @@ use crate::db::{locks, BackendSql};
 use crate::db_run;
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::Event;
-use crate::limits::Rule;
+use crate::limits::{Rule, Who};
 use crate::service::{now, validate};
 use crate::state::AppState;
 use chrono::Duration;
@@ -113,7 +113,7 @@ pub async fn register(
         None => None,
     };
     if !by_admin {
-        let address = client.ip.as_deref().unwrap_or("unknown");
+        let address = Who::address(client.ip.as_deref());
         state
             .limits
             .enforce(Rule::Register, address, "registration attempts")
@@ -303,15 +303,18 @@ pub async fn login(
     }
     validate::max_len("username", ident, 254)?;
     validate::max_len("password", pass, 256)?;
-    let address = client.ip.clone().unwrap_or_else(|| "unknown".into());
+    let lowered = ident.to_lowercase();
     let limits = &state.limits;
     limits
-        .enforce(Rule::LoginAddress, &address, "login attempts")
+        .enforce(
+            Rule::LoginAddress,
+            Who::address(client.ip.as_deref()),
+            "login attempts",
+        )
         .await?;
     limits
-        .enforce(Rule::LoginAccount, &ident.to_lowercase(), "login attempts")
+        .enforce(Rule::LoginAccount, Who::named(&lowered), "login attempts")
         .await?;
-    let lowered = ident.to_lowercase();
     let db = &state.db;
     let user: Option<User> = db_run!(db, read, |conn| {
         users::table
