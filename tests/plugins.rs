@@ -1290,3 +1290,106 @@ async fn host_functions_act_as_the_caller() {
         "{ev}"
     );
 }
+
+/// On PostgreSQL, a listener on another server than the one running an agent's turn sees
+/// its steps too, in order: the text said before the tool call, the steps, the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_steps_reach_another_server() {
+    use crate::chat_turns::{new_chat, remote_model};
+    use crate::mock_llm::{MockLlm, Script};
+    use crate::support::{next_json, ws_connect_base, ws_send};
+    let a = TestServer::start(Backend::Postgres).await;
+    let url = a.state.config.database_url();
+    let b = TestServer::start_with(Backend::Postgres, |c| c.database_url = Some(url)).await;
+    let mock = MockLlm::start().await;
+    let admin = a.user("admin").await;
+    install_running(&a, &admin.access, bundle("tasks", |m| m)).await;
+    let (_, r) = a
+        .gql(
+            Some(&admin.access),
+            "mutation { grantPlugin(name: \"tasks\") { grantedToAll } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r["data"]["grantPlugin"]["grantedToAll"], true, "{r}");
+    let model = remote_model(&a, &admin.access, "mock", &mock.base_url, 8192).await;
+    let (_, r) = a
+        .gql(
+            Some(&admin.access),
+            "mutation($i: CreateAgentInput!) { createAgent(input: $i) { id } }",
+            json!({ "i": { "name": "Organizer", "model": model, "tools": ["add_task"] } }),
+        )
+        .await;
+    let agent = r["data"]["createAgent"]["id"].as_str().unwrap().to_string();
+    let chat = new_chat(&a, &admin.access, Some(&model), Some(&agent)).await;
+
+    let mut ws = ws_connect_base(&b.base).await;
+    ws_send(
+        &mut ws,
+        json!({"type": "connection_init", "payload": {"token": admin.access}}),
+    )
+    .await;
+    assert_eq!(next_json(&mut ws).await.unwrap()["type"], "connection_ack");
+    ws_send(
+        &mut ws,
+        json!({"id": "e", "type": "subscribe", "payload": {
+            "query": "subscription($c: ID!) { chatEvents(chatId: $c) { type delta content tool message { content } } }",
+            "variables": {"c": chat}}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    mock.push(Script::calls(
+        &["I'll note it."],
+        &[("call_1", "add_task", json!({ "title": "buy milk" }))],
+    ));
+    mock.push(Script::tokens(&["Added ", "buy milk."]));
+    let (_, r) = a
+        .gql(
+            Some(&admin.access),
+            "mutation($c: ID!) { sendMessage(input: {chatId: $c, content: \"remind me to buy milk\"}) { assistantMessageId } }",
+            json!({"c": chat}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+    let mut events = Vec::new();
+    loop {
+        let m = next_json(&mut ws).await.expect("socket open");
+        if m["type"] != "next" {
+            continue;
+        }
+        let e = m["payload"]["data"]["chatEvents"].clone();
+        let end = e["type"] == "RESPONSE" || e["type"] == "ERROR";
+        events.push(e);
+        if end {
+            break;
+        }
+    }
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .filter(|k| *k != "TOKEN")
+        .collect();
+    assert_eq!(
+        kinds,
+        ["STARTED", "THINK", "PLAN", "ACTION", "RESULT", "RESPONSE"],
+        "{events:?}"
+    );
+    let action = events.iter().find(|e| e["type"] == "ACTION").unwrap();
+    assert_eq!(action["tool"], "add_task", "{action}");
+    let result = events.iter().find(|e| e["type"] == "RESULT").unwrap();
+    assert!(result["content"].as_str().unwrap().contains("buy milk"));
+    // The text said before the tool call arrives before the steps.
+    let first_token = events.iter().position(|e| e["type"] == "TOKEN");
+    let think = events.iter().position(|e| e["type"] == "THINK");
+    assert!(first_token < think, "{events:?}");
+    let text: String = events
+        .iter()
+        .filter(|e| e["type"] == "TOKEN")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "I'll note it.Added buy milk.");
+    assert_eq!(
+        events.last().unwrap()["message"]["content"],
+        "I'll note it.Added buy milk."
+    );
+}

@@ -181,6 +181,26 @@ pub enum Event {
         /// The answer is stored for good.
         done: bool,
     },
+    /// An agent step of an answer being written (PostgreSQL: other processes relay it to
+    /// their listeners of the chat, after the answer's text so far). Its text and parameters
+    /// are bounded ([`MAX_RELAYED_STEP`]) to fit a notification; the stored answer's
+    /// `tools_used` keeps them whole.
+    AnswerStep {
+        /// The turn hub that runs the turn.
+        origin: u64,
+        /// Chat.
+        chat_id: i64,
+        /// The answer.
+        message_id: i64,
+        /// `think`, `plan`, `action` or `result`.
+        kind: String,
+        /// The step's text.
+        content: String,
+        /// Tool name (`action`, `result`).
+        tool: Option<String>,
+        /// Tool parameters (`plan`, `action`).
+        params: Option<serde_json::Value>,
+    },
     /// A backup was restored: every table was replaced. Processes drop their vector indexes
     /// (rebuilt from the restored vectors) and converge their plugins; streams re-check who
     /// they serve (every session ended).
@@ -214,6 +234,10 @@ impl Event {
         )
     }
 }
+
+/// Bytes of a relayed step's text, and of its parameters as JSON, at most
+/// ([`Event::AnswerStep`]; PostgreSQL notifications hold 8000 bytes).
+pub const MAX_RELAYED_STEP: usize = 2000;
 
 /// Cheap-to-clone publisher/subscriber handle.
 #[derive(Clone)]

@@ -128,6 +128,18 @@ pub enum StepKind {
 }
 
 impl StepKind {
+    /// The kind a wire name names.
+    pub fn parse(name: &str) -> Option<StepKind> {
+        [
+            StepKind::Think,
+            StepKind::Plan,
+            StepKind::Action,
+            StepKind::Result,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
     /// Wire name (seed 000 event types).
     pub fn as_str(self) -> &'static str {
         match self {

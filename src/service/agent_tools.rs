@@ -9,6 +9,7 @@ use crate::auth::Caller;
 use crate::db::enums::Provider;
 use crate::db::models::{Agent, ModelRow};
 use crate::events::turns::{ChatChannel, StepKind, TurnEvent};
+use crate::events::{Event, MAX_RELAYED_STEP};
 use crate::llm::{PromptMessage, ToolCall};
 use crate::service::plugins;
 use crate::state::AppState;
@@ -86,7 +87,11 @@ pub async fn offered(
         .collect()
 }
 
+/// Emits a step to the chat's listeners here and, on PostgreSQL, to the other processes'
+/// (bounded, see [`Event::AnswerStep`]).
+#[allow(clippy::too_many_arguments)]
 fn step(
+    state: &AppState,
     channel: &ChatChannel,
     chat_id: i64,
     message_id: i64,
@@ -95,6 +100,26 @@ fn step(
     tool: Option<String>,
     params: Option<Value>,
 ) {
+    if state.db.backend() == crate::db::Backend::Postgres {
+        let bounded = |t: &str| {
+            let mut end = t.len().min(MAX_RELAYED_STEP);
+            while !t.is_char_boundary(end) {
+                end -= 1;
+            }
+            t[..end].to_string()
+        };
+        state.events.publish(Event::AnswerStep {
+            origin: state.turns.origin,
+            chat_id,
+            message_id,
+            kind: kind.as_str().to_string(),
+            content: bounded(&content),
+            tool: tool.as_deref().map(bounded),
+            params: params
+                .clone()
+                .filter(|p| p.to_string().len() <= MAX_RELAYED_STEP),
+        });
+    }
     channel.send(TurnEvent::Step {
         chat_id,
         message_id,
@@ -120,6 +145,7 @@ pub async fn run_round(
 ) -> Vec<PromptMessage> {
     if !said.trim().is_empty() {
         step(
+            state,
             channel,
             chat_id,
             message_id,
@@ -131,6 +157,7 @@ pub async fn run_round(
     }
     let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
     step(
+        state,
         channel,
         chat_id,
         message_id,
@@ -143,6 +170,7 @@ pub async fn run_round(
     for call in calls {
         let params: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
         step(
+            state,
             channel,
             chat_id,
             message_id,
@@ -193,6 +221,7 @@ pub async fn run_round(
         };
         let text: String = text.chars().take(MAX_RESULT_CHARS).collect();
         step(
+            state,
             channel,
             chat_id,
             message_id,

@@ -10,7 +10,7 @@ use crate::db::models::Message;
 use crate::db::schema::messages;
 use crate::db_run;
 use crate::error::{AppError, AppResult, ErrorCode};
-use crate::events::turns::{Cursor, Sequenced, TurnEvent};
+use crate::events::turns::{Cursor, Sequenced, StepKind, TurnEvent};
 use crate::llm::Usage;
 use crate::service::chats;
 use crate::state::AppState;
@@ -365,11 +365,64 @@ pub fn start_relay(state: &AppState) {
                         tracing::debug!(error = %e.message, chat_id, "answer relay failed");
                     }
                 }
+                Ok(crate::events::Event::AnswerStep {
+                    origin,
+                    chat_id,
+                    message_id,
+                    kind,
+                    content,
+                    tool,
+                    params,
+                }) if origin != s.turns.origin => {
+                    let Some(kind) = StepKind::parse(&kind) else {
+                        continue;
+                    };
+                    if !s.turns.has_listeners(chat_id) {
+                        relayed.remove(&chat_id);
+                        continue;
+                    }
+                    // The text written before the step first (stored before it was sent).
+                    if let Err(e) = relay(&s, &mut relayed, chat_id, message_id, false).await {
+                        tracing::debug!(error = %e.message, chat_id, "answer relay failed");
+                        continue;
+                    }
+                    if let Some(r) = relayed
+                        .get_mut(&chat_id)
+                        .filter(|r| r.message_id == message_id)
+                    {
+                        let step = TurnEvent::Step {
+                            chat_id,
+                            message_id,
+                            kind,
+                            content,
+                            tool,
+                            params,
+                        };
+                        push(&s, r, chat_id, step, false);
+                    }
+                }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,
             }
         }
     });
+}
+
+/// Sends one relayed event of the answer `r` follows, numbered after the last.
+fn push(state: &AppState, r: &mut Relayed, chat_id: i64, event: TurnEvent, done: bool) {
+    r.seq += 1;
+    state.turns.relay(
+        chat_id,
+        Arc::new(Sequenced {
+            cursor: Cursor {
+                message_id: r.message_id,
+                seq: r.seq,
+                offset: r.offset,
+                done,
+            },
+            event,
+        }),
+    );
 }
 
 async fn relay(
@@ -397,21 +450,7 @@ async fn relay(
         .next()
         .filter(|u| u.role == MessageRole::User)
         .map_or(0, |u| u.id);
-    let send = |r: &mut Relayed, event: TurnEvent, done: bool| {
-        r.seq += 1;
-        state.turns.relay(
-            chat_id,
-            Arc::new(Sequenced {
-                cursor: Cursor {
-                    message_id,
-                    seq: r.seq,
-                    offset: r.offset,
-                    done,
-                },
-                event,
-            }),
-        );
-    };
+    let send = |r: &mut Relayed, event: TurnEvent, done: bool| push(state, r, chat_id, event, done);
     let r = relayed.entry(chat_id).or_insert(Relayed {
         message_id,
         seq: 0,

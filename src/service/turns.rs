@@ -451,6 +451,26 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// Before a tool round on PostgreSQL: stores the text so far and waits for it, so that
+    /// other processes relay it before the round's steps (which reach them at once).
+    async fn save_before_steps(&mut self, state: &AppState, text: &str) {
+        if self.off || state.db.backend() != crate::db::Backend::Postgres {
+            return;
+        }
+        // A write in flight lands first, so the newer text is the one that stays.
+        if let Some(w) = self.writing.take() {
+            let _ = w.await;
+        }
+        if text.len() != self.saved {
+            self.save(state, text);
+            if let Some(w) = self.writing.take() {
+                let _ = w.await;
+            }
+        }
+    }
+}
+
 /// Tells the other processes that an answer moved on or ended (they relay it to their
 /// listeners of the chat); nothing to tell on SQLite, where this is the only process.
 fn progress(state: &AppState, chat_id: i64, message_id: i64, done: bool) {
@@ -532,6 +552,7 @@ impl Run {
             // The model's slot is free while the tools run.
             stream = Box::pin(futures_util::stream::empty());
             rounds += 1;
+            checkpoint.save_before_steps(&self.state, &text).await;
             let round = agent_tools::run_round(
                 &self.state,
                 &self.caller,
