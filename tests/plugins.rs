@@ -1297,7 +1297,6 @@ async fn host_functions_act_as_the_caller() {
 async fn agent_steps_reach_another_server() {
     use crate::chat_turns::{new_chat, remote_model};
     use crate::mock_llm::{MockLlm, Script};
-    use crate::support::{next_json, ws_connect_base, ws_send};
     let a = TestServer::start(Backend::Postgres).await;
     let url = a.state.config.database_url();
     let b = TestServer::start_with(Backend::Postgres, |c| c.database_url = Some(url)).await;
@@ -1323,18 +1322,11 @@ async fn agent_steps_reach_another_server() {
     let agent = r["data"]["createAgent"]["id"].as_str().unwrap().to_string();
     let chat = new_chat(&a, &admin.access, Some(&model), Some(&agent)).await;
 
-    let mut ws = ws_connect_base(&b.base).await;
-    ws_send(
-        &mut ws,
-        json!({"type": "connection_init", "payload": {"token": admin.access}}),
-    )
-    .await;
-    assert_eq!(next_json(&mut ws).await.unwrap()["type"], "connection_ack");
-    ws_send(
-        &mut ws,
-        json!({"id": "e", "type": "subscribe", "payload": {
-            "query": "subscription($c: ID!) { chatEvents(chatId: $c) { type delta content tool message { content } } }",
-            "variables": {"c": chat}}}),
+    let mut ws = crate::resumable_streams::subscribe_with(
+        &b.base,
+        &admin.access,
+        "subscription($c: ID!) { chatEvents(chatId: $c) { type delta content tool message { content } } }",
+        json!({"c": chat}),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1351,19 +1343,7 @@ async fn agent_steps_reach_another_server() {
         )
         .await;
     assert!(r["errors"].is_null(), "{r}");
-    let mut events = Vec::new();
-    loop {
-        let m = next_json(&mut ws).await.expect("socket open");
-        if m["type"] != "next" {
-            continue;
-        }
-        let e = m["payload"]["data"]["chatEvents"].clone();
-        let end = e["type"] == "RESPONSE" || e["type"] == "ERROR";
-        events.push(e);
-        if end {
-            break;
-        }
-    }
+    let events = crate::resumable_streams::until_end(&mut ws).await;
     let kinds: Vec<&str> = events
         .iter()
         .map(|e| e["type"].as_str().unwrap())

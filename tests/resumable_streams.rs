@@ -54,6 +54,11 @@ fn words(n: usize, delay: Duration) -> Script {
 
 /// A graphql-ws connection at `base` subscribed to the chat's events after `after`.
 async fn subscribe(base: &str, token: &str, chat: &str, after: Option<&str>) -> Ws {
+    subscribe_with(base, token, EVENTS, json!({"c": chat, "after": after})).await
+}
+
+/// A graphql-ws connection at `base` running the subscription `query`.
+pub async fn subscribe_with(base: &str, token: &str, query: &str, variables: Value) -> Ws {
     let mut ws = ws_connect_base(base).await;
     ws_send(
         &mut ws,
@@ -63,8 +68,7 @@ async fn subscribe(base: &str, token: &str, chat: &str, after: Option<&str>) -> 
     assert_eq!(next_json(&mut ws).await.unwrap()["type"], "connection_ack");
     ws_send(
         &mut ws,
-        json!({"id": "e", "type": "subscribe",
-               "payload": {"query": EVENTS, "variables": {"c": chat, "after": after}}}),
+        json!({"id": "e", "type": "subscribe", "payload": {"query": query, "variables": variables}}),
     )
     .await;
     ws
@@ -83,7 +87,7 @@ async fn next_event(ws: &mut Ws) -> Value {
 }
 
 /// Events until (and with) the turn's last one.
-async fn until_end(ws: &mut Ws) -> Vec<Value> {
+pub async fn until_end(ws: &mut Ws) -> Vec<Value> {
     let mut out = Vec::new();
     loop {
         let e = next_event(ws).await;
