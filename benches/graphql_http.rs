@@ -215,10 +215,8 @@ fn main() {
             // address), request count, Prometheus counter and histogram, slow-request check.
             let hello_api = || Router::new().route("/api/hello", get(|| async { "Hello, World!" }));
             let enforce = || hearth::http::limit::LimitLayer(state.clone());
-            let observe = || {
-                axum::middleware::from_fn_with_state(state.clone(), hearth::http::observe::observe)
-            };
-            let normalize = || axum::middleware::from_fn(hearth::http::errors::normalize);
+            let observe = || hearth::http::observe::ObserveLayer(state.clone());
+            let normalize = || hearth::http::observe::RequestIdLayer;
             // `with_state` turns the handlers into routes once, as Hearth's router does; without
             // it axum would apply the layers again on every request.
             let observed: Router = hello_api()

@@ -5,7 +5,6 @@
 use crate::error::{AppError, ErrorCode};
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -33,7 +32,7 @@ pub fn default_body(err: &AppError) -> serde_json::Value {
 }
 
 tokio::task_local! {
-    /// The id of the request this task answers (set by [`normalize`]).
+    /// The id of the request this task answers (set by the request layers, [`scope`]).
     static CURRENT_REQUEST: String;
 }
 
@@ -76,9 +75,10 @@ pub fn with_body(res: Response, body: &serde_json::Value) -> Response {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// Gives framework-made error responses (unmatched route, wrong method, body over the
-/// limit) a table error body, and stamps every response with its request id.
-pub async fn normalize(mut req: Request, next: Next) -> Response {
+/// Names a request: its `X-Request-ID` if the client sent a sane one, else a new id; kept in
+/// the request's extensions and its tracing span. The start of what the request layers
+/// (`http::observe`) do for every request.
+pub fn begin(req: &mut Request) -> String {
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -88,9 +88,26 @@ pub async fn normalize(mut req: Request, next: Next) -> Response {
         .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
     req.extensions_mut().insert(RequestId(request_id.clone()));
     tracing::Span::current().record("request_id", request_id.as_str());
-    let mut res = CURRENT_REQUEST
-        .scope(request_id.clone(), next.run(req))
-        .await;
+    request_id
+}
+
+/// Runs `f` (a service's synchronous part) as the request `request_id`.
+pub fn scoped<R>(request_id: String, f: impl FnOnce() -> R) -> R {
+    CURRENT_REQUEST.sync_scope(request_id, f)
+}
+
+/// `fut` (a service's answer) polled as the request `request_id`.
+pub fn scope<F: std::future::Future>(
+    request_id: String,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<String, F> {
+    CURRENT_REQUEST.scope(request_id, fut)
+}
+
+/// Gives framework-made error responses (unmatched route, wrong method, body over the
+/// limit) a table error body, and stamps every response with its request id. The end of
+/// what the request layers do for every request.
+pub fn finish(mut res: Response, request_id: &str) -> Response {
     let status = res.status();
     if (status.is_client_error() || status.is_server_error())
         && res.extensions().get::<AppError>().is_none()
@@ -129,7 +146,7 @@ pub async fn normalize(mut req: Request, next: Next) -> Response {
             }
         }
     }
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
     res

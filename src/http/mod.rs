@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::graphql::{self, HearthSchema};
 use crate::state::AppState;
 use axum::routing::get;
-use axum::{middleware, Extension, Router};
+use axum::{Extension, Router};
 use std::future::Future;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -55,18 +55,15 @@ pub fn router(state: AppState, schema: HearthSchema) -> Router {
         // Rate limits, and the matched route for the metrics.
         .route_layer(limit::LimitLayer(state.clone()))
         .layer(Extension(schema))
-        // Metrics, around the request id and error bodies (`errors::normalize`).
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            observe::observe,
-        ))
+        // Request ids, error bodies and metrics.
+        .layer(observe::ObserveLayer(state.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         // Seed 001's socket.io answers `/ws/socket.io` before routing.
         .layer(crate::rest::foyer_socket::layer(state.clone()))
         .with_state(state)
 }
 
-/// The span of one request; `errors::normalize` records its id in it.
+/// The span of one request; `errors::begin` records its id in it.
 fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     tracing::info_span!(
         "request",
