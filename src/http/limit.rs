@@ -313,8 +313,10 @@ where
         }
         let state = &self.state;
         let door = crate::rest::limits::door(path);
-        let rule = door.rule.filter(|r| state.limits.is_on(*r));
-        if rule.is_none() && !state.config.rate_limits.api_keys {
+        // A rule that is off counts nothing further on (`check` answers `None`); its budget
+        // is read here only when no API key budget could apply either.
+        let rule = door.rule;
+        if !state.config.rate_limits.api_keys && rule.is_none_or(|r| !state.limits.is_on(r)) {
             return pass(&mut self.inner, req, None, route);
         }
         let peer = req
