@@ -1,72 +1,36 @@
-//! GraphQL's share of the metrics: operations by kind (counted once parsed, whatever the
-//! transport) and the subscriptions open now.
+//! GraphQL's share of the metrics: operations by kind (counted once parsed and within the
+//! shape caps, whatever the transport) and the subscriptions open now.
+//!
+//! Counted by the transports rather than by a schema extension: any extension makes
+//! async-graphql route every field of every result (each token event of a subscription
+//! included) through its boxed extension chain.
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextSubscribe,
-};
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
-use async_graphql::{ServerResult, Variables};
-use futures_util::stream::BoxStream;
-use std::sync::Arc;
 
-/// The extension.
-pub struct OperationMetrics;
-
-impl ExtensionFactory for OperationMetrics {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(OperationMetrics)
+/// Counts the operations a document declares.
+pub fn count_operations(doc: &ExecutableDocument) {
+    for (_, op) in doc.operations.iter() {
+        crate::ops::metrics::graphql_operation(match op.node.ty {
+            OperationType::Query => "query",
+            OperationType::Mutation => "mutation",
+            OperationType::Subscription => "subscription",
+        });
     }
 }
 
 /// Counts a subscription open for as long as it lives.
-struct Open;
+pub struct OpenSubscription(());
 
-impl Open {
-    fn new() -> Self {
+impl OpenSubscription {
+    /// Counts one more.
+    pub fn open() -> Self {
         crate::ops::metrics::graphql_subscriptions(1.0);
-        Open
+        OpenSubscription(())
     }
 }
 
-impl Drop for Open {
+impl Drop for OpenSubscription {
     fn drop(&mut self) {
         crate::ops::metrics::graphql_subscriptions(-1.0);
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for OperationMetrics {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        for (_, op) in doc.operations.iter() {
-            crate::ops::metrics::graphql_operation(match op.node.ty {
-                OperationType::Query => "query",
-                OperationType::Mutation => "mutation",
-                OperationType::Subscription => "subscription",
-            });
-        }
-        Ok(doc)
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, async_graphql::Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, async_graphql::Response> {
-        use futures_util::StreamExt;
-        let open = Open::new();
-        next.run(ctx, stream)
-            .map(move |r| {
-                let _ = &open;
-                r
-            })
-            .boxed()
     }
 }

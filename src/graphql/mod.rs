@@ -83,9 +83,7 @@ pub fn build_schema(state: Option<AppState>, limits: &GraphqlConfig) -> HearthSc
     .limit_complexity(limits.max_complexity)
     .limit_recursive_depth(64)
     .limit_directives(16)
-    .disable_suggestions()
-    .extension(SubscriptionErrorCodes)
-    .extension(metrics::OperationMetrics);
+    .disable_suggestions();
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
@@ -202,31 +200,4 @@ fn excerpt(message: &str) -> String {
         }
     }
     out
-}
-
-/// Gives subscription errors (sent over WebSocket, which the HTTP transport never sees) the
-/// same `extensions.code` as every other door.
-struct SubscriptionErrorCodes;
-
-impl async_graphql::extensions::ExtensionFactory for SubscriptionErrorCodes {
-    fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {
-        Arc::new(SubscriptionErrorCodes)
-    }
-}
-
-impl async_graphql::extensions::Extension for SubscriptionErrorCodes {
-    fn subscribe<'s>(
-        &self,
-        ctx: &async_graphql::extensions::ExtensionContext<'_>,
-        stream: futures_util::stream::BoxStream<'s, async_graphql::Response>,
-        next: async_graphql::extensions::NextSubscribe<'_>,
-    ) -> futures_util::stream::BoxStream<'s, async_graphql::Response> {
-        use futures_util::StreamExt;
-        next.run(ctx, stream)
-            .map(|mut r| {
-                r.errors.iter_mut().for_each(annotate_error);
-                r
-            })
-            .boxed()
-    }
 }

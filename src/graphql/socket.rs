@@ -9,22 +9,24 @@
 //! number of operations at once.
 
 use super::loaders::insert_loaders;
-use super::HearthSchema;
+use super::metrics::OpenSubscription;
+use super::{annotate_error, HearthSchema};
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
 use crate::http::extract::ws_credential;
 use crate::service::auth::{self, ClientInfo, Credential};
 use crate::state::AppState;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::http::{WebSocketProtocols, WsMessage};
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, ErrorExtensions, Executor, Request, Response, ServerError};
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::Extension;
 use futures_util::stream::BoxStream;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,7 +35,7 @@ use tokio::sync::watch;
 
 /// Initial read buffer of a WebSocket connection (it grows for larger frames).
 pub const WS_BUFFER: usize = 4 * 1024;
-/// Bytes of queued frames gathered before a write (every flush writes whatever is queued).
+/// Bytes of ready frames gathered before a write (every flush writes whatever is gathered).
 const WS_WRITE_BATCH: usize = 64 * 1024;
 /// How often the server pings an open subscription connection.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -107,8 +109,9 @@ impl SocketIdentity {
     }
 }
 
-/// Gives back an operation slot when the operation's stream ends or is dropped.
-struct Slot(Arc<SocketIdentity>);
+/// Gives back an operation slot when the operation's stream ends or is dropped (and counts
+/// it among the open subscriptions while it lives, if it is one).
+struct Slot(Arc<SocketIdentity>, Option<OpenSubscription>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -139,8 +142,11 @@ impl SocketExecutor {
                 ),
             ));
         }
-        let slot = Slot(ident.clone());
-        let (_, fields) = super::transport::inspect(request, &self.state.config.graphql)?;
+        let mut slot = Slot(ident.clone(), None);
+        let (types, fields) = super::transport::inspect(request, &self.state.config.graphql)?;
+        if types.contains(&OperationType::Subscription) {
+            slot.1 = Some(OpenSubscription::open());
+        }
         let current = ident.caller.borrow().clone();
         let address = crate::limits::Who::address(ident.client.ip.as_deref());
         let principal = crate::http::limit::Principal::of(current.as_ref(), address);
@@ -199,7 +205,9 @@ impl Executor for SocketExecutor {
             let mut inner = this
                 .schema
                 .execute_stream_with_session_data(request, session_data.unwrap_or_default());
-            while let Some(r) = inner.next().await {
+            // Errors of operations on a socket get the same `extensions.code` as over HTTP.
+            while let Some(mut r) = inner.next().await {
+                r.errors.iter_mut().for_each(annotate_error);
                 yield r;
             }
             drop(slot);
@@ -214,7 +222,6 @@ pub async fn ws(
     State(state): State<AppState>,
     Extension(schema): Extension<HearthSchema>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    protocol: GraphQLProtocol,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
@@ -223,10 +230,18 @@ pub async fn ws(
     // cookie only counts when the page's origin is this host. `?token=` serves clients that
     // cannot set headers on a WebSocket.
     let header_cred = ws_credential(&headers, query.as_deref());
-    let modern = headers
+    // The first subprotocol offered that Hearth speaks.
+    let Some(protocol) = headers
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|p| p.trim() == "graphql-transport-ws"));
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|p| p.trim().parse::<WebSocketProtocols>().ok())
+        })
+    else {
+        return axum::http::StatusCode::BAD_REQUEST.into_response();
+    };
+    let modern = protocol == WebSocketProtocols::GraphQLWS;
     let limits = &state.config.graphql;
     let init_timeout = Duration::from_secs(limits.connection_init_timeout_secs);
     let ident = Arc::new(SocketIdentity {
@@ -260,46 +275,6 @@ pub async fn ws(
         .max_frame_size(max_frame)
         .on_upgrade(move |socket| async move {
             let (mut ws_sink, ws_stream) = socket.split();
-            let (out_tx, mut out_rx) = futures_channel::mpsc::channel::<Message>(64);
-            let mut close_tx = out_tx.clone();
-            // Writer: forwards GraphQL frames and interleaves keep-alive pings.
-            let writer = tokio::spawn(async move {
-                let ping = if modern {
-                    r#"{"type":"ping"}"#
-                } else {
-                    r#"{"type":"ka"}"#
-                };
-                let mut tick = tokio::time::interval(PING_EVERY);
-                tick.tick().await;
-                loop {
-                    let msg = tokio::select! {
-                        m = out_rx.next() => match m { Some(m) => m, None => break },
-                        _ = tick.tick() => Message::Text(ping.into()),
-                    };
-                    // Frames already queued go out with this one in a single write: under
-                    // load, one syscall per token would cost more than the token itself.
-                    let mut closing = matches!(msg, Message::Close(_));
-                    // A client that stops reading is dropped, not waited for.
-                    let write = async {
-                        ws_sink.feed(msg).await?;
-                        while !closing {
-                            match out_rx.try_recv() {
-                                Ok(m) => {
-                                    closing = matches!(m, Message::Close(_));
-                                    ws_sink.feed(m).await?;
-                                }
-                                _ => break,
-                            }
-                        }
-                        ws_sink.flush().await
-                    };
-                    match tokio::time::timeout(SILENCE_LIMIT, write).await {
-                        Ok(Ok(())) if !closing => {}
-                        _ => break,
-                    }
-                }
-                let _ = ws_sink.close().await;
-            });
             let executor = SocketExecutor {
                 schema,
                 state: state.clone(),
@@ -323,10 +298,26 @@ pub async fn ws(
                     })
                 }
             };
-            let serve = GraphQLWebSocket::new_with_pair(out_tx, ws_stream, executor, protocol)
+            let input = ws_stream
+                .take_while(|m| std::future::ready(m.is_ok()))
+                .filter_map(|m| {
+                    std::future::ready(match m {
+                        Ok(m @ (Message::Text(_) | Message::Binary(_))) => Some(m.into_data()),
+                        _ => None,
+                    })
+                });
+            // Boxed to be dropped (ending the operations) before the socket closes.
+            let mut graphql = async_graphql::http::WebSocket::new(executor, input, protocol)
                 .on_connection_init(on_init)
                 .keepalive_timeout(modern.then_some(SILENCE_LIMIT))
-                .serve();
+                .map(|m| match m {
+                    WsMessage::Text(text) => Message::Text(text.into()),
+                    WsMessage::Close(code, reason) => Message::Close(Some(CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    })),
+                })
+                .boxed();
             // Anonymous sockets live only until the init deadline (long enough to log in).
             let deadline = async {
                 tokio::time::sleep(init_timeout).await;
@@ -371,11 +362,49 @@ pub async fn ws(
                     None => std::future::pending().await,
                 }
             };
-            let close = tokio::select! {
-                _ = serve => None,
-                c = deadline => Some(c),
-                c = watch_identity => Some(c),
-                c = refused => Some(c),
+            tokio::pin!(deadline, watch_identity, refused);
+            let ping = if modern {
+                r#"{"type":"ping"}"#
+            } else {
+                r#"{"type":"ka"}"#
+            };
+            let mut tick = tokio::time::interval(PING_EVERY);
+            tick.tick().await;
+            // One task reads, runs and writes: a frame goes from the operation's stream to
+            // the socket without a hand-off to another task.
+            let close = loop {
+                let first = tokio::select! {
+                    m = graphql.next() => match m {
+                        Some(m) => m,
+                        None => break None,
+                    },
+                    _ = tick.tick() => Message::Text(ping.into()),
+                    c = &mut deadline => break Some(c),
+                    c = &mut watch_identity => break Some(c),
+                    c = &mut refused => break Some(c),
+                };
+                // Frames already ready go out with this one in a single write: under load,
+                // one syscall per token would cost more than the token itself.
+                let write = async {
+                    let mut last = matches!(first, Message::Close(_));
+                    ws_sink.feed(first).await?;
+                    while !last {
+                        match graphql.next().now_or_never() {
+                            Some(Some(m)) => {
+                                last = matches!(m, Message::Close(_));
+                                ws_sink.feed(m).await?;
+                            }
+                            Some(None) => last = true,
+                            None => break,
+                        }
+                    }
+                    ws_sink.flush().await.map(|()| last)
+                };
+                // A client that stops reading is dropped, not waited for.
+                match tokio::time::timeout(SILENCE_LIMIT, write).await {
+                    Ok(Ok(false)) => {}
+                    _ => break None,
+                }
             };
             if let Some((code, reason)) = close {
                 tracing::debug!(code, %reason, "graphql-ws: closing");
@@ -385,17 +414,13 @@ pub async fn ws(
                 };
                 let _ = tokio::time::timeout(
                     Duration::from_secs(5),
-                    close_tx.send(Message::Close(Some(frame))),
+                    ws_sink.send(Message::Close(Some(frame))),
                 )
                 .await;
             }
-            drop(close_tx);
-            // Dropping the GraphQL side closes the channel; the writer flushes and closes
-            // (or gives up on a client that does not read).
-            let abort = writer.abort_handle();
-            if tokio::time::timeout(SILENCE_LIMIT, writer).await.is_err() {
-                abort.abort();
-            }
+            // Ends the operations, then closes (or gives up on a client that does not read).
+            drop(graphql);
+            let _ = tokio::time::timeout(SILENCE_LIMIT, ws_sink.close()).await;
         })
         .into_response()
 }

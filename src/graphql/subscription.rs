@@ -101,7 +101,7 @@ impl ChatSubscription {
             loop {
                 tokio::select! {
                     e = events.next() => match e {
-                        Some(e) => yield ChatEvent::from(&*e),
+                        Some(e) => yield ChatEvent(e),
                         None => break,
                     },
                     _ = &mut end => break,

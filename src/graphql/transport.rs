@@ -41,6 +41,7 @@ pub(super) fn inspect(
     match req.parsed_query() {
         Ok(doc) => {
             super::guard::check(doc, limits)?;
+            super::metrics::count_operations(doc);
             let types = doc.operations.iter().map(|(_, op)| op.node.ty).collect();
             Ok((types, root_fields(doc, operation.as_deref())))
         }

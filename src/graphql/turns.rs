@@ -3,10 +3,11 @@
 
 use super::types::MessageObject;
 use super::{parse_id, require_caller};
-use crate::events::turns::{Sequenced, TurnEvent};
+use crate::events::turns::{Sequenced, StepKind, TurnEvent};
 use crate::service::turns::{self, SendInput};
 use crate::state::AppState;
 use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use std::sync::Arc;
 
 /// A message to send to a chat.
 #[derive(InputObject)]
@@ -108,141 +109,141 @@ pub enum ChatEventType {
     Error,
 }
 
-/// One event of a chat turn; which fields are set depends on `type`.
-#[derive(SimpleObject)]
-pub struct ChatEvent {
-    /// Kind.
-    #[graphql(name = "type")]
-    pub kind: ChatEventType,
-    /// Where the event stands: pass the last one received as `chatEvents(after:)` to resume.
-    pub cursor: String,
-    /// The chat.
-    pub chat_id: ID,
-    /// The assistant message concerned.
-    pub message_id: Option<ID>,
-    /// The user message (`STARTED`).
-    pub user_message_id: Option<ID>,
-    /// Text piece (`TOKEN`).
-    pub delta: Option<String>,
-    /// Step text (`THINK`, `PLAN`, `RESULT`).
-    pub content: Option<String>,
-    /// Tool name (`ACTION`, `RESULT`).
-    pub tool: Option<String>,
-    /// Tool parameters as JSON text (`ACTION`).
-    pub params: Option<String>,
-    /// Model key (`STARTED`).
-    pub model: Option<String>,
-    /// The stored message (`RESPONSE`).
-    pub message: Option<MessageObject>,
-    /// Token counts (`RESPONSE`).
-    pub usage: Option<TokenUsage>,
-    /// Stable error code (`ERROR`).
-    pub code: Option<String>,
-    /// Error text (`ERROR`).
-    pub error: Option<String>,
-}
-
-impl ChatEvent {
-    fn empty(kind: ChatEventType, chat_id: i64) -> Self {
-        Self {
-            kind,
-            cursor: String::new(),
-            chat_id: ID(chat_id.to_string()),
-            message_id: None,
-            user_message_id: None,
-            delta: None,
-            content: None,
-            tool: None,
-            params: None,
-            model: None,
-            message: None,
-            usage: None,
-            code: None,
-            error: None,
-        }
-    }
-}
+/// A view of the event every subscriber of the chat shares: a field is only computed when a
+/// subscription selects it, since this runs once per token per subscriber.
+pub struct ChatEvent(pub Arc<Sequenced>);
 
 fn id(v: i64) -> Option<ID> {
     Some(ID(v.to_string()))
 }
 
-impl From<&Sequenced> for ChatEvent {
-    fn from(e: &Sequenced) -> Self {
-        ChatEvent {
-            cursor: e.cursor.encode(),
-            ..ChatEvent::from(&e.event)
+/// One event of a chat turn; which fields are set depends on `type`.
+#[Object]
+impl ChatEvent {
+    /// Kind.
+    #[graphql(name = "type")]
+    async fn kind(&self) -> ChatEventType {
+        match &self.0.event {
+            TurnEvent::Started { .. } => ChatEventType::Started,
+            TurnEvent::Token { .. } => ChatEventType::Token,
+            TurnEvent::Step { kind, .. } => match kind {
+                StepKind::Think => ChatEventType::Think,
+                StepKind::Plan => ChatEventType::Plan,
+                StepKind::Action => ChatEventType::Action,
+                StepKind::Result => ChatEventType::Result,
+            },
+            TurnEvent::Response { .. } => ChatEventType::Response,
+            TurnEvent::Error { .. } => ChatEventType::Error,
         }
     }
-}
 
-impl From<&TurnEvent> for ChatEvent {
-    fn from(e: &TurnEvent) -> Self {
-        use crate::events::turns::StepKind;
-        match e {
+    /// Where the event stands: pass the last one received as `chatEvents(after:)` to resume.
+    async fn cursor(&self) -> String {
+        self.0.cursor.encode()
+    }
+
+    /// The chat.
+    async fn chat_id(&self) -> ID {
+        let chat_id = match &self.0.event {
+            TurnEvent::Started { chat_id, .. }
+            | TurnEvent::Token { chat_id, .. }
+            | TurnEvent::Step { chat_id, .. }
+            | TurnEvent::Response { chat_id, .. }
+            | TurnEvent::Error { chat_id, .. } => *chat_id,
+        };
+        ID(chat_id.to_string())
+    }
+
+    /// The assistant message concerned.
+    async fn message_id(&self) -> Option<ID> {
+        match &self.0.event {
+            TurnEvent::Started { message_id, .. }
+            | TurnEvent::Token { message_id, .. }
+            | TurnEvent::Step { message_id, .. } => id(*message_id),
+            TurnEvent::Response { message, .. } => id(message.id),
+            TurnEvent::Error { message_id, .. } => message_id.and_then(id),
+        }
+    }
+
+    /// The user message (`STARTED`).
+    async fn user_message_id(&self) -> Option<ID> {
+        match &self.0.event {
             TurnEvent::Started {
-                chat_id,
-                user_message_id,
-                message_id,
-                model,
-            } => ChatEvent {
-                message_id: id(*message_id),
-                user_message_id: id(*user_message_id),
-                model: Some(model.clone()),
-                ..ChatEvent::empty(ChatEventType::Started, *chat_id)
-            },
-            TurnEvent::Token {
-                chat_id,
-                message_id,
-                delta,
-            } => ChatEvent {
-                message_id: id(*message_id),
-                delta: Some(delta.to_string()),
-                ..ChatEvent::empty(ChatEventType::Token, *chat_id)
-            },
-            TurnEvent::Step {
-                chat_id,
-                message_id,
-                kind,
-                content,
-                tool,
-                params,
-            } => ChatEvent {
-                message_id: id(*message_id),
-                content: Some(content.clone()),
-                tool: tool.clone(),
-                params: params.as_ref().map(|p| p.to_string()),
-                ..ChatEvent::empty(
-                    match kind {
-                        StepKind::Think => ChatEventType::Think,
-                        StepKind::Plan => ChatEventType::Plan,
-                        StepKind::Action => ChatEventType::Action,
-                        StepKind::Result => ChatEventType::Result,
-                    },
-                    *chat_id,
-                )
-            },
-            TurnEvent::Response {
-                chat_id,
-                message,
-                usage,
-            } => ChatEvent {
-                message_id: id(message.id),
-                message: Some(MessageObject((**message).clone())),
-                usage: Some((*usage).into()),
-                ..ChatEvent::empty(ChatEventType::Response, *chat_id)
-            },
-            TurnEvent::Error {
-                chat_id,
-                message_id,
-                code,
-                message,
-            } => ChatEvent {
-                message_id: message_id.and_then(id),
-                code: Some(code.as_str().to_string()),
-                error: Some(message.clone()),
-                ..ChatEvent::empty(ChatEventType::Error, *chat_id)
-            },
+                user_message_id, ..
+            } => id(*user_message_id),
+            _ => None,
+        }
+    }
+
+    /// Text piece (`TOKEN`).
+    async fn delta(&self) -> Option<&str> {
+        match &self.0.event {
+            TurnEvent::Token { delta, .. } => Some(delta),
+            _ => None,
+        }
+    }
+
+    /// Step text (`THINK`, `PLAN`, `RESULT`).
+    async fn content(&self) -> Option<&str> {
+        match &self.0.event {
+            TurnEvent::Step { content, .. } => Some(content),
+            _ => None,
+        }
+    }
+
+    /// Tool name (`ACTION`, `RESULT`).
+    async fn tool(&self) -> Option<&str> {
+        match &self.0.event {
+            TurnEvent::Step { tool, .. } => tool.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Tool parameters as JSON text (`ACTION`).
+    async fn params(&self) -> Option<String> {
+        match &self.0.event {
+            TurnEvent::Step { params, .. } => params.as_ref().map(|p| p.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Model key (`STARTED`).
+    async fn model(&self) -> Option<&str> {
+        match &self.0.event {
+            TurnEvent::Started { model, .. } => Some(model),
+            _ => None,
+        }
+    }
+
+    /// The stored message (`RESPONSE`).
+    async fn message(&self) -> Option<MessageObject> {
+        match &self.0.event {
+            TurnEvent::Response { message, .. } => Some(MessageObject((**message).clone())),
+            _ => None,
+        }
+    }
+
+    /// Token counts (`RESPONSE`).
+    async fn usage(&self) -> Option<TokenUsage> {
+        match &self.0.event {
+            TurnEvent::Response { usage, .. } => Some((*usage).into()),
+            _ => None,
+        }
+    }
+
+    /// Stable error code (`ERROR`).
+    async fn code(&self) -> Option<&str> {
+        match &self.0.event {
+            TurnEvent::Error { code, .. } => Some(code.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Error text (`ERROR`).
+    async fn error(&self) -> Option<&str> {
+        match &self.0.event {
+            TurnEvent::Error { message, .. } => Some(message),
+            _ => None,
         }
     }
 }

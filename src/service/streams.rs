@@ -32,7 +32,9 @@ pub enum StreamEnd {
 pub async fn stream_end(state: &AppState, caller: &Caller, chat_id: Option<i64>) -> StreamEnd {
     let mut bus = state.events.subscribe_control();
     // An end published before this subscription began would be missed: check once now.
-    if let Err(e) = auth::recheck(state, caller).await {
+    // Rechecks are boxed: every idle stream holds this future, and a recheck (database
+    // queries) held inline would make each of them as large as the recheck.
+    if let Err(e) = Box::pin(auth::recheck(state, caller)).await {
         if !matches!(e.code, ErrorCode::Unavailable | ErrorCode::Internal) {
             return StreamEnd::Identity(e);
         }
@@ -57,7 +59,7 @@ pub async fn stream_end(state: &AppState, caller: &Caller, chat_id: Option<i64>)
             _ = tokio::time::sleep(wait) => true,
         };
         if recheck {
-            match auth::recheck(state, caller).await {
+            match Box::pin(auth::recheck(state, caller)).await {
                 Ok(_) => {}
                 // A database hiccup is not a verdict on the caller.
                 Err(e) if matches!(e.code, ErrorCode::Unavailable | ErrorCode::Internal) => {}
